@@ -1,0 +1,238 @@
+/* SPDX-License-Identifier: GPL-2.0 OR MIT */
+/*
+ * ring.h: the kernel tier's per-CPU overwrite rings and the record protocol.
+ *
+ * Each CPU owns a power-of-two run of 64-byte slots in one BPF_F_MMAPABLE
+ * array (rw_ring) and a head counter (rw_heads). A program reserves slots with
+ * an atomic add on its CPU's head (so a program interrupted by another on the
+ * same CPU never shares a slot), marks each slot busy, fills it, then publishes
+ * the low 32 bits of the slot's sequence number. User space reads the rings
+ * through mmap while recording goes on and accepts a slot only when the
+ * sequence it reads before and after copying is the one it expects
+ * (ringbuf/ring.go), so a snapshot needs no pause and loses nothing.
+ *
+ * ringbuf/layout.go mirrors struct rw_hdr; bpf/layout_test.go checks the
+ * mirror against this object's BTF.
+ */
+#ifndef REWIND_RING_H
+#define REWIND_RING_H
+
+#define RW_SLOT_SIZE 64
+#define RW_MAX_PAYLOAD 40	/* bytes of payload in one slot */
+#define RW_MAX_SLOTS 7		/* slots one record may span */
+#define RW_SEQ_BUSY 0xffffffffU	/* slot is being written */
+
+struct rw_hdr {
+	__u64 ts;	/* CLOCK_BOOTTIME, ns */
+	__u32 seq;	/* low 32 bits of the per-CPU sequence; published last */
+	__u16 type;	/* enum rw_event_type */
+	__u8 nslots;	/* slots this record spans (continuations follow) */
+	__u8 flags;
+	__u32 tid;	/* current task */
+	__u32 pid;	/* current process (tgid) */
+};
+
+struct rw_slot {
+	struct rw_hdr hdr;
+	__u8 data[RW_MAX_PAYLOAD];
+};
+
+/* One per CPU, a cache line each so CPUs never share one. */
+struct rw_head {
+	__u64 head;	/* next sequence number to reserve */
+	__u64 lost;	/* records this CPU could not write */
+	__u64 __pad[6];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__type(key, __u32);
+	__type(value, struct rw_slot);
+	__uint(max_entries, 1); /* set at load: CPUs × slots per CPU */
+} rw_ring SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__type(key, __u32);
+	__type(value, struct rw_head);
+	__uint(max_entries, 1); /* set at load: CPUs */
+} rw_heads SEC(".maps");
+
+/* Set before load. */
+const volatile __u32 rw_self_tgid = 0;	/* the recorder: never recorded */
+const volatile __u32 rw_slot_mask = 0;	/* slots per CPU - 1 */
+
+/* Changed at run time, without reloading, through the mmapped .data. */
+volatile __u8 rw_enabled[RW_EV_MAX];
+volatile __u32 rw_filter_flags;
+
+#define RW_FILTER_PID 1
+#define RW_FILTER_COMM 2
+#define RW_FILTER_CGROUP 4
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__type(key, __u32);	/* tid or tgid */
+	__type(value, __u8);
+	__uint(max_entries, 1024);
+} rw_filter_pids SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__type(key, rw_comm_t);
+	__type(value, __u8);
+	__uint(max_entries, 256);
+} rw_filter_comms SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__type(key, __u64);	/* cgroup v2 id */
+	__type(value, __u8);
+	__uint(max_entries, 256);
+} rw_filter_cgroups SEC(".maps");
+
+#define rw_barrier() asm volatile("" ::: "memory")
+
+/*
+ * rw_mark stores v into a slot's seq so that every store before it (publish)
+ * or after it (busy mark) is ordered with it. x86 keeps stores in program
+ * order, so a compiler barrier is enough; weakly ordered CPUs get an atomic
+ * exchange, which the JITs emit with full ordering.
+ */
+#if defined(__TARGET_ARCH_x86)
+#define rw_mark(p, v)                            \
+	do {                                     \
+		rw_barrier();                    \
+		*(volatile __u32 *)(p) = (v);    \
+		rw_barrier();                    \
+	} while (0)
+#else
+#define rw_mark(p, v) ((void)__sync_lock_test_and_set((p), (v)))
+#endif
+
+struct rw_rec {
+	struct rw_slot *slot;
+	__u64 seq;
+	__u32 cpu;
+};
+
+static __always_inline struct rw_slot *rw_slot_at(__u32 cpu, __u64 seq)
+{
+	__u32 idx = cpu * (rw_slot_mask + 1) + ((__u32)seq & rw_slot_mask);
+
+	return bpf_map_lookup_elem(&rw_ring, &idx);
+}
+
+/* rw_begin reserves nslots slots on this CPU and fills the first one's header. */
+static __always_inline struct rw_slot *rw_begin(struct rw_rec *r, __u16 type, __u64 pid_tgid, __u32 nslots)
+{
+	__u32 cpu = bpf_get_smp_processor_id();
+	struct rw_head *h = bpf_map_lookup_elem(&rw_heads, &cpu);
+	struct rw_slot *s;
+
+	if (!h)
+		return NULL;
+	r->seq = __sync_fetch_and_add(&h->head, nslots);
+	r->cpu = cpu;
+	s = rw_slot_at(cpu, r->seq);
+	if (!s) {
+		__sync_fetch_and_add(&h->lost, 1);
+		return NULL;
+	}
+	rw_mark(&s->hdr.seq, RW_SEQ_BUSY);
+	s->hdr.ts = bpf_ktime_get_boot_ns();
+	s->hdr.type = type;
+	s->hdr.nslots = nslots;
+	s->hdr.flags = 0;
+	s->hdr.tid = (__u32)pid_tgid;
+	s->hdr.pid = pid_tgid >> 32;
+	r->slot = s;
+	return s;
+}
+
+static __always_inline void rw_end(struct rw_rec *r)
+{
+	rw_mark(&r->slot->hdr.seq, (__u32)r->seq);
+}
+
+/* Filters. Every event passes rw_want_* before it reserves a slot. */
+
+static __always_inline bool rw_match_ids(__u32 tid, __u32 tgid)
+{
+	return bpf_map_lookup_elem(&rw_filter_pids, &tgid) || bpf_map_lookup_elem(&rw_filter_pids, &tid);
+}
+
+static __always_inline bool rw_match_current(__u64 pid_tgid)
+{
+	__u32 flags = rw_filter_flags;
+
+	if ((flags & RW_FILTER_PID) && !rw_match_ids((__u32)pid_tgid, pid_tgid >> 32))
+		return false;
+	if (flags & RW_FILTER_COMM) {
+		char comm[16] = {};
+
+		bpf_get_current_comm(comm, sizeof(comm));
+		if (!bpf_map_lookup_elem(&rw_filter_comms, comm))
+			return false;
+	}
+	if (flags & RW_FILTER_CGROUP) {
+		__u64 id = bpf_get_current_cgroup_id();
+
+		if (!bpf_map_lookup_elem(&rw_filter_cgroups, &id))
+			return false;
+	}
+	return true;
+}
+
+static __always_inline bool rw_match_task(struct task_struct *t)
+{
+	__u32 flags = rw_filter_flags;
+
+	if ((flags & RW_FILTER_PID) && !rw_match_ids(t->pid, t->tgid))
+		return false;
+	if (flags & RW_FILTER_COMM) {
+		char comm[16] = {};
+
+		__builtin_memcpy(comm, t->comm, sizeof(comm));
+		if (!bpf_map_lookup_elem(&rw_filter_comms, comm))
+			return false;
+	}
+	if (flags & RW_FILTER_CGROUP) {
+		__u64 id = BPF_CORE_READ(t, cgroups, dfl_cgrp, kn, id);
+
+		if (!bpf_map_lookup_elem(&rw_filter_cgroups, &id))
+			return false;
+	}
+	return true;
+}
+
+/* rw_want_current: an event about the current task only. */
+static __always_inline bool rw_want_current(__u32 type, __u64 pid_tgid)
+{
+	if (type >= RW_EV_MAX || !rw_enabled[type])
+		return false;
+	if ((__u32)(pid_tgid >> 32) == rw_self_tgid)
+		return false;
+	return !rw_filter_flags || rw_match_current(pid_tgid);
+}
+
+/*
+ * rw_want_pair: an event about the current task and another one (a switch,
+ * a wakeup, a fork). It is kept when either side passes the filter, so that a
+ * filtered recording still shows how its tasks were scheduled, and dropped
+ * only when both sides are the recorder itself.
+ */
+static __always_inline bool rw_want_pair(__u32 type, __u64 pid_tgid, struct task_struct *other)
+{
+	if (type >= RW_EV_MAX || !rw_enabled[type])
+		return false;
+	if ((__u32)(pid_tgid >> 32) == rw_self_tgid && (__u32)other->tgid == rw_self_tgid)
+		return false;
+	if (!rw_filter_flags)
+		return true;
+	return rw_match_current(pid_tgid) || rw_match_task(other);
+}
+
+#endif /* REWIND_RING_H */

@@ -1,0 +1,322 @@
+package bpf
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"sort"
+	"strings"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/btf"
+	"github.com/cilium/ebpf/link"
+	"github.com/cilium/ebpf/rlimit"
+)
+
+// Ring geometry shared with include/ring.h; ringbuf/layout.go holds the
+// full mirror of the slot layout.
+const (
+	SlotSize = 64
+	HeadSize = 64
+	// MinSlots and MaxSlots bound the slots per CPU: 4 KiB to 1 GiB.
+	MinSlots = 64
+	MaxSlots = 1 << 24
+)
+
+// Options configure the programs before they are loaded.
+type Options struct {
+	CPUs        int    // possible CPUs; rings are indexed by CPU number
+	SlotsPerCPU uint32 // a power of two in [MinSlots, MaxSlots]
+	SelfTGID    uint32 // the recorder's process, never recorded
+	// KernelBTF is a BTF file to use when the kernel has none of its own
+	// (/sys/kernel/btf/vmlinux); empty means the kernel's.
+	KernelBTF string
+}
+
+// Filter restricts recording to some tasks; zero values mean no restriction.
+type Filter struct {
+	PIDs      []uint32 // thread ids or process ids
+	Comms     []string // task names (at most 15 bytes, as the kernel keeps them)
+	CgroupIDs []uint64 // cgroup v2 ids
+}
+
+// Filter flags, mirroring RW_FILTER_* in include/ring.h.
+const (
+	filterPID    = 1
+	filterComm   = 2
+	filterCgroup = 4
+)
+
+// Objects are the loaded programs and maps. Methods are not safe for
+// concurrent use; Close is safe to call twice.
+type Objects struct {
+	objs   rewindObjects
+	opts   Options
+	events map[string]Event
+	links  map[string]link.Link
+	closed bool
+}
+
+// Load loads the programs and maps into the kernel, attaching nothing.
+func Load(opts Options) (_ *Objects, err error) {
+	if opts.CPUs < 1 {
+		return nil, fmt.Errorf("load bpf: %d CPUs", opts.CPUs)
+	}
+	s := opts.SlotsPerCPU
+	if s < MinSlots || s > MaxSlots || s&(s-1) != 0 {
+		return nil, fmt.Errorf("load bpf: %d slots per CPU is not a power of two in [%d, %d]", s, MinSlots, MaxSlots)
+	}
+	if uint64(opts.CPUs)*uint64(s) > 1<<32-1 {
+		return nil, fmt.Errorf("load bpf: %d CPUs × %d slots exceed one array map", opts.CPUs, s)
+	}
+	catalog, err := Catalog()
+	if err != nil {
+		return nil, err
+	}
+	spec, err := loadRewind()
+	if err != nil {
+		return nil, err
+	}
+	spec.Maps[rewindMapRwRing].MaxEntries = uint32(opts.CPUs) * s
+	spec.Maps[rewindMapRwHeads].MaxEntries = uint32(opts.CPUs)
+	if err := spec.Variables[rewindVarRwSelfTgid].Set(opts.SelfTGID); err != nil {
+		return nil, fmt.Errorf("set rw_self_tgid: %w", err)
+	}
+	if err := spec.Variables[rewindVarRwSlotMask].Set(s - 1); err != nil {
+		return nil, fmt.Errorf("set rw_slot_mask: %w", err)
+	}
+	// Kernels before 5.11 charge BPF memory to RLIMIT_MEMLOCK; later ones
+	// to the cgroup, where this is a no-op.
+	_ = rlimit.RemoveMemlock()
+
+	var collOpts ebpf.CollectionOptions
+	if opts.KernelBTF != "" {
+		kernel, err := btf.LoadSpec(opts.KernelBTF)
+		if err != nil {
+			return nil, fmt.Errorf("load kernel BTF %s: %w", opts.KernelBTF, err)
+		}
+		collOpts.Programs.KernelTypes = kernel
+	}
+	o := &Objects{opts: opts, events: map[string]Event{}, links: map[string]link.Link{}}
+	for _, e := range catalog {
+		o.events[e.Name] = e
+	}
+	if err := spec.LoadAndAssign(&o.objs, &collOpts); err != nil {
+		var ve *ebpf.VerifierError
+		if errors.As(err, &ve) {
+			return nil, fmt.Errorf("load bpf programs: %w\n%s", err, verifierTail(ve))
+		}
+		return nil, fmt.Errorf("load bpf programs: %w", err)
+	}
+	return o, nil
+}
+
+func verifierTail(ve *ebpf.VerifierError) string {
+	log := ve.Log
+	if len(log) > 20 {
+		log = log[len(log)-20:]
+	}
+	return strings.Join(log, "\n")
+}
+
+// RingFD and HeadsFD are the file descriptors of the ring array and the
+// per-CPU heads, for mmap.
+func (o *Objects) RingFD() int  { return o.objs.RwRing.FD() }
+func (o *Objects) HeadsFD() int { return o.objs.RwHeads.FD() }
+
+// Options returns the options the objects were loaded with.
+func (o *Objects) Options() Options { return o.opts }
+
+// Enable attaches the event's program, if it is not attached yet, and turns
+// the event on.
+func (o *Objects) Enable(name string) error {
+	e, ok := o.events[name]
+	if !ok {
+		return fmt.Errorf("enable %s: no such event", name)
+	}
+	if _, ok := o.links[name]; !ok {
+		prog := o.program(e.Program)
+		if prog == nil {
+			return fmt.Errorf("enable %s: program %s not loaded", name, e.Program)
+		}
+		l, err := link.AttachTracing(link.TracingOptions{Program: prog, AttachType: ebpf.AttachTraceRawTp})
+		if err != nil {
+			return fmt.Errorf("attach %s to tracepoint %s: %w", e.Program, e.Tracepoint, err)
+		}
+		o.links[name] = l
+	}
+	return o.setEnabled(e.ID, true)
+}
+
+// Disable turns the event off without detaching or reloading anything.
+func (o *Objects) Disable(name string) error {
+	e, ok := o.events[name]
+	if !ok {
+		return fmt.Errorf("disable %s: no such event", name)
+	}
+	return o.setEnabled(e.ID, false)
+}
+
+func (o *Objects) setEnabled(id uint16, on bool) error {
+	v := o.objs.RwEnabled
+	flags := make([]uint8, v.Size())
+	if err := v.Get(flags); err != nil {
+		return fmt.Errorf("read rw_enabled: %w", err)
+	}
+	if int(id) >= len(flags) {
+		return fmt.Errorf("event id %d beyond rw_enabled[%d]", id, len(flags))
+	}
+	flags[id] = 0
+	if on {
+		flags[id] = 1
+	}
+	if err := v.Set(flags); err != nil {
+		return fmt.Errorf("write rw_enabled: %w", err)
+	}
+	return nil
+}
+
+// Enabled returns the names of the events that are on, sorted.
+func (o *Objects) Enabled() ([]string, error) {
+	v := o.objs.RwEnabled
+	flags := make([]uint8, v.Size())
+	if err := v.Get(flags); err != nil {
+		return nil, fmt.Errorf("read rw_enabled: %w", err)
+	}
+	var names []string
+	for name, e := range o.events {
+		if int(e.ID) < len(flags) && flags[e.ID] != 0 {
+			names = append(names, name)
+		}
+	}
+	sort.Strings(names)
+	return names, nil
+}
+
+func (o *Objects) program(name string) *ebpf.Program {
+	p := o.objs.rewindPrograms
+	switch name {
+	case rewindProgRwSchedSwitch:
+		return p.RwSchedSwitch
+	case rewindProgRwSchedWaking:
+		return p.RwSchedWaking
+	case rewindProgRwSchedWakeupNew:
+		return p.RwSchedWakeupNew
+	case rewindProgRwSchedProcessFork:
+		return p.RwSchedProcessFork
+	case rewindProgRwSchedProcessExec:
+		return p.RwSchedProcessExec
+	case rewindProgRwSchedProcessExit:
+		return p.RwSchedProcessExit
+	case rewindProgRwSysEnter:
+		return p.RwSysEnter
+	case rewindProgRwSysExit:
+		return p.RwSysExit
+	}
+	return nil
+}
+
+// SetFilter replaces the active filter. Events already recorded stay.
+func (o *Objects) SetFilter(f Filter) error {
+	// Turn filtering off while the sets change, then on with the new flags.
+	if err := o.objs.RwFilterFlags.Set(uint32(0)); err != nil {
+		return fmt.Errorf("write rw_filter_flags: %w", err)
+	}
+	if err := clearMap(o.objs.RwFilterPids); err != nil {
+		return err
+	}
+	if err := clearMap(o.objs.RwFilterComms); err != nil {
+		return err
+	}
+	if err := clearMap(o.objs.RwFilterCgroups); err != nil {
+		return err
+	}
+	var flags uint32
+	one := uint8(1)
+	for _, p := range f.PIDs {
+		if err := o.objs.RwFilterPids.Put(p, one); err != nil {
+			return fmt.Errorf("add pid %d to filter: %w", p, err)
+		}
+		flags |= filterPID
+	}
+	for _, c := range f.Comms {
+		var key [16]byte
+		if len(c) > 15 {
+			return fmt.Errorf("comm %q is longer than the kernel's 15 bytes", c)
+		}
+		copy(key[:], c)
+		if err := o.objs.RwFilterComms.Put(key, one); err != nil {
+			return fmt.Errorf("add comm %q to filter: %w", c, err)
+		}
+		flags |= filterComm
+	}
+	for _, id := range f.CgroupIDs {
+		if err := o.objs.RwFilterCgroups.Put(id, one); err != nil {
+			return fmt.Errorf("add cgroup %d to filter: %w", id, err)
+		}
+		flags |= filterCgroup
+	}
+	if err := o.objs.RwFilterFlags.Set(flags); err != nil {
+		return fmt.Errorf("write rw_filter_flags: %w", err)
+	}
+	return nil
+}
+
+func clearMap(m *ebpf.Map) error {
+	var keys [][]byte
+	it := m.Iterate()
+	key, val := make([]byte, m.KeySize()), make([]byte, m.ValueSize())
+	for it.Next(&key, &val) {
+		keys = append(keys, append([]byte(nil), key...))
+	}
+	if err := it.Err(); err != nil {
+		return fmt.Errorf("iterate %s: %w", m, err)
+	}
+	for _, k := range keys {
+		if err := m.Delete(k); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+			return fmt.Errorf("delete from %s: %w", m, err)
+		}
+	}
+	return nil
+}
+
+// Misses returns, per attached event, how many times the kernel skipped its
+// program because another BPF program was already running on that CPU
+// (bpf_prog_info.recursion_misses). The kernel counts these per program,
+// not per CPU.
+func (o *Objects) Misses() (map[string]uint64, error) {
+	out := map[string]uint64{}
+	for name := range o.links {
+		prog := o.program(o.events[name].Program)
+		stats, err := prog.Stats()
+		if err != nil {
+			return nil, fmt.Errorf("program stats %s: %w", name, err)
+		}
+		out[name] = stats.RecursionMisses
+	}
+	return out, nil
+}
+
+// Close detaches every program and frees the maps.
+func (o *Objects) Close() error {
+	if o.closed {
+		return nil
+	}
+	o.closed = true
+	var errs []error
+	for name, l := range o.links {
+		if err := l.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("detach %s: %w", name, err))
+		}
+	}
+	if err := o.objs.Close(); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// KernelHasBTF reports whether the running kernel exposes its own BTF.
+func KernelHasBTF() bool {
+	_, err := os.Stat("/sys/kernel/btf/vmlinux")
+	return err == nil
+}

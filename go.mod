@@ -1,0 +1,9 @@
+module github.com/rewindtrace/rewind
+
+go 1.26.8
+
+require (
+	github.com/cilium/ebpf v0.22.0
+	github.com/klauspost/compress v1.20.3
+	golang.org/x/sys v0.49.0
+)

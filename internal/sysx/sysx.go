@@ -1,0 +1,127 @@
+// Package sysx is the one place that talks to golang.org/x/sys/unix for what
+// cilium/ebpf does not wrap: mmap of BPF maps, uname, clocks, tracefs and
+// capabilities.
+package sysx
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+// Mapping is a shared memory mapping of a file descriptor.
+type Mapping struct {
+	Bytes []byte
+}
+
+// Mmap maps size bytes of fd shared, readable and writable. BPF array maps
+// need BPF_F_MMAPABLE for this.
+func Mmap(fd, size int) (*Mapping, error) {
+	b, err := unix.Mmap(fd, 0, size, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+	if err != nil {
+		return nil, fmt.Errorf("mmap %d bytes of fd %d: %w", size, fd, err)
+	}
+	return &Mapping{Bytes: b}, nil
+}
+
+// Close unmaps the memory; it is safe to call twice.
+func (m *Mapping) Close() error {
+	if m == nil || m.Bytes == nil {
+		return nil
+	}
+	b := m.Bytes
+	m.Bytes = nil
+	return unix.Munmap(b)
+}
+
+// PageSize is the system page size.
+func PageSize() int { return unix.Getpagesize() }
+
+// Uname is the kernel's identity.
+type Uname struct {
+	Sysname, Nodename, Release, Version, Machine string
+}
+
+// GetUname returns uname(2).
+func GetUname() (Uname, error) {
+	var u unix.Utsname
+	if err := unix.Uname(&u); err != nil {
+		return Uname{}, fmt.Errorf("uname: %w", err)
+	}
+	s := func(b []byte) string { return strings.TrimRight(string(b), "\x00") }
+	return Uname{s(u.Sysname[:]), s(u.Nodename[:]), s(u.Release[:]), s(u.Version[:]), s(u.Machine[:])}, nil
+}
+
+// Clocks reads CLOCK_BOOTTIME, CLOCK_MONOTONIC and CLOCK_REALTIME back to
+// back, boottime twice around the others, and returns the midpoint for it.
+func Clocks() (boot, mono, real int64) {
+	var a, m, r, b unix.Timespec
+	_ = unix.ClockGettime(unix.CLOCK_BOOTTIME, &a)
+	_ = unix.ClockGettime(unix.CLOCK_MONOTONIC, &m)
+	_ = unix.ClockGettime(unix.CLOCK_REALTIME, &r)
+	_ = unix.ClockGettime(unix.CLOCK_BOOTTIME, &b)
+	return (a.Nano() + b.Nano()) / 2, m.Nano(), r.Nano()
+}
+
+// BootNow is CLOCK_BOOTTIME in ns, the clock BPF timestamps use.
+func BootNow() uint64 {
+	var t unix.Timespec
+	_ = unix.ClockGettime(unix.CLOCK_BOOTTIME, &t)
+	return uint64(t.Nano())
+}
+
+// Gettid returns the calling thread's id.
+func Gettid() int { return unix.Gettid() }
+
+// Tracefs is where the kernel's tracing filesystem is mounted.
+const Tracefs = "/sys/kernel/tracing"
+
+// TracefsMounted reports whether tracefs is mounted at Tracefs.
+func TracefsMounted() bool {
+	var st unix.Statfs_t
+	if err := unix.Statfs(Tracefs, &st); err != nil {
+		return false
+	}
+	return st.Type == unix.TRACEFS_MAGIC
+}
+
+// MountTracefs mounts tracefs at Tracefs.
+func MountTracefs() error {
+	if err := unix.Mount("tracefs", Tracefs, "tracefs", 0, ""); err != nil {
+		return fmt.Errorf("mount tracefs at %s: %w", Tracefs, err)
+	}
+	return nil
+}
+
+// UnmountTracefs undoes MountTracefs.
+func UnmountTracefs() error {
+	if err := unix.Unmount(Tracefs, 0); err != nil {
+		return fmt.Errorf("unmount %s: %w", Tracefs, err)
+	}
+	return nil
+}
+
+// Capabilities that loading and attaching tracing programs needs.
+const (
+	CapSysAdmin = unix.CAP_SYS_ADMIN
+	CapBPF      = unix.CAP_BPF
+	CapPerfmon  = unix.CAP_PERFMON
+)
+
+// HasCap reports whether the process has capability c in its effective set.
+func HasCap(c int) (bool, error) {
+	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+	var data [2]unix.CapUserData
+	if err := unix.Capget(&hdr, &data[0]); err != nil {
+		return false, fmt.Errorf("capget: %w", err)
+	}
+	return data[c/32].Effective&(1<<(uint(c)%32)) != 0, nil
+}
+
+// IsNotPermitted reports whether err is EPERM or EACCES.
+func IsNotPermitted(err error) bool {
+	return errors.Is(err, unix.EPERM) || errors.Is(err, unix.EACCES) || errors.Is(err, os.ErrPermission)
+}

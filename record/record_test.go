@@ -1,0 +1,231 @@
+package record
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"syscall"
+	"testing"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/rewindtrace/rewind/internal/testkernel"
+	"github.com/rewindtrace/rewind/snapshot"
+)
+
+// The test binary doubles as the workload: REWIND_TEST_CHILD selects what
+// the child does once it reads a byte from stdin.
+func TestMain(m *testing.M) {
+	switch os.Getenv("REWIND_TEST_CHILD") {
+	case "":
+		os.Exit(m.Run())
+	case "getppid":
+		runtime.LockOSThread()
+		if cpu := os.Getenv("REWIND_TEST_CPU"); cpu != "" {
+			n, _ := strconv.Atoi(cpu)
+			var set unix.CPUSet
+			set.Set(n)
+			if err := unix.SchedSetaffinity(0, &set); err != nil {
+				fmt.Fprintln(os.Stderr, err)
+				os.Exit(2)
+			}
+		}
+		n, _ := strconv.Atoi(os.Getenv("REWIND_TEST_N"))
+		var b [1]byte
+		os.Stdin.Read(b[:])
+		for i := 0; i < n; i++ {
+			// getppid ignores its arguments; the tracepoint still records
+			// them, which numbers every call.
+			syscall.RawSyscall(syscall.SYS_GETPPID, uintptr(i), 0, 0)
+		}
+		os.Exit(0)
+	}
+	os.Exit(3)
+}
+
+type child struct {
+	cmd   *exec.Cmd
+	start *os.File
+}
+
+// startChild starts a paused child that will call getppid n times.
+func startChild(t *testing.T, n, cpu int) *child {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), "REWIND_TEST_CHILD=getppid", "REWIND_TEST_N="+strconv.Itoa(n))
+	if cpu >= 0 {
+		cmd.Env = append(cmd.Env, "REWIND_TEST_CPU="+strconv.Itoa(cpu))
+	}
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stdin, cmd.Stderr = r, os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	r.Close()
+	t.Cleanup(func() { w.Close(); cmd.Process.Kill(); cmd.Wait() })
+	return &child{cmd: cmd, start: w}
+}
+
+func (c *child) run(t *testing.T) {
+	t.Helper()
+	if _, err := c.start.Write([]byte{1}); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.cmd.Wait(); err != nil {
+		t.Fatalf("child: %v", err)
+	}
+}
+
+// call is one getppid the child made, as recorded.
+type call struct {
+	enters, exits int
+}
+
+// readGetppid reads a snapshot and returns, by call number, what was
+// recorded of the child's getppid calls, and the file's summary.
+func readGetppid(t *testing.T, path string, pid int) (map[uint64]*call, *snapshot.Reader, *snapshot.Summary) {
+	t.Helper()
+	r, err := snapshot.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close() })
+	s := r.Schema()
+	enter, exit := s.ByName("sys_enter"), s.ByName("sys_exit")
+	calls := map[uint64]*call{}
+	var c snapshot.Chunk
+	var exitOrder []int64
+	for _, sec := range r.Chunks() {
+		if err := r.ReadChunk(sec, &c); err != nil {
+			t.Fatal(err)
+		}
+		for i := 0; i < c.Len(); i++ {
+			if c.PID[i] != uint32(pid) {
+				continue
+			}
+			switch c.Type[i] {
+			case enter.ID:
+				if c.Column(enter.ID, enter.Field("id")).Int(int(c.Row[i])) != syscall.SYS_GETPPID {
+					continue
+				}
+				n := c.Column(enter.ID, enter.Field("args")).UintAt(int(c.Row[i]), 0)
+				if calls[n] == nil {
+					calls[n] = &call{}
+				}
+				calls[n].enters++
+			case exit.ID:
+				row := int(c.Row[i])
+				if c.Column(exit.ID, exit.Field("id")).Int(row) != syscall.SYS_GETPPID {
+					continue
+				}
+				exitOrder = append(exitOrder, c.Column(exit.ID, exit.Field("ret")).Int(row))
+			}
+		}
+	}
+	for _, ret := range exitOrder {
+		if ret != int64(os.Getpid()) {
+			t.Fatalf("getppid returned %d, want the test's pid %d", ret, os.Getpid())
+		}
+	}
+	// sys_exit carries no argument, so match exits to calls by count.
+	for n := uint64(0); int(n) < len(exitOrder) && calls[n] != nil; n++ {
+		calls[n].exits++
+	}
+	sum, err := snapshot.Summarize(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return calls, r, sum
+}
+
+func TestExactSyscallCount(t *testing.T) {
+	testkernel.Require(t)
+	const n = 2500
+	ch := startChild(t, n, -1)
+	rec, err := Start(Config{Events: []string{"syscalls"}, BufferSize: 16 << 20, Version: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rec.Close()
+	ch.run(t)
+	path := filepath.Join(t.TempDir(), "exact.rwd")
+	res, err := rec.Snapshot(path, snapshot.Trigger{Kind: snapshot.TriggerManual})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("snapshot: %d events, %d lost, %d bytes, read %v, total %v", res.Events, res.Lost, res.Bytes, res.ReadTime, res.Total)
+	calls, _, sum := readGetppid(t, path, ch.cmd.Process.Pid)
+	if len(calls) != n {
+		t.Fatalf("recorded %d distinct getppid calls, want %d", len(calls), n)
+	}
+	enters, exits := 0, 0
+	for i := uint64(0); i < n; i++ {
+		c := calls[i]
+		if c == nil || c.enters != 1 {
+			t.Fatalf("call %d recorded %+v, want one enter", i, c)
+		}
+		enters += c.enters
+		exits += c.exits
+	}
+	if enters != n || exits != n {
+		t.Fatalf("%d sys_enter and %d sys_exit, want %d each", enters, exits, n)
+	}
+	if sum.Lost != 0 {
+		t.Errorf("snapshot reports %d lost events", sum.Lost)
+	}
+}
+
+// With buffers too small for the calls, the snapshot keeps the newest ones:
+// each CPU's window is contiguous, or its gaps are counted as lost.
+func TestSmallBufferWindow(t *testing.T) {
+	testkernel.Require(t)
+	const n = 20000
+	ch := startChild(t, n, 0)
+	pid := ch.cmd.Process.Pid
+	rec, err := Start(Config{Events: []string{"syscalls"}, BufferSize: 64 << 10, PIDs: []uint32{uint32(pid)}, Version: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rec.Close()
+	ch.run(t)
+	path := filepath.Join(t.TempDir(), "small.rwd")
+	if _, err := rec.Snapshot(path, snapshot.Trigger{Kind: snapshot.TriggerManual}); err != nil {
+		t.Fatal(err)
+	}
+	calls, _, sum := readGetppid(t, path, pid)
+	slots := int(SlotsFor(64 << 10))
+	if len(calls) == 0 || len(calls) > slots {
+		t.Fatalf("%d calls in a window of %d slots", len(calls), slots)
+	}
+	lo, hi := uint64(n), uint64(0)
+	for i := range calls {
+		lo, hi = min(lo, i), max(hi, i)
+	}
+	missing := int(hi-lo+1) - len(calls)
+	var cpu0 *snapshot.CPUSummary
+	for i := range sum.PerCPU {
+		if sum.PerCPU[i].CPU == 0 {
+			cpu0 = &sum.PerCPU[i]
+		}
+	}
+	if cpu0 == nil {
+		t.Fatalf("no window for CPU 0: %+v", sum.PerCPU)
+	}
+	t.Logf("calls %d..%d retained (%d missing), cpu 0 window %d..%d ns, %d events, %d lost", lo, hi, missing, cpu0.FirstTS, cpu0.LastTS, cpu0.Events, cpu0.Lost)
+	if hi != n-1 {
+		t.Errorf("newest retained call is %d, want %d", hi, n-1)
+	}
+	// Two events (enter and exit) per missing call must show up as lost.
+	if missing > 0 && cpu0.Lost < uint64(missing) {
+		t.Errorf("%d calls inside the window are missing but only %d events are counted lost", missing, cpu0.Lost)
+	}
+	if cpu0.LastTS <= cpu0.FirstTS {
+		t.Errorf("cpu 0 window [%d, %d] is empty", cpu0.FirstTS, cpu0.LastTS)
+	}
+}

@@ -1,0 +1,356 @@
+package record
+
+import (
+	"errors"
+	"fmt"
+	"math/bits"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/cilium/ebpf"
+
+	"github.com/rewindtrace/rewind/bpf"
+	"github.com/rewindtrace/rewind/internal/sysx"
+	"github.com/rewindtrace/rewind/ringbuf"
+	"github.com/rewindtrace/rewind/snapshot"
+	"github.com/rewindtrace/rewind/snapshot/schema"
+)
+
+// Config is what to record.
+type Config struct {
+	// Events are event names and groups; empty means "default".
+	Events []string
+	// BufferSize is the kernel tier's size per CPU in bytes, rounded down to
+	// a power of two number of 64-byte slots.
+	BufferSize uint64
+	// PIDs and Comms restrict recording to matching tasks (see bpf.Filter).
+	PIDs  []uint32
+	Comms []string
+	// KernelBTF is a BTF file for kernels without their own.
+	KernelBTF string
+	// Version names the recorder in snapshots.
+	Version string
+}
+
+// DefaultBufferSize is the kernel tier's default size per CPU.
+const DefaultBufferSize = 64 << 20
+
+// chunkEvents is how many events go into one chunk.
+const chunkEvents = 1 << 16
+
+// Recorder records the kernel into per-CPU rings until Close. Snapshot may
+// be called at any time, from any goroutine; snapshots are serialised.
+type Recorder struct {
+	cfg      Config
+	sys      *System
+	objs     *bpf.Objects
+	ringMem  *sysx.Mapping
+	headMem  *sysx.Mapping
+	ring     *ringbuf.Ring
+	schema   *schema.Schema
+	events   []string
+	host     string
+	started  uint64
+	startRef snapshot.ClockRef
+
+	mu     sync.Mutex
+	closed bool
+}
+
+// SlotsFor returns the slots per CPU a buffer of size bytes holds.
+func SlotsFor(size uint64) uint32 {
+	n := size / bpf.SlotSize
+	if n < bpf.MinSlots {
+		n = bpf.MinSlots
+	}
+	if n > bpf.MaxSlots {
+		n = bpf.MaxSlots
+	}
+	return uint32(1) << (bits.Len64(n) - 1)
+}
+
+// Start checks the system, loads the programs, and starts recording.
+func Start(cfg Config) (_ *Recorder, err error) {
+	if cfg.BufferSize == 0 {
+		cfg.BufferSize = DefaultBufferSize
+	}
+	events, err := SelectEvents(cfg.Events)
+	if err != nil {
+		return nil, err
+	}
+	for _, c := range cfg.Comms {
+		if len(c) > 15 {
+			return nil, fmt.Errorf("--comm %q: the kernel keeps at most 15 bytes of a task name", c)
+		}
+	}
+	sys, err := CheckSystem(cfg.KernelBTF)
+	if err != nil {
+		return nil, err
+	}
+	r := &Recorder{cfg: cfg, sys: sys}
+	defer func() {
+		if err != nil {
+			r.Close()
+		}
+	}()
+	var missing []string
+	for _, e := range events {
+		if !sys.HasTracepoint(e.Tracepoint) {
+			missing = append(missing, e.Name)
+		}
+	}
+	if len(missing) > 0 {
+		return nil, fmt.Errorf("kernel %s has no tracepoint for %s (not in %s/available_events)", sys.Uname.Release, strings.Join(missing, ", "), sysx.Tracefs)
+	}
+	cpus, err := ebpf.PossibleCPU()
+	if err != nil {
+		return nil, fmt.Errorf("count possible CPUs: %w", err)
+	}
+	slots := SlotsFor(cfg.BufferSize)
+	r.objs, err = bpf.Load(bpf.Options{CPUs: cpus, SlotsPerCPU: slots, SelfTGID: uint32(os.Getpid()), KernelBTF: cfg.KernelBTF})
+	if err != nil {
+		return nil, err
+	}
+	if r.ringMem, err = sysx.Mmap(r.objs.RingFD(), cpus*int(slots)*bpf.SlotSize); err != nil {
+		return nil, fmt.Errorf("map ring: %w", err)
+	}
+	if r.headMem, err = sysx.Mmap(r.objs.HeadsFD(), roundPage(cpus*bpf.HeadSize)); err != nil {
+		return nil, fmt.Errorf("map ring heads: %w", err)
+	}
+	if r.ring, err = ringbuf.New(r.ringMem.Bytes, r.headMem.Bytes, cpus, uint64(slots)); err != nil {
+		return nil, err
+	}
+	if r.schema, err = bpf.Schema(); err != nil {
+		return nil, err
+	}
+	if err := r.objs.SetFilter(bpf.Filter{PIDs: cfg.PIDs, Comms: cfg.Comms}); err != nil {
+		return nil, err
+	}
+	r.host, _ = os.Hostname()
+	boot, mono, real := sysx.Clocks()
+	r.startRef = snapshot.ClockRef{Name: "start", BoottimeNS: boot, MonotonicNS: mono, RealtimeNS: real}
+	r.started = uint64(boot)
+	for _, e := range events {
+		if err := r.objs.Enable(e.Name); err != nil {
+			return nil, err
+		}
+		r.events = append(r.events, e.Name)
+	}
+	return r, nil
+}
+
+func roundPage(n int) int {
+	p := sysx.PageSize()
+	return (n + p - 1) / p * p
+}
+
+// Events are the names of the events being recorded.
+func (r *Recorder) Events() []string { return r.events }
+
+// CPUs is the number of per-CPU rings.
+func (r *Recorder) CPUs() int { return r.ring.CPUs() }
+
+// BufferBytes is the kernel tier's size per CPU.
+func (r *Recorder) BufferBytes() uint64 { return r.ring.SlotsPerCPU() * ringbuf.SlotSize }
+
+// Heads returns each CPU's sequence head: how many slots it has written.
+func (r *Recorder) Heads() []uint64 {
+	out := make([]uint64, r.ring.CPUs())
+	for cpu := range out {
+		out[cpu] = r.ring.Head(cpu)
+	}
+	return out
+}
+
+// Result describes a written snapshot.
+type Result struct {
+	Path   string
+	Bytes  int64
+	Events uint64
+	Lost   uint64
+	// Windows are the per-CPU rings as read.
+	Windows []*ringbuf.Window
+	// ReadTime is how long copying the rings took; Total runs from the
+	// trigger to the file being in place.
+	ReadTime, Total time.Duration
+}
+
+// FileName is the default name of a snapshot: host and UTC time.
+func FileName(host string, t time.Time) string {
+	host = strings.Map(func(r rune) rune {
+		if r == '/' || r == ' ' || r < 32 {
+			return '_'
+		}
+		return r
+	}, host)
+	return fmt.Sprintf("rewind-%s-%s.rwd", host, t.UTC().Format("20060102T150405.000Z"))
+}
+
+// SnapshotTo writes a snapshot into dir under FileName.
+func (r *Recorder) SnapshotTo(dir string, trig snapshot.Trigger) (*Result, error) {
+	return r.Snapshot(filepath.Join(dir, FileName(r.host, time.Now())), trig)
+}
+
+// Snapshot writes what the rings hold to path. Recording goes on while the
+// rings are read: nothing is paused, so nothing is lost to the snapshot.
+func (r *Recorder) Snapshot(path string, trig snapshot.Trigger) (_ *Result, err error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		return nil, os.ErrClosed
+	}
+	t0 := time.Now()
+	taken := sysx.BootNow()
+	res := &Result{Path: path, Windows: make([]*ringbuf.Window, r.ring.CPUs())}
+	var wg sync.WaitGroup
+	errs := make([]error, r.ring.CPUs())
+	for cpu := range res.Windows {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			res.Windows[cpu], errs[cpu] = r.ring.Read(cpu)
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	res.ReadTime = time.Since(t0)
+
+	meta, err := r.meta(taken, trig, res.Windows)
+	if err != nil {
+		return nil, err
+	}
+	procs, err := ReadProcs("/proc")
+	if err != nil {
+		return nil, fmt.Errorf("read process table: %w", err)
+	}
+	w, err := snapshot.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			w.Abort()
+		}
+	}()
+	if err := w.WriteMeta(meta); err != nil {
+		return nil, err
+	}
+	if err := w.WriteSchema(r.schema); err != nil {
+		return nil, err
+	}
+	if err := w.WriteProcs(procs); err != nil {
+		return nil, err
+	}
+	if err := r.writeChunks(w, res.Windows); err != nil {
+		return nil, err
+	}
+	if err := w.Commit(); err != nil {
+		return nil, err
+	}
+	for _, win := range res.Windows {
+		res.Events += uint64(win.Records)
+		res.Lost += win.Lost
+	}
+	res.Bytes = int64(w.Size())
+	res.Total = time.Since(t0)
+	return res, nil
+}
+
+type encoded struct {
+	payload []byte
+	sum     snapshot.ChunkSummary
+}
+
+// writeChunks encodes each CPU's window in its own goroutine and writes the
+// chunks as they are ready.
+func (r *Recorder) writeChunks(w *snapshot.Writer, windows []*ringbuf.Window) error {
+	out := make(chan encoded, 2*len(windows))
+	errc := make(chan error, len(windows))
+	var wg sync.WaitGroup
+	for _, win := range windows {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			enc := snapshot.NewEncoder(r.schema)
+			errc <- win.Batches(chunkEvents, func(b ringbuf.Batch) error {
+				p, sum, err := enc.EncodeChunk(snapshot.ChunkInput{CPU: win.CPU, Events: b.Events, FirstSeq: b.FirstSeq, NextSeq: b.NextSeq, Lost: b.Lost})
+				if err != nil {
+					return fmt.Errorf("cpu %d: %w", win.CPU, err)
+				}
+				out <- encoded{p, sum}
+				return nil
+			})
+		}()
+	}
+	go func() { wg.Wait(); close(out) }()
+	var werr error
+	for c := range out {
+		if werr == nil {
+			werr = w.WriteChunk(c.payload, c.sum)
+		}
+	}
+	close(errc)
+	errs := []error{werr}
+	for err := range errc {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+func (r *Recorder) meta(taken uint64, trig snapshot.Trigger, windows []*ringbuf.Window) (*snapshot.Meta, error) {
+	boot, mono, real := sysx.Clocks()
+	u := r.sys.Uname
+	m := &snapshot.Meta{
+		Recorder:  r.cfg.Version,
+		Host:      r.host,
+		Kernel:    snapshot.Kernel{Sysname: u.Sysname, Release: u.Release, Version: u.Version, Machine: u.Machine},
+		CPUs:      r.ring.CPUs(),
+		PageSize:  sysx.PageSize(),
+		Clock:     "boottime",
+		ClockRefs: []snapshot.ClockRef{r.startRef, {Name: "snapshot", BoottimeNS: boot, MonotonicNS: mono, RealtimeNS: real}},
+		StartedNS: r.started,
+		TakenNS:   taken,
+		Trigger:   trig,
+		Recording: snapshot.Recording{
+			Events:      r.events,
+			SlotSize:    ringbuf.SlotSize,
+			SlotsPerCPU: r.ring.SlotsPerCPU(),
+			BufferBytes: r.BufferBytes(),
+			Filter:      snapshot.Filter{PIDs: r.cfg.PIDs, Comms: r.cfg.Comms},
+		},
+	}
+	misses, err := r.objs.Misses()
+	if err != nil {
+		return nil, err
+	}
+	m.ProgramMisses = misses
+	for _, w := range windows {
+		m.CPUDropped = append(m.CPUDropped, w.Dropped)
+	}
+	return m, nil
+}
+
+// Close stops recording, detaches the programs and restores the system.
+// It is safe to call twice.
+func (r *Recorder) Close() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		return nil
+	}
+	r.closed = true
+	var errs []error
+	if r.objs != nil {
+		errs = append(errs, r.objs.Close())
+	}
+	errs = append(errs, r.ringMem.Close(), r.headMem.Close())
+	if r.sys != nil {
+		errs = append(errs, r.sys.Close())
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,308 @@
+package ringbuf
+
+import (
+	"encoding/binary"
+	"fmt"
+	"runtime"
+	"sync/atomic"
+	"time"
+	"unsafe"
+
+	"github.com/rewindtrace/rewind/snapshot"
+)
+
+// Ring reads the kernel tier: per-CPU runs of slots in one shared memory
+// region, each with a head counter, written by BPF programs (see
+// bpf/include/ring.h for the protocol). Reads never stop the writers.
+//
+// A Ring is safe for concurrent reads of different CPUs.
+type Ring struct {
+	slots  []byte
+	heads  []byte
+	cpus   int
+	perCPU uint64 // slots per CPU, a power of two
+	mask   uint64
+
+	// TailWait bounds how long a read waits for a slot that a writer has
+	// reserved but not yet published (a program is mid-record, usually for
+	// well under a microsecond).
+	TailWait time.Duration
+	// MaxPasses bounds the catch-up passes a read makes over what was
+	// written while it ran.
+	MaxPasses int
+}
+
+// New wraps the mapped memory of the ring array (cpus × perCPU slots) and
+// the per-CPU heads. It stamps every slot as unwritten, so call it before
+// any program writes.
+func New(slots, heads []byte, cpus int, perCPU uint64) (*Ring, error) {
+	if perCPU == 0 || perCPU&(perCPU-1) != 0 {
+		return nil, fmt.Errorf("ring: %d slots per CPU is not a power of two", perCPU)
+	}
+	if uint64(len(slots)) < uint64(cpus)*perCPU*SlotSize || len(heads) < cpus*HeadSize {
+		return nil, fmt.Errorf("ring: %d and %d bytes of memory are too small for %d CPUs × %d slots", len(slots), len(heads), cpus, perCPU)
+	}
+	r := &Ring{slots: slots, heads: heads, cpus: cpus, perCPU: perCPU, mask: perCPU - 1,
+		TailWait: 2 * time.Millisecond, MaxPasses: 16}
+	for cpu := 0; cpu < cpus; cpu++ {
+		for i := uint64(0); i < perCPU; i++ {
+			// Slot i first holds sequence i: until then it looks like it
+			// still holds i's predecessor one lap earlier, i.e. unwritten.
+			atomic.StoreUint32(r.seqPtr(cpu, i), uint32(i-perCPU))
+		}
+	}
+	return r, nil
+}
+
+// CPUs is the number of per-CPU rings.
+func (r *Ring) CPUs() int { return r.cpus }
+
+// SlotsPerCPU is the capacity of each CPU's ring in slots.
+func (r *Ring) SlotsPerCPU() uint64 { return r.perCPU }
+
+func (r *Ring) slotOff(cpu int, seq uint64) int {
+	return (cpu*int(r.perCPU) + int(seq&r.mask)) * SlotSize
+}
+
+func (r *Ring) seqPtr(cpu int, seq uint64) *uint32 {
+	return (*uint32)(unsafe.Pointer(&r.slots[r.slotOff(cpu, seq)+OffSeq]))
+}
+
+// Head returns the CPU's next sequence number to be reserved.
+func (r *Ring) Head(cpu int) uint64 {
+	return atomic.LoadUint64((*uint64)(unsafe.Pointer(&r.heads[cpu*HeadSize+OffHead])))
+}
+
+// Dropped returns how many records the CPU's programs could not write.
+func (r *Ring) Dropped(cpu int) uint64 {
+	return atomic.LoadUint64((*uint64)(unsafe.Pointer(&r.heads[cpu*HeadSize+OffLost])))
+}
+
+// Window is what one read of a CPU's ring retained: every intact record
+// whose sequence number lies in [First, Next), in sequence order.
+type Window struct {
+	CPU   int
+	First uint64 // sequence number of the first record
+	Next  uint64 // one past the last slot of the last record
+	// Lost counts sequence numbers in [First, Next) that hold no intact
+	// record: overwritten before the read reached them, torn, or part of a
+	// record missing a slot. A record spans one sequence number, or up to
+	// MaxSlots for a long one (exec), so Lost bounds the lost events.
+	Lost uint64
+	// Dropped is the CPU's count of records its programs could not write,
+	// since recording started; their sequence numbers are gaps, so any in
+	// the window are in Lost too.
+	Dropped uint64
+	// Records is the number of records.
+	Records int
+
+	data []byte // intact slots in sequence order
+}
+
+func (w *Window) String() string {
+	return fmt.Sprintf("cpu %d [%d, %d): %d records, %d lost, %d dropped", w.CPU, w.First, w.Next, w.Records, w.Lost, w.Dropped)
+}
+
+type slotState int
+
+const (
+	slotIntact slotState = iota
+	slotPending
+	slotOverwritten
+)
+
+// Read copies the CPU's ring: every slot from the oldest one to the head at
+// the time the read ends, catching up with what writers add meanwhile. The
+// writers keep going; a slot counts only when its sequence number reads the
+// same before and after the copy.
+func (r *Ring) Read(cpu int) (*Window, error) {
+	if cpu < 0 || cpu >= r.cpus {
+		return nil, fmt.Errorf("read ring: cpu %d out of range [0, %d)", cpu, r.cpus)
+	}
+	end := r.Head(cpu)
+	pos := end - min(end, r.perCPU)
+	w := &Window{CPU: cpu, data: make([]byte, 0, (r.perCPU+r.perCPU/8)*SlotSize)}
+	var (
+		found   bool
+		first   uint64 // sequence number of the first intact slot
+		waitEnd = time.Now().Add(r.TailWait)
+	)
+	for pass := 0; ; pass++ {
+		for ; pos < end; pos++ {
+			st := r.copySlot(cpu, pos, &w.data)
+			for st == slotPending && time.Now().Before(waitEnd) {
+				runtime.Gosched()
+				st = r.copySlot(cpu, pos, &w.data)
+			}
+			if st == slotIntact && !found {
+				found, first = true, pos
+			}
+		}
+		h := r.Head(cpu)
+		if h == end || pass+1 >= r.MaxPasses {
+			break
+		}
+		// Anything older than h-perCPU has been overwritten by now.
+		pos = max(pos, h-min(h, r.perCPU))
+		end = h
+	}
+	w.Dropped = r.Dropped(cpu)
+	if found {
+		w.index(first)
+	}
+	return w, nil
+}
+
+// copySlot appends the slot holding seq to dst when it is intact.
+func (r *Ring) copySlot(cpu int, seq uint64, dst *[]byte) slotState {
+	p := r.seqPtr(cpu, seq)
+	before := atomic.LoadUint32(p)
+	if st := classify(before, seq); st != slotIntact {
+		return st
+	}
+	off := r.slotOff(cpu, seq)
+	n := len(*dst)
+	*dst = append(*dst, r.slots[off:off+SlotSize]...)
+	if after := loadAfterCopy(p); after != before {
+		*dst = (*dst)[:n]
+		if st := classify(after, seq); st == slotPending {
+			return slotPending
+		}
+		return slotOverwritten
+	}
+	return slotIntact
+}
+
+// classify compares a slot's published sequence with the one expected.
+func classify(got uint32, want uint64) slotState {
+	if got == SeqBusy {
+		return slotPending
+	}
+	switch d := int32(got - uint32(want)); {
+	case d == 0:
+		return slotIntact
+	case d < 0: // still the previous lap: reserved, not yet published
+		return slotPending
+	default:
+		return slotOverwritten
+	}
+}
+
+// index walks the intact slots, the first of which holds sequence number
+// first, and keeps whole records: continuation slots whose first slot is
+// gone and records missing a slot are dropped. It sets First and Next to the
+// span of the kept records and Lost to the sequence numbers between them
+// that hold no kept record.
+func (w *Window) index(first uint64) {
+	out := w.data[:0]
+	seq, prev := first, uint32(first)
+	var next uint64 // one past the last kept record
+	for i := 0; i < len(w.data); {
+		s := w.data[i:]
+		cur := binary.LittleEndian.Uint32(s[OffSeq:])
+		seq += uint64(cur - prev)
+		prev = cur
+		k := int(s[OffNSlots])
+		if binary.LittleEndian.Uint16(s[OffType:]) == TypeCont || k < 1 || k > MaxSlots || !contiguous(s, k, cur) {
+			i += SlotSize
+			continue
+		}
+		if w.Records == 0 {
+			w.First = seq
+		} else {
+			w.Lost += seq - next
+		}
+		// Kept slots move down over dropped ones; i never trails len(out).
+		out = append(out, s[:k*SlotSize]...)
+		w.Records++
+		i += k * SlotSize
+		seq += uint64(k - 1)
+		prev = cur + uint32(k-1)
+		next = seq + 1
+	}
+	w.Next = next
+	w.data = out
+}
+
+// contiguous reports whether b starts with k slots with consecutive sequence
+// numbers from seq, the later ones continuations.
+func contiguous(b []byte, k int, seq uint32) bool {
+	if len(b) < k*SlotSize {
+		return false
+	}
+	for j := 1; j < k; j++ {
+		s := b[j*SlotSize:]
+		if binary.LittleEndian.Uint32(s[OffSeq:]) != seq+uint32(j) || binary.LittleEndian.Uint16(s[OffType:]) != TypeCont {
+			return false
+		}
+	}
+	return true
+}
+
+// Events appends the window's records to dst as snapshot events, in sequence
+// order. Data of a single-slot record aliases the window; a multi-slot
+// record's payload is copied into a buffer of its own.
+func (w *Window) Events(dst []snapshot.Event) []snapshot.Event {
+	_ = w.Batches(max(w.Records, 1), func(b Batch) error {
+		dst = append(dst, b.Events...)
+		return nil
+	})
+	return dst
+}
+
+// Batch is a run of a window's records in sequence order.
+type Batch struct {
+	Events []snapshot.Event
+	// FirstSeq and NextSeq span the sequence numbers the batch covers; Lost
+	// counts those without a record. Consecutive batches' spans touch, and
+	// their Lost add up to the window's.
+	FirstSeq, NextSeq, Lost uint64
+}
+
+// Batches calls fn with the window's records, at most max at a time. The
+// batch's slice is reused between calls.
+func (w *Window) Batches(max int, fn func(Batch) error) error {
+	b := Batch{Events: make([]snapshot.Event, 0, min(max, w.Records)), FirstSeq: w.First, NextSeq: w.First}
+	seq := w.First
+	prev := uint32(w.First)
+	for i := 0; i < len(w.data); {
+		s := w.data[i : i+SlotSize]
+		cur := binary.LittleEndian.Uint32(s[OffSeq:])
+		seq += uint64(cur - prev)
+		k := int(s[OffNSlots])
+		if k < 1 || k > MaxSlots {
+			k = 1
+		}
+		e := snapshot.Event{
+			TS:   binary.LittleEndian.Uint64(s[OffTS:]),
+			Seq:  seq,
+			Type: binary.LittleEndian.Uint16(s[OffType:]),
+			TID:  binary.LittleEndian.Uint32(s[OffTID:]),
+			PID:  binary.LittleEndian.Uint32(s[OffPID:]),
+			Data: s[OffData:SlotSize:SlotSize],
+		}
+		if k > 1 {
+			data := make([]byte, 0, k*PayloadSize)
+			for j := 0; j < k; j++ {
+				data = append(data, w.data[i+j*SlotSize+OffData:i+(j+1)*SlotSize]...)
+			}
+			e.Data = data
+		}
+		b.Lost += seq - b.NextSeq
+		b.Events = append(b.Events, e)
+		i += k * SlotSize
+		prev = cur + uint32(k-1)
+		seq += uint64(k - 1)
+		b.NextSeq = seq + 1
+		if len(b.Events) == max {
+			if err := fn(b); err != nil {
+				return err
+			}
+			b = Batch{Events: b.Events[:0], FirstSeq: b.NextSeq, NextSeq: b.NextSeq}
+		}
+	}
+	if len(b.Events) > 0 {
+		return fn(b)
+	}
+	return nil
+}

@@ -1,0 +1,457 @@
+package snapshot
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+
+	"github.com/klauspost/compress/zstd"
+
+	"github.com/rewindtrace/rewind/snapshot/schema"
+)
+
+// Chunk is one decoded chunk: a CPU's events in timestamp order, the common
+// fields as slices and each event type's fields as columns. Decode into the
+// same Chunk again to reuse its memory.
+type Chunk struct {
+	CPU               int
+	FirstTS, LastTS   uint64
+	FirstSeq, NextSeq uint64
+	Lost              uint64
+
+	TS   []uint64
+	Seq  []uint64
+	Type []uint16
+	TID  []uint32
+	PID  []uint32
+	// Row[i] is event i's row in its event type's columns.
+	Row []uint32
+
+	counts []TypeCount
+	cols   [][]Column // by event id, then field index; nil where absent
+	bufs   [][]byte   // decompression buffers, reused
+	nbuf   int
+
+	typeRows []int    // by event id: events of that type
+	next     []uint32 // scratch for index
+}
+
+// TypeCount is how many events of one type a chunk holds.
+type TypeCount struct {
+	Type  uint16
+	Count int
+}
+
+// Len is the number of events.
+func (c *Chunk) Len() int { return len(c.TS) }
+
+// Counts returns the events per type, in id order.
+func (c *Chunk) Counts() []TypeCount { return c.counts }
+
+// Column returns the column of field index field of event type typ, or nil
+// when the chunk has no events of that type or the schema does not know it.
+func (c *Chunk) Column(typ uint16, field int) *Column {
+	if int(typ) >= len(c.cols) || field < 0 || field >= len(c.cols[typ]) {
+		return nil
+	}
+	col := &c.cols[typ][field]
+	if col.N == 0 && col.data == nil {
+		return nil
+	}
+	return col
+}
+
+// Column holds one field of every event of one type in a chunk.
+type Column struct {
+	Field schema.Field
+	N     int // rows
+	width int // bytes per stored element (fixed columns)
+	data  []byte
+	offs  []uint32 // string columns: N+1 offsets into data
+	sbuf  []byte   // string columns: the bytes, reused
+}
+
+// Uint returns the first element of row as an unsigned integer.
+func (c *Column) Uint(row int) uint64 { return c.UintAt(row, 0) }
+
+// UintAt returns element elem of row.
+func (c *Column) UintAt(row, elem int) uint64 {
+	i := (row*c.Field.Count + elem) * c.width
+	switch c.width {
+	case 1:
+		v := uint64(c.data[i])
+		if c.Field.Type.Signed() {
+			return uint64(int64(int8(v)))
+		}
+		return v
+	case 2:
+		v := uint64(le.Uint16(c.data[i:]))
+		if c.Field.Type.Signed() {
+			return uint64(int64(int16(v)))
+		}
+		return v
+	case 4:
+		v := uint64(le.Uint32(c.data[i:]))
+		if c.Field.Type.Signed() {
+			return uint64(int64(int32(v)))
+		}
+		return v
+	}
+	return le.Uint64(c.data[i:])
+}
+
+// Int returns the first element of row as a signed integer.
+func (c *Column) Int(row int) int64 { return int64(c.UintAt(row, 0)) }
+
+// Bytes returns a string field's bytes; they alias the chunk.
+func (c *Column) Bytes(row int) []byte { return c.data[c.offs[row]:c.offs[row+1]] }
+
+// IsStr reports whether the column holds strings.
+func (c *Column) IsStr() bool { return c.offs != nil }
+
+var errShort = errors.New("chunk ends early")
+
+// DecodeChunk decodes a chunk section payload into c. Unknown event types
+// keep their events (Type says which) but no columns.
+func DecodeChunk(s *schema.Schema, p []byte, c *Chunk) error {
+	if len(p) < chunkHeaderSize {
+		return errShort
+	}
+	n := int(le.Uint32(p[4:]))
+	ncols, ntypes := int(le.Uint16(p[48:])), int(le.Uint16(p[50:]))
+	if n == 0 || n > MaxChunkEvents {
+		return fmt.Errorf("chunk holds %d events, want 1..%d", n, MaxChunkEvents)
+	}
+	c.CPU = int(le.Uint16(p[0:]))
+	c.FirstTS, c.LastTS = le.Uint64(p[8:]), le.Uint64(p[16:])
+	c.FirstSeq, c.NextSeq, c.Lost = le.Uint64(p[24:]), le.Uint64(p[32:]), le.Uint64(p[40:])
+	off := chunkHeaderSize
+	if len(p) < off+ntypes*typeCountSize+ncols*columnDirSize {
+		return errShort
+	}
+	c.counts = c.counts[:0]
+	maxType := 0
+	for i := 0; i < ntypes; i++ {
+		maxType = max(maxType, int(le.Uint16(p[off+i*typeCountSize:])))
+	}
+	typeRows := grow(c.typeRows, maxType+1)
+	clear(typeRows)
+	c.typeRows = typeRows
+	total := 0
+	for i := 0; i < ntypes; i++ {
+		x := p[off+i*typeCountSize:]
+		t, k := le.Uint16(x[0:]), int(le.Uint32(x[4:]))
+		if typeRows[t] != 0 || k < 1 || k > n {
+			return fmt.Errorf("type count %d for event type %d is invalid", k, t)
+		}
+		typeRows[t] = k
+		total += k
+		c.counts = append(c.counts, TypeCount{Type: t, Count: k})
+	}
+	if total != n {
+		return fmt.Errorf("type counts add up to %d events, header says %d", total, n)
+	}
+	off += ntypes * typeCountSize
+	dir := p[off : off+ncols*columnDirSize]
+	data := p[off+ncols*columnDirSize:]
+
+	c.resetColumns(s)
+	c.nbuf = 0
+	var seen [nCommon]bool
+	for i := 0; i < ncols; i++ {
+		x := dir[i*columnDirSize:]
+		typ, field := le.Uint16(x[0:]), int(le.Uint16(x[2:]))
+		enc, width, codec := x[4], int(x[5]), x[6]
+		values := int(le.Uint32(x[8:]))
+		rawLen, storedLen := int(le.Uint32(x[12:])), int(le.Uint32(x[16:]))
+		if storedLen > len(data) {
+			return fmt.Errorf("column %d of %d bytes overruns the chunk", i, storedLen)
+		}
+		if rawLen > maxRawLen(s, typ, field, n) {
+			return fmt.Errorf("column %d: raw length %d is more than %d events can need", i, rawLen, n)
+		}
+		raw, err := c.unpack(data[:storedLen], codec, rawLen)
+		data = data[storedLen:]
+		if err != nil {
+			return fmt.Errorf("column %d: %w", i, err)
+		}
+		if typ == 0 {
+			if field >= nCommon || seen[field] {
+				return fmt.Errorf("column %d: unknown or repeated common column %d", i, field)
+			}
+			seen[field] = true
+			if values != n {
+				return fmt.Errorf("common column %d holds %d values for %d events", field, values, n)
+			}
+			if err := c.decodeCommon(field, enc, width, raw, n); err != nil {
+				return fmt.Errorf("common column %d: %w", field, err)
+			}
+			continue
+		}
+		et := s.ByID(typ)
+		if et == nil {
+			continue // a reader skips event types it does not know
+		}
+		rows := 0
+		if int(typ) < len(typeRows) {
+			rows = typeRows[typ]
+		}
+		if rows == 0 || field >= len(et.Fields) {
+			return fmt.Errorf("column %d: field %d of event type %d not expected", i, field, typ)
+		}
+		col := &c.cols[typ][field]
+		if col.data != nil {
+			return fmt.Errorf("column %d: repeated field %d of event type %d", i, field, typ)
+		}
+		if err := decodeField(col, et.Fields[field], enc, width, raw, values, rows); err != nil {
+			return fmt.Errorf("column %d (%s.%s): %w", i, et.Name, et.Fields[field].Name, err)
+		}
+	}
+	for f, ok := range seen {
+		if !ok {
+			return fmt.Errorf("common column %d missing", f)
+		}
+	}
+	for _, tc := range c.counts {
+		et := s.ByID(tc.Type)
+		if et == nil {
+			continue
+		}
+		for f := range et.Fields {
+			if c.cols[tc.Type][f].data == nil {
+				return fmt.Errorf("event type %s: column %s missing", et.Name, et.Fields[f].Name)
+			}
+		}
+	}
+	return c.index()
+}
+
+// maxRawLen bounds a column's raw length for n events: ten bytes per varint,
+// eight per integer element, a length prefix and the bytes per string.
+func maxRawLen(s *schema.Schema, typ uint16, field, n int) int {
+	if typ == 0 {
+		return n * binary.MaxVarintLen64
+	}
+	et := s.ByID(typ)
+	if et == nil || field >= len(et.Fields) {
+		return maxColumnBytes
+	}
+	f := et.Fields[field]
+	if f.Type == schema.Str {
+		return n * (binary.MaxVarintLen64 + f.Count)
+	}
+	return n * f.Count * 8
+}
+
+func (c *Chunk) resetColumns(s *schema.Schema) {
+	need := int(s.MaxID()) + 1
+	if cap(c.cols) < need {
+		c.cols = make([][]Column, need)
+	}
+	c.cols = c.cols[:need]
+	for t := range c.cols {
+		et := s.ByID(uint16(t))
+		if et == nil {
+			c.cols[t] = c.cols[t][:0]
+			continue
+		}
+		if cap(c.cols[t]) < len(et.Fields) {
+			c.cols[t] = make([]Column, len(et.Fields))
+		}
+		c.cols[t] = c.cols[t][:len(et.Fields)]
+		for f := range c.cols[t] {
+			old := c.cols[t][f]
+			c.cols[t][f] = Column{Field: et.Fields[f], offs: old.offs[:0], sbuf: old.sbuf[:0]}
+		}
+	}
+}
+
+// unpack returns a column's raw bytes, decompressing into a reused buffer.
+func (c *Chunk) unpack(stored []byte, codec uint8, rawLen int) ([]byte, error) {
+	if rawLen > maxColumnBytes {
+		return nil, fmt.Errorf("raw length %d too large", rawLen)
+	}
+	switch codec {
+	case codecNone:
+		if len(stored) != rawLen {
+			return nil, fmt.Errorf("stored %d bytes, raw length says %d", len(stored), rawLen)
+		}
+		return stored, nil
+	case codecZstd:
+		_, dec, err := codecs()
+		if err != nil {
+			return nil, err
+		}
+		// Writers always record the content size; insisting on it bounds
+		// what a damaged frame can make the decoder allocate.
+		var h zstd.Header
+		if err := h.Decode(stored); err != nil || !h.HasFCS || h.FrameContentSize != uint64(rawLen) {
+			return nil, fmt.Errorf("zstd frame does not declare %d bytes", rawLen)
+		}
+		if c.nbuf == len(c.bufs) {
+			c.bufs = append(c.bufs, nil)
+		}
+		buf := c.bufs[c.nbuf]
+		if cap(buf) < rawLen {
+			buf = make([]byte, 0, rawLen)
+		}
+		out, err := dec.DecodeAll(stored, buf[:0])
+		if err != nil {
+			return nil, fmt.Errorf("zstd: %w", err)
+		}
+		if len(out) != rawLen {
+			return nil, fmt.Errorf("decompressed %d bytes, raw length says %d", len(out), rawLen)
+		}
+		c.bufs[c.nbuf] = out
+		c.nbuf++
+		return out, nil
+	}
+	return nil, fmt.Errorf("unknown codec %d", codec)
+}
+
+func (c *Chunk) decodeCommon(field int, enc uint8, width int, raw []byte, n int) error {
+	switch field {
+	case colTS, colSeq:
+		if enc != encDelta {
+			return fmt.Errorf("encoding %d, want delta", enc)
+		}
+		if field == colTS {
+			c.TS = grow(c.TS, n)
+			return decodeDelta(c.TS, raw, c.FirstTS)
+		}
+		c.Seq = grow(c.Seq, n)
+		return decodeDelta(c.Seq, raw, c.FirstSeq)
+	case colType:
+		c.Type = grow(c.Type, n)
+		return decodeFixed(c.Type, enc, width, raw)
+	case colTID:
+		c.TID = grow(c.TID, n)
+		return decodeFixed(c.TID, enc, width, raw)
+	default:
+		c.PID = grow(c.PID, n)
+		return decodeFixed(c.PID, enc, width, raw)
+	}
+}
+
+func grow[T any](s []T, n int) []T {
+	if cap(s) < n {
+		return make([]T, n)
+	}
+	return s[:n]
+}
+
+func decodeDelta(dst []uint64, raw []byte, base uint64) error {
+	prev := base
+	pos := 0
+	for i := range dst {
+		var u uint64
+		if pos < len(raw) && raw[pos] < 0x80 {
+			u = uint64(raw[pos])
+			pos++
+		} else {
+			v, k := binary.Uvarint(raw[pos:])
+			if k <= 0 {
+				return errShort
+			}
+			u = v
+			pos += k
+		}
+		prev += uint64(unzigzag(u))
+		dst[i] = prev
+	}
+	if pos != len(raw) {
+		return fmt.Errorf("%d bytes left over", len(raw)-pos)
+	}
+	return nil
+}
+
+// decodeFixed widens a fixed column into dst; the stored width may not
+// exceed dst's element size.
+func decodeFixed[T uint16 | uint32](dst []T, enc uint8, width int, raw []byte) error {
+	var zero T
+	size := 2
+	if _, ok := any(zero).(uint32); ok {
+		size = 4
+	}
+	if enc != encFixed {
+		return fmt.Errorf("encoding %d, want fixed", enc)
+	}
+	if width != 1 && width != 2 && width != 4 || width > size {
+		return fmt.Errorf("width %d invalid", width)
+	}
+	if len(raw) != len(dst)*width {
+		return fmt.Errorf("%d bytes for %d values of %d bytes", len(raw), len(dst), width)
+	}
+	switch width {
+	case 1:
+		for i := range dst {
+			dst[i] = T(raw[i])
+		}
+	case 2:
+		for i := range dst {
+			dst[i] = T(le.Uint16(raw[2*i:]))
+		}
+	default:
+		for i := range dst {
+			dst[i] = T(le.Uint32(raw[4*i:]))
+		}
+	}
+	return nil
+}
+
+func decodeField(col *Column, f schema.Field, enc uint8, width int, raw []byte, values, rows int) error {
+	col.N = rows
+	if f.Type == schema.Str {
+		if enc != encStr || values != rows {
+			return fmt.Errorf("encoding %d with %d values, want strings for %d rows", enc, values, rows)
+		}
+		// Copy the bytes without their length prefixes so that row i is
+		// data[offs[i]:offs[i+1]].
+		col.offs = grow(col.offs, rows+1)
+		col.sbuf = col.sbuf[:0]
+		pos := 0
+		for i := 0; i < rows; i++ {
+			l, k := binary.Uvarint(raw[pos:])
+			if k <= 0 || l > uint64(f.Count) || uint64(len(raw)-pos-k) < l {
+				return errShort
+			}
+			col.offs[i] = uint32(len(col.sbuf))
+			col.sbuf = append(col.sbuf, raw[pos+k:pos+k+int(l)]...)
+			pos += k + int(l)
+		}
+		if pos != len(raw) {
+			return fmt.Errorf("%d bytes left over", len(raw)-pos)
+		}
+		col.offs[rows] = uint32(len(col.sbuf))
+		col.data = col.sbuf
+		if col.data == nil {
+			col.data = []byte{}
+		}
+		return nil
+	}
+	if enc != encFixed || (width != 1 && width != 2 && width != 4 && width != 8) || width > f.Type.Size() {
+		return fmt.Errorf("encoding %d width %d invalid for %s", enc, width, f.Type)
+	}
+	if values != rows*f.Count || len(raw) != values*width {
+		return fmt.Errorf("%d values in %d bytes for %d rows of %d", values, len(raw), rows, f.Count)
+	}
+	col.width = width
+	col.data = raw
+	return nil
+}
+
+// index fills Row and checks every event's type against the type counts.
+func (c *Chunk) index() error {
+	c.Row = grow(c.Row, len(c.Type))
+	next := grow(c.next, len(c.typeRows))
+	clear(next)
+	c.next = next
+	for i, t := range c.Type {
+		if int(t) >= len(next) || int(next[t]) >= c.typeRows[t] {
+			return fmt.Errorf("event %d has type %d beyond its count", i, t)
+		}
+		c.Row[i] = next[t]
+		next[t]++
+	}
+	return nil
+}

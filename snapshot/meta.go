@@ -1,0 +1,113 @@
+package snapshot
+
+// Meta describes where, when and why a snapshot was taken. It is stored as
+// JSON; fields are added, never renamed.
+type Meta struct {
+	Recorder string `json:"recorder"` // e.g. "rewind 0.1.0"
+	Host     string `json:"host"`
+	Kernel   Kernel `json:"kernel"`
+	CPUs     int    `json:"cpus"`
+	PageSize int    `json:"page_size,omitempty"`
+	// Clock names the clock of every timestamp in the file: "boottime"
+	// (CLOCK_BOOTTIME, ns).
+	Clock     string     `json:"clock"`
+	ClockRefs []ClockRef `json:"clock_refs"`
+	StartedNS uint64     `json:"started_ns"` // recording started
+	TakenNS   uint64     `json:"taken_ns"`   // the snapshot was triggered
+	Trigger   Trigger    `json:"trigger"`
+	Recording Recording  `json:"recording"`
+	// ProgramMisses counts, per event, runs the kernel skipped because
+	// another BPF program was running on that CPU (not per CPU: the kernel
+	// keeps one count per program).
+	ProgramMisses map[string]uint64 `json:"program_misses,omitempty"`
+	// CPUDropped counts, per CPU, records the programs could not write since
+	// recording started; those inside a chunk's range are in its Lost too.
+	CPUDropped []uint64 `json:"cpu_dropped,omitempty"`
+}
+
+// Kernel is uname(2) of the recording machine.
+type Kernel struct {
+	Sysname string `json:"sysname"`
+	Release string `json:"release"`
+	Version string `json:"version"`
+	Machine string `json:"machine"`
+}
+
+// ClockRef is one reading of the clocks, taken back to back, for mapping
+// timestamps to wall time.
+type ClockRef struct {
+	Name        string `json:"name"`
+	BoottimeNS  int64  `json:"boottime_ns"`
+	MonotonicNS int64  `json:"monotonic_ns"`
+	RealtimeNS  int64  `json:"realtime_ns"`
+}
+
+// Trigger kinds.
+const (
+	TriggerManual    = "manual"
+	TriggerSignal    = "signal"
+	TriggerDuration  = "duration"
+	TriggerExit      = "exit"
+	TriggerCondition = "condition"
+	TriggerCrash     = "crash"
+)
+
+// Trigger says why the snapshot was taken.
+type Trigger struct {
+	Kind   string `json:"kind"`
+	Signal string `json:"signal,omitempty"`
+	Detail string `json:"detail,omitempty"`
+}
+
+// Recording is the configuration the events were recorded with.
+type Recording struct {
+	Events      []string `json:"events"`
+	SlotSize    int      `json:"slot_size"`
+	SlotsPerCPU uint64   `json:"slots_per_cpu"`
+	BufferBytes uint64   `json:"buffer_bytes_per_cpu"`
+	Filter      Filter   `json:"filter"`
+}
+
+// Filter is the in-kernel filter that was active.
+type Filter struct {
+	PIDs    []uint32 `json:"pids,omitempty"`
+	Comms   []string `json:"comms,omitempty"`
+	Cgroups []string `json:"cgroups,omitempty"`
+}
+
+// WallNS converts a boottime timestamp to wall-clock ns since the epoch
+// with the last clock reference, or returns false without one.
+func (m *Meta) WallNS(boot uint64) (int64, bool) {
+	if len(m.ClockRefs) == 0 {
+		return 0, false
+	}
+	r := m.ClockRefs[len(m.ClockRefs)-1]
+	return int64(boot) - r.BoottimeNS + r.RealtimeNS, true
+}
+
+// Proc is one process in the process table taken at snapshot time.
+type Proc struct {
+	PID     int      `json:"pid"`
+	PPID    int      `json:"ppid"`
+	Comm    string   `json:"comm"`
+	Cmdline []string `json:"cmdline,omitempty"`
+	Threads []Thread `json:"threads,omitempty"`
+}
+
+// Thread is one thread of a Proc.
+type Thread struct {
+	TID  int    `json:"tid"`
+	Comm string `json:"comm"`
+}
+
+// Event is one record going into a chunk. Data is the payload laid out as
+// the event's C struct: schema field offsets index into it, and bytes past
+// its end read as zero.
+type Event struct {
+	TS   uint64 // CLOCK_BOOTTIME ns
+	Seq  uint64 // per-CPU sequence number
+	TID  uint32
+	PID  uint32
+	Type uint16
+	Data []byte
+}

@@ -1,0 +1,382 @@
+package snapshot
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"sync"
+
+	"github.com/rewindtrace/rewind/snapshot/schema"
+)
+
+// Section is one section of a file, as the index or a scan found it.
+type Section struct {
+	Kind    Kind
+	Offset  int64 // of the section header
+	Length  int64 // header and payload
+	CPU     int
+	Events  int
+	FirstTS uint64
+	LastTS  uint64
+	Lost    uint64
+}
+
+// End is the offset just past the section.
+func (s Section) End() int64 { return s.Offset + s.Length }
+
+// Reader reads a snapshot. Open parses everything but the chunks, which
+// ReadChunk decodes one at a time. A Reader is safe for concurrent
+// ReadChunk calls with distinct Chunks.
+type Reader struct {
+	r       io.ReaderAt
+	size    int64
+	closer  io.Closer
+	Major   uint16
+	Minor   uint16
+	meta    Meta
+	schema  *schema.Schema
+	procs   []Proc
+	chunks  []Section
+	indexed bool
+
+	mu     sync.Mutex // guards damage
+	damage []*CorruptionError
+}
+
+// Open opens the snapshot at path.
+func Open(path string) (*Reader, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	st, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	r, err := NewReader(f, st.Size())
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	r.closer = f
+	return r, nil
+}
+
+// Close closes the file Open opened.
+func (r *Reader) Close() error {
+	if r.closer == nil {
+		return nil
+	}
+	c := r.closer
+	r.closer = nil
+	return c.Close()
+}
+
+// NewReader reads a snapshot of size bytes from ra. It fails only when the
+// data is not a snapshot, has an unsupported version, or its metadata or
+// schema cannot be read; other damage is reported by Damage.
+func NewReader(ra io.ReaderAt, size int64) (*Reader, error) {
+	r := &Reader{r: ra, size: size}
+	var h [headerSize]byte
+	if size < headerSize {
+		return nil, fmt.Errorf("%w: %d bytes is shorter than a header", ErrNotSnapshot, size)
+	}
+	if _, err := ra.ReadAt(h[:], 0); err != nil {
+		return nil, fmt.Errorf("read header: %w", err)
+	}
+	if [8]byte(h[:8]) != fileMagic {
+		return nil, fmt.Errorf("%w: bad magic %q", ErrNotSnapshot, h[:8])
+	}
+	r.Major, r.Minor = le.Uint16(h[8:]), le.Uint16(h[10:])
+	if r.Major != FormatMajor {
+		return nil, fmt.Errorf("%w: %d.%d (this rewind reads %d.x)", ErrUnsupportedVersion, r.Major, r.Minor, FormatMajor)
+	}
+	sections, err := r.readIndex()
+	if err != nil {
+		sections = r.scan()
+	} else {
+		r.indexed = true
+	}
+	var meta, sch, procs *Section
+	for i := range sections {
+		s := &sections[i]
+		switch s.Kind {
+		case KindMeta:
+			if meta == nil {
+				meta = s
+			}
+		case KindSchema:
+			if sch == nil {
+				sch = s
+			}
+		case KindProcs:
+			if procs == nil {
+				procs = s
+			}
+		case KindChunk:
+			r.chunks = append(r.chunks, *s)
+		}
+	}
+	if meta == nil || sch == nil {
+		return nil, fmt.Errorf("%w: no intact metadata or schema section", ErrBrokenHeader)
+	}
+	if err := r.readJSON(*meta, &r.meta); err != nil {
+		return nil, fmt.Errorf("%w: metadata: %v", ErrBrokenHeader, err)
+	}
+	var sj schemaJSON
+	if err := r.readJSON(*sch, &sj); err != nil {
+		return nil, fmt.Errorf("%w: schema: %v", ErrBrokenHeader, err)
+	}
+	if r.schema, err = schema.New(sj.Events); err != nil {
+		return nil, fmt.Errorf("%w: schema: %v", ErrBrokenHeader, err)
+	}
+	if procs != nil {
+		if err := r.readJSON(*procs, &r.procs); err != nil {
+			r.addDamage(corrupt(procs.Offset, procs.End(), "process table: %v", err))
+		}
+	}
+	return r, nil
+}
+
+// Meta returns the snapshot's metadata.
+func (r *Reader) Meta() *Meta { return &r.meta }
+
+// Schema returns the schema the file carries.
+func (r *Reader) Schema() *schema.Schema { return r.schema }
+
+// Procs returns the process table taken at snapshot time.
+func (r *Reader) Procs() []Proc { return r.procs }
+
+// Chunks returns every chunk section, in file order.
+func (r *Reader) Chunks() []Section { return r.chunks }
+
+// Size is the file size.
+func (r *Reader) Size() int64 { return r.size }
+
+// Indexed reports whether the sections came from the file's index rather
+// than a scan (a scan means the file was truncated or its index damaged).
+func (r *Reader) Indexed() bool { return r.indexed }
+
+// Damage returns the damaged byte ranges found so far, in file order. Reads
+// of damaged chunks add to it.
+func (r *Reader) Damage() []*CorruptionError {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	sort.Slice(r.damage, func(i, j int) bool { return r.damage[i].Offset < r.damage[j].Offset })
+	return append([]*CorruptionError(nil), r.damage...)
+}
+
+func (r *Reader) addDamage(e *CorruptionError) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, d := range r.damage {
+		if d.Offset == e.Offset && d.End == e.End {
+			return
+		}
+	}
+	r.damage = append(r.damage, e)
+}
+
+// readIndex follows the trailer to the index.
+func (r *Reader) readIndex() ([]Section, error) {
+	if r.size < headerSize+trailerSize {
+		return nil, errShort
+	}
+	var t [trailerSize]byte
+	if _, err := r.r.ReadAt(t[:], r.size-trailerSize); err != nil {
+		return nil, err
+	}
+	off, length, ok := parseTrailer(t[:])
+	if !ok || off < headerSize || length < sectionHeaderSize || off+length != uint64(r.size-trailerSize) {
+		return nil, errors.New("no intact trailer")
+	}
+	idx := Section{Kind: KindIndex, Offset: int64(off), Length: int64(length)}
+	p, err := r.payload(idx)
+	if err != nil {
+		r.addDamage(err.(*CorruptionError))
+		return nil, err
+	}
+	if len(p) < 4 {
+		return nil, errShort
+	}
+	n := int(le.Uint32(p))
+	if len(p) != 4+n*indexEntrySize {
+		r.addDamage(corrupt(idx.Offset, idx.End(), "index of %d bytes holds no %d entries", len(p), n))
+		return nil, errShort
+	}
+	out := make([]Section, 0, n)
+	for i := 0; i < n; i++ {
+		e := parseIndexEntry(p[4+i*indexEntrySize:])
+		if e.Offset < headerSize || e.Length < sectionHeaderSize || e.Offset+e.Length > off {
+			r.addDamage(corrupt(idx.Offset, idx.End(), "index entry %d points outside the file", i))
+			return nil, errShort
+		}
+		out = append(out, Section{Kind: e.Kind, Offset: int64(e.Offset), Length: int64(e.Length),
+			CPU: int(e.CPU), Events: int(e.Events), FirstTS: e.FirstTS, LastTS: e.LastTS, Lost: e.Lost})
+	}
+	return out, nil
+}
+
+// scan walks the sections from the start, resynchronising on the section
+// magic after damage, and records what it skips.
+func (r *Reader) scan() []Section {
+	var out []Section
+	off := int64(headerSize)
+	var hb [sectionHeaderSize]byte
+	for off < r.size {
+		n, _ := r.r.ReadAt(hb[:], off)
+		if n >= 4 && [4]byte(hb[:4]) == trailerMagic && off+trailerSize == r.size {
+			break
+		}
+		h, ok := parseSectionHeader(hb[:n])
+		if ok && int64(h.length) <= r.size-off-sectionHeaderSize {
+			s := Section{Kind: h.kind, Offset: off, Length: sectionHeaderSize + int64(h.length)}
+			if s.Kind == KindChunk {
+				r.chunkSummary(&s)
+			}
+			out = append(out, s)
+			off = s.End()
+			continue
+		}
+		next := r.resync(off + 1)
+		reason := "no section header"
+		if ok {
+			reason = fmt.Sprintf("%s section of %d bytes runs past the end of the file", h.kind, h.length)
+		}
+		r.addDamage(corrupt(off, next, "%s (file truncated or overwritten)", reason))
+		off = next
+	}
+	return out
+}
+
+// resync finds the next offset at or after from that holds an intact
+// section header, or the file size.
+func (r *Reader) resync(from int64) int64 {
+	const block = 1 << 16
+	buf := make([]byte, block+sectionHeaderSize)
+	for off := from; off < r.size; off += block {
+		n, _ := r.r.ReadAt(buf, off)
+		b := buf[:n]
+		for i := 0; i+4 <= len(b) && int64(i) < block; i++ {
+			j := bytes.Index(b[i:], sectionMagic[:])
+			if j < 0 || int64(i+j) >= block {
+				break
+			}
+			i += j
+			var hb [sectionHeaderSize]byte
+			m, _ := r.r.ReadAt(hb[:], off+int64(i))
+			if h, ok := parseSectionHeader(hb[:m]); ok && int64(h.length) <= r.size-off-int64(i)-sectionHeaderSize {
+				return off + int64(i)
+			}
+		}
+	}
+	return r.size
+}
+
+// chunkSummary fills a scanned chunk's index fields from its header.
+func (r *Reader) chunkSummary(s *Section) {
+	var b [chunkHeaderSize]byte
+	if s.Length < sectionHeaderSize+chunkHeaderSize {
+		return
+	}
+	if _, err := r.r.ReadAt(b[:], s.Offset+sectionHeaderSize); err != nil {
+		return
+	}
+	s.CPU = int(le.Uint16(b[0:]))
+	s.Events = int(le.Uint32(b[4:]))
+	s.FirstTS, s.LastTS, s.Lost = le.Uint64(b[8:]), le.Uint64(b[16:]), le.Uint64(b[40:])
+}
+
+// payload reads a section's payload and checks its header and CRC.
+func (r *Reader) payload(s Section) ([]byte, error) {
+	if s.Length < sectionHeaderSize || s.Offset < 0 || s.End() > r.size {
+		return nil, corrupt(s.Offset, min(s.End(), r.size), "section out of bounds")
+	}
+	buf := make([]byte, s.Length)
+	if _, err := r.r.ReadAt(buf, s.Offset); err != nil {
+		return nil, corrupt(s.Offset, s.End(), "read: %v", err)
+	}
+	h, ok := parseSectionHeader(buf)
+	if !ok || h.kind != s.Kind || int64(h.length) != s.Length-sectionHeaderSize {
+		return nil, corrupt(s.Offset, s.End(), "%s section header damaged", s.Kind)
+	}
+	p := buf[sectionHeaderSize:]
+	if crc(p) != h.crc {
+		return nil, corrupt(s.Offset, s.End(), "%s section checksum mismatch", s.Kind)
+	}
+	if h.flags&flagZstd != 0 {
+		_, dec, err := codecs()
+		if err != nil {
+			return nil, err
+		}
+		if p, err = dec.DecodeAll(p, nil); err != nil {
+			return nil, corrupt(s.Offset, s.End(), "%s section: zstd: %v", s.Kind, err)
+		}
+	}
+	return p, nil
+}
+
+func (r *Reader) readJSON(s Section, v any) error {
+	if s.Length-sectionHeaderSize > maxJSONLength {
+		return fmt.Errorf("%s section of %d bytes is too large", s.Kind, s.Length)
+	}
+	p, err := r.payload(s)
+	if err != nil {
+		return err
+	}
+	if err := json.Unmarshal(p, v); err != nil {
+		return fmt.Errorf("decode %s: %w", s.Kind, err)
+	}
+	return nil
+}
+
+// ReadChunk reads, checks and decodes one chunk into c. A damaged chunk
+// returns a *CorruptionError, which Damage also reports afterwards.
+func (r *Reader) ReadChunk(s Section, c *Chunk) error {
+	p, err := r.payload(s)
+	if err == nil {
+		if err = DecodeChunk(r.schema, p, c); err != nil {
+			err = corrupt(s.Offset, s.End(), "chunk: %v", err)
+		}
+	}
+	var ce *CorruptionError
+	if errors.As(err, &ce) {
+		r.addDamage(ce)
+	}
+	return err
+}
+
+// ChunkCounts reads and checks one chunk's payload and returns its events
+// per type without decoding its columns.
+func (r *Reader) ChunkCounts(s Section) ([]TypeCount, error) {
+	p, err := r.payload(s)
+	if err != nil {
+		var ce *CorruptionError
+		if errors.As(err, &ce) {
+			r.addDamage(ce)
+		}
+		return nil, err
+	}
+	if len(p) < chunkHeaderSize {
+		ce := corrupt(s.Offset, s.End(), "chunk: %v", errShort)
+		r.addDamage(ce)
+		return nil, ce
+	}
+	ntypes := int(le.Uint16(p[50:]))
+	if len(p) < chunkHeaderSize+ntypes*typeCountSize {
+		ce := corrupt(s.Offset, s.End(), "chunk: %v", errShort)
+		r.addDamage(ce)
+		return nil, ce
+	}
+	out := make([]TypeCount, ntypes)
+	for i := range out {
+		x := p[chunkHeaderSize+i*typeCountSize:]
+		out[i] = TypeCount{Type: le.Uint16(x), Count: int(le.Uint32(x[4:]))}
+	}
+	return out, nil
+}

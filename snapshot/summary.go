@@ -1,0 +1,79 @@
+package snapshot
+
+import (
+	"errors"
+	"sort"
+	"strconv"
+)
+
+// Summary is what a snapshot holds, computed from chunk headers without
+// decoding columns.
+type Summary struct {
+	Events  uint64
+	Lost    uint64
+	FirstTS uint64 // earliest event on any CPU
+	LastTS  uint64 // latest event on any CPU
+	PerCPU  []CPUSummary
+	// EventCounts counts events by name; ids the schema does not know are
+	// counted under "unknown:<id>".
+	EventCounts map[string]uint64
+	Chunks      int
+	// DamagedChunks are chunks whose bytes failed their checks; their
+	// events are not in the counts above.
+	DamagedChunks int
+}
+
+// CPUSummary is the window one CPU's buffer retained.
+type CPUSummary struct {
+	CPU     int
+	Events  uint64
+	Lost    uint64
+	FirstTS uint64
+	LastTS  uint64
+}
+
+// Summarize reads every chunk's header and checks its bytes.
+func Summarize(r *Reader) (*Summary, error) {
+	s := &Summary{EventCounts: map[string]uint64{}}
+	per := map[int]*CPUSummary{}
+	for _, c := range r.Chunks() {
+		counts, err := r.ChunkCounts(c)
+		if err != nil {
+			var ce *CorruptionError
+			if errors.As(err, &ce) {
+				s.DamagedChunks++
+				continue
+			}
+			return nil, err
+		}
+		s.Chunks++
+		cs := per[c.CPU]
+		if cs == nil {
+			cs = &CPUSummary{CPU: c.CPU, FirstTS: c.FirstTS, LastTS: c.LastTS}
+			per[c.CPU] = cs
+		}
+		cs.Events += uint64(c.Events)
+		cs.Lost += c.Lost
+		cs.FirstTS, cs.LastTS = min(cs.FirstTS, c.FirstTS), max(cs.LastTS, c.LastTS)
+		for _, tc := range counts {
+			name := unknownName(tc.Type)
+			if e := r.Schema().ByID(tc.Type); e != nil {
+				name = e.Name
+			}
+			s.EventCounts[name] += uint64(tc.Count)
+		}
+	}
+	for _, cs := range per {
+		s.PerCPU = append(s.PerCPU, *cs)
+		s.Events += cs.Events
+		s.Lost += cs.Lost
+		if s.FirstTS == 0 || cs.FirstTS < s.FirstTS {
+			s.FirstTS = cs.FirstTS
+		}
+		s.LastTS = max(s.LastTS, cs.LastTS)
+	}
+	sort.Slice(s.PerCPU, func(i, j int) bool { return s.PerCPU[i].CPU < s.PerCPU[j].CPU })
+	return s, nil
+}
+
+func unknownName(id uint16) string { return "unknown:" + strconv.Itoa(int(id)) }
