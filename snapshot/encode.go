@@ -51,7 +51,8 @@ const (
 var zstdCodec struct {
 	once sync.Once
 	enc  *zstd.Encoder
-	dec  *zstd.Decoder
+	dec  *zstd.Decoder // columns: output capped at the destination's capacity
+	sdec *zstd.Decoder // JSON sections: output capped at maxJSONLength
 	err  error
 }
 
@@ -64,7 +65,12 @@ func codecs() (*zstd.Encoder, *zstd.Decoder, error) {
 			return
 		}
 		zstdCodec.dec, zstdCodec.err = zstd.NewReader(nil, zstd.WithDecoderConcurrency(n),
-			zstd.WithDecoderMaxMemory(maxColumnBytes), zstd.IgnoreChecksum(true))
+			zstd.WithDecoderMaxMemory(maxColumnBytes), zstd.WithDecodeAllCapLimit(true), zstd.IgnoreChecksum(true))
+		if zstdCodec.err != nil {
+			return
+		}
+		zstdCodec.sdec, zstdCodec.err = zstd.NewReader(nil, zstd.WithDecoderConcurrency(1),
+			zstd.WithDecoderMaxMemory(uint64(maxJSONLength)))
 	})
 	return zstdCodec.enc, zstdCodec.dec, zstdCodec.err
 }

@@ -137,7 +137,11 @@ func NewReader(ra io.ReaderAt, size int64) (*Reader, error) {
 	}
 	if procs != nil {
 		if err := r.readJSON(*procs, &r.procs); err != nil {
-			r.addDamage(corrupt(procs.Offset, procs.End(), "process table: %v", err))
+			ce, ok := err.(*CorruptionError)
+			if !ok {
+				ce = corrupt(procs.Offset, procs.End(), "process table: %v", err)
+			}
+			r.addDamage(ce)
 		}
 	}
 	return r, nil
@@ -154,6 +158,18 @@ func (r *Reader) Procs() []Proc { return r.procs }
 
 // Chunks returns every chunk section, in file order.
 func (r *Reader) Chunks() []Section { return r.chunks }
+
+// Span returns the earliest and latest timestamps the chunk headers claim,
+// without reading the chunks.
+func (r *Reader) Span() (first, last uint64) {
+	for i, c := range r.chunks {
+		if i == 0 || c.FirstTS < first {
+			first = c.FirstTS
+		}
+		last = max(last, c.LastTS)
+	}
+	return first, last
+}
 
 // Size is the file size.
 func (r *Reader) Size() int64 { return r.size }
@@ -310,11 +326,11 @@ func (r *Reader) payload(s Section) ([]byte, error) {
 		return nil, corrupt(s.Offset, s.End(), "%s section checksum mismatch", s.Kind)
 	}
 	if h.flags&flagZstd != 0 {
-		_, dec, err := codecs()
-		if err != nil {
+		if _, _, err := codecs(); err != nil {
 			return nil, err
 		}
-		if p, err = dec.DecodeAll(p, nil); err != nil {
+		var err error
+		if p, err = zstdCodec.sdec.DecodeAll(p, nil); err != nil {
 			return nil, corrupt(s.Offset, s.End(), "%s section: zstd: %v", s.Kind, err)
 		}
 	}

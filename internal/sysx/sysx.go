@@ -125,3 +125,11 @@ func HasCap(c int) (bool, error) {
 func IsNotPermitted(err error) bool {
 	return errors.Is(err, unix.EPERM) || errors.Is(err, unix.EACCES) || errors.Is(err, os.ErrPermission)
 }
+
+// ErrnoName returns the symbolic name of a Linux errno ("ENOENT"), or "".
+func ErrnoName(errno int) string {
+	if errno <= 0 || errno > 4095 {
+		return ""
+	}
+	return unix.ErrnoName(unix.Errno(errno))
+}

@@ -1,0 +1,183 @@
+package app
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/rewindtrace/rewind/record"
+	"github.com/rewindtrace/rewind/snapshot"
+)
+
+func recordCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "record",
+		Usage:     "record in the foreground; SIGUSR1 writes a snapshot, SIGINT/SIGTERM write a last one and stop",
+		ArgsUsage: " ",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "events", Aliases: []string{"e"}, Value: "default", Usage: "events and groups to record, comma-separated (sched, syscalls, process, default, all, or event names)"},
+			&cli.StringFlag{Name: "buffer-size", Aliases: []string{"b"}, Value: "64MiB", Usage: "kernel ring size per CPU (rounded down to a power of two of 64-byte slots)"},
+			&cli.DurationFlag{Name: "duration", Aliases: []string{"d"}, Usage: "stop after this long and write a final snapshot (0: until a signal)"},
+			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Value: ".", Usage: "directory for snapshots"},
+			&cli.StringSliceFlag{Name: "pid", Aliases: []string{"p"}, Usage: "record only these processes or threads (repeat or comma-separate)"},
+			&cli.StringSliceFlag{Name: "comm", Aliases: []string{"c"}, Usage: "record only tasks with these names (repeat or comma-separate)"},
+			&cli.StringFlag{Name: "btf", Usage: "BTF file for a kernel without /sys/kernel/btf/vmlinux"},
+			&cli.BoolFlag{Name: "json", Usage: "print each snapshot written as a JSON line on stdout"},
+			&cli.BoolFlag{Name: "no-final-snapshot", Usage: "on SIGINT/SIGTERM, stop without writing a snapshot"},
+		},
+		Action: runRecord,
+	}
+}
+
+type recordConfig struct {
+	record.Config
+	duration time.Duration
+	output   string
+	json     bool
+	final    bool
+}
+
+func parseRecord(cliContext *cli.Context) (*recordConfig, error) {
+	if cliContext.NArg() != 0 {
+		return nil, fmt.Errorf("record takes no arguments, got %q", cliContext.Args().Slice())
+	}
+	size, err := parseSize(cliContext.String("buffer-size"))
+	if err != nil {
+		return nil, fmt.Errorf("--buffer-size: %w", err)
+	}
+	if size < 4<<10 || size > 1<<30 {
+		return nil, fmt.Errorf("--buffer-size %s: want between 4KiB and 1GiB per CPU", cliContext.String("buffer-size"))
+	}
+	if d := cliContext.Duration("duration"); d < 0 {
+		return nil, fmt.Errorf("--duration %v: must not be negative", d)
+	}
+	out := cliContext.String("output")
+	if st, err := os.Stat(out); err != nil {
+		return nil, fmt.Errorf("--output: %w", err)
+	} else if !st.IsDir() {
+		return nil, fmt.Errorf("--output %s: not a directory", out)
+	}
+	c := &recordConfig{
+		Config: record.Config{
+			Events:     splitList(cliContext.String("events")),
+			BufferSize: size,
+			KernelBTF:  cliContext.String("btf"),
+			Version:    "rewind " + Version,
+		},
+		duration: cliContext.Duration("duration"),
+		output:   out,
+		json:     cliContext.Bool("json"),
+		final:    !cliContext.Bool("no-final-snapshot"),
+	}
+	for _, p := range splitList(strings.Join(cliContext.StringSlice("pid"), ",")) {
+		n, err := strconv.ParseUint(p, 10, 32)
+		if err != nil || n == 0 {
+			return nil, fmt.Errorf("--pid %q: want a process or thread id", p)
+		}
+		c.PIDs = append(c.PIDs, uint32(n))
+	}
+	for _, name := range splitList(strings.Join(cliContext.StringSlice("comm"), ",")) {
+		if len(name) > 15 {
+			return nil, fmt.Errorf("--comm %q: task names are at most 15 bytes", name)
+		}
+		c.Comms = append(c.Comms, name)
+	}
+	return c, nil
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f != "" {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+func runRecord(cliContext *cli.Context) error {
+	cfg, err := parseRecord(cliContext)
+	if err != nil {
+		return err
+	}
+	// Catch the signals before anything else: SIGUSR1 would otherwise kill
+	// the process while the programs load.
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGUSR1, syscall.SIGINT, syscall.SIGTERM)
+	defer signal.Stop(sigs)
+
+	rec, err := record.Start(cfg.Config)
+	if err != nil {
+		return err
+	}
+	defer rec.Close()
+	total := rec.BufferBytes() * uint64(rec.CPUs())
+	fmt.Fprintf(os.Stderr, "rewind: recording %s on %d CPUs, %s per CPU (%s in all); pid %d: `kill -USR1 %d` writes a snapshot to %s, Ctrl-C stops\n",
+		strings.Join(rec.Events(), ","), rec.CPUs(), formatSize(rec.BufferBytes()), formatSize(total), os.Getpid(), os.Getpid(), cfg.output)
+
+	var timeout <-chan time.Time
+	if cfg.duration > 0 {
+		timeout = time.After(cfg.duration)
+	}
+	for {
+		select {
+		case <-timeout:
+			return finish(rec, cfg, snapshot.Trigger{Kind: snapshot.TriggerDuration, Detail: cfg.duration.String()})
+		case s := <-sigs:
+			name := signalName(s)
+			if s == syscall.SIGUSR1 {
+				if err := takeSnapshot(rec, cfg, snapshot.Trigger{Kind: snapshot.TriggerSignal, Signal: name}); err != nil {
+					fmt.Fprintln(os.Stderr, "rewind: snapshot:", err)
+				}
+				continue
+			}
+			if !cfg.final {
+				return rec.Close()
+			}
+			return finish(rec, cfg, snapshot.Trigger{Kind: snapshot.TriggerExit, Signal: name})
+		}
+	}
+}
+
+func finish(rec *record.Recorder, cfg *recordConfig, trig snapshot.Trigger) error {
+	err := takeSnapshot(rec, cfg, trig)
+	if cerr := rec.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+func takeSnapshot(rec *record.Recorder, cfg *recordConfig, trig snapshot.Trigger) error {
+	res, err := rec.SnapshotTo(cfg.output, trig)
+	if err != nil {
+		return err
+	}
+	if cfg.json {
+		return json.NewEncoder(os.Stdout).Encode(map[string]any{
+			"path": res.Path, "bytes": res.Bytes, "events": res.Events, "lost": res.Lost,
+			"trigger": trig, "read_ms": res.ReadTime.Seconds() * 1e3, "total_ms": res.Total.Seconds() * 1e3,
+		})
+	}
+	fmt.Printf("snapshot %s: %d events, %d lost, %s, written in %v (%s)\n",
+		res.Path, res.Events, res.Lost, formatSize(uint64(res.Bytes)), res.Total.Round(time.Millisecond), trig.Kind)
+	return nil
+}
+
+func signalName(s os.Signal) string {
+	switch s {
+	case syscall.SIGUSR1:
+		return "SIGUSR1"
+	case syscall.SIGINT:
+		return "SIGINT"
+	case syscall.SIGTERM:
+		return "SIGTERM"
+	}
+	return s.String()
+}

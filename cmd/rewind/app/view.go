@@ -1,0 +1,66 @@
+package app
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"syscall"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/rewindtrace/rewind/formats/view"
+	"github.com/rewindtrace/rewind/snapshot"
+)
+
+func viewCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "view",
+		Usage:     "print a snapshot's events one per line, in time order",
+		ArgsUsage: "FILE",
+		Flags: []cli.Flag{
+			&cli.BoolFlag{Name: "json", Usage: "print one JSON object per line (docs/JSON.md)"},
+			&cli.UintFlag{Name: "pid", Usage: "only events of this process"},
+			&cli.UintFlag{Name: "tid", Usage: "only events of this thread"},
+			&cli.IntFlag{Name: "cpu", Value: -1, Usage: "only events of this CPU"},
+			&cli.StringFlag{Name: "event", Usage: "only these events, comma-separated"},
+			&cli.StringFlag{Name: "from", Usage: "start this long after the first event (1.5s), or before the last (-2s)"},
+			&cli.StringFlag{Name: "to", Usage: "stop this long after the first event, or before the last"},
+			&cli.IntFlag{Name: "limit", Usage: "print at most this many events"},
+			strictFlag,
+		},
+		Action: runView,
+	}
+}
+
+func runView(cliContext *cli.Context) error {
+	r, path, err := openSnapshot(cliContext)
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	if cliContext.Int("limit") < 0 || cliContext.Int("cpu") < -1 {
+		return fmt.Errorf("view: --limit and --cpu must not be negative")
+	}
+	first, last := r.Span()
+	rng, err := snapshot.ParseRange(cliContext.String("from"), cliContext.String("to"), first, last)
+	if err != nil {
+		return err
+	}
+	opts := view.Options{
+		JSON:   cliContext.Bool("json"),
+		PID:    uint32(cliContext.Uint("pid")),
+		TID:    uint32(cliContext.Uint("tid")),
+		CPU:    cliContext.Int("cpu"),
+		Events: splitList(cliContext.String("event")),
+		Range:  rng,
+		Limit:  cliContext.Int("limit"),
+	}
+	err = view.Write(os.Stdout, r, opts)
+	if errors.Is(err, syscall.EPIPE) {
+		err = nil // the reader (head, less) went away
+	}
+	if err != nil {
+		return err
+	}
+	return reportDamage(r, path, cliContext.Bool("strict"))
+}

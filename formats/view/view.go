@@ -1,0 +1,351 @@
+// Package view prints a snapshot's events one per line in time order, as
+// text like babeltrace's or as JSON lines (docs/JSON.md).
+package view
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"path"
+	"strconv"
+	"time"
+
+	"github.com/rewindtrace/rewind/internal/syscalls"
+	"github.com/rewindtrace/rewind/internal/sysx"
+	"github.com/rewindtrace/rewind/snapshot"
+	"github.com/rewindtrace/rewind/snapshot/schema"
+)
+
+// Options select and shape what is printed.
+type Options struct {
+	JSON bool
+	// PID and TID keep events of that process or thread (0: all).
+	PID, TID uint32
+	// CPU keeps events of one CPU (-1: all).
+	CPU int
+	// Events keeps the named events (empty: all).
+	Events []string
+	// Range keeps events in it.
+	Range snapshot.Range
+	// Limit stops after that many events (0: no limit).
+	Limit int
+}
+
+// Write prints the events of r that opts select.
+func Write(w io.Writer, r *snapshot.Reader, opts Options) error {
+	s := r.Schema()
+	v := &viewer{
+		bw:      bufio.NewWriterSize(w, 1<<16),
+		meta:    r.Meta(),
+		schema:  s,
+		opts:    opts,
+		comms:   map[uint32]string{},
+		keep:    make([]bool, int(s.MaxID())+1),
+		special: make([]special, int(s.MaxID())+1),
+	}
+	for _, p := range r.Procs() {
+		for _, t := range p.Threads {
+			v.comms[uint32(t.TID)] = t.Comm
+		}
+	}
+	for _, e := range s.Events() {
+		v.keep[e.ID] = len(opts.Events) == 0
+		for _, name := range opts.Events {
+			if name == e.Name {
+				v.keep[e.ID] = true
+			}
+		}
+		v.special[e.ID] = specialOf(&e)
+	}
+	for _, name := range opts.Events {
+		if s.ByName(name) == nil {
+			return fmt.Errorf("--event %q: the snapshot has no such event", name)
+		}
+	}
+	err := r.Each(opts.Range.From, opts.Range.To, v.event)
+	if err == errLimit {
+		err = nil
+	}
+	if ferr := v.bw.Flush(); err == nil {
+		err = ferr
+	}
+	return err
+}
+
+var errLimit = fmt.Errorf("limit reached")
+
+type viewer struct {
+	bw      *bufio.Writer
+	meta    *snapshot.Meta
+	schema  *schema.Schema
+	opts    Options
+	comms   map[uint32]string // by tid, as last seen
+	keep    []bool            // by event id
+	special []special         // by event id
+	printed int
+	prevTS  uint64
+	buf     []byte
+}
+
+// special says which fields of an event change what a thread is called.
+type special struct {
+	kind       int // 0 none, or one of the constants below
+	f1, f2, f3 int // field indexes
+}
+
+const (
+	specSwitch = iota + 1 // prev_comm (current task), next_tid + next_comm
+	specTarget            // target_tid + target_comm
+	specFork              // child_tid + child_comm
+	specExec              // filename: the current task's new name
+)
+
+func specialOf(e *schema.Event) special {
+	switch {
+	case e.Field("next_tid") >= 0 && e.Field("next_comm") >= 0 && e.Field("prev_comm") >= 0:
+		return special{specSwitch, e.Field("prev_comm"), e.Field("next_tid"), e.Field("next_comm")}
+	case e.Field("target_tid") >= 0 && e.Field("target_comm") >= 0:
+		return special{kind: specTarget, f1: e.Field("target_tid"), f2: e.Field("target_comm")}
+	case e.Field("child_tid") >= 0 && e.Field("child_comm") >= 0:
+		return special{kind: specFork, f1: e.Field("child_tid"), f2: e.Field("child_comm")}
+	case e.Name == "sched_process_exec" && e.Field("filename") >= 0:
+		return special{kind: specExec, f1: e.Field("filename")}
+	}
+	return special{}
+}
+
+// comm is the name of event i's thread as last seen. Thread id 0 is each
+// CPU's idle task, which the kernel names swapper/<cpu>.
+func (v *viewer) comm(c *snapshot.Chunk, i int) string {
+	if c.TID[i] == 0 {
+		return "swapper/" + strconv.Itoa(c.CPU)
+	}
+	return v.comms[c.TID[i]]
+}
+
+// track updates thread names from event i before it is printed.
+func (v *viewer) track(c *snapshot.Chunk, i int) {
+	t := c.Type[i]
+	if int(t) >= len(v.special) {
+		return
+	}
+	sp := v.special[t]
+	row := int(c.Row[i])
+	col := func(f int) *snapshot.Column { return c.Column(t, f) }
+	switch sp.kind {
+	case specSwitch:
+		v.comms[c.TID[i]] = string(col(sp.f1).Bytes(row))
+		v.comms[uint32(col(sp.f2).Uint(row))] = string(col(sp.f3).Bytes(row))
+	case specTarget, specFork:
+		v.comms[uint32(col(sp.f1).Uint(row))] = string(col(sp.f2).Bytes(row))
+	case specExec:
+		name := path.Base(string(col(sp.f1).Bytes(row)))
+		if len(name) > 15 {
+			name = name[:15]
+		}
+		v.comms[c.TID[i]] = name
+	}
+}
+
+func (v *viewer) event(c *snapshot.Chunk, i int) error {
+	v.track(c, i)
+	t := c.Type[i]
+	et := v.schema.ByID(t)
+	if et == nil || !v.keep[t] {
+		return nil
+	}
+	o := v.opts
+	if o.CPU >= 0 && c.CPU != o.CPU || o.PID != 0 && c.PID[i] != o.PID || o.TID != 0 && c.TID[i] != o.TID {
+		return nil
+	}
+	if o.Limit > 0 && v.printed >= o.Limit {
+		return errLimit
+	}
+	v.printed++
+	b := v.buf[:0]
+	if o.JSON {
+		b = v.appendJSON(b, c, i, et)
+	} else {
+		b = v.appendText(b, c, i, et)
+	}
+	v.buf = b
+	_, err := v.bw.Write(b)
+	return err
+}
+
+func (v *viewer) appendJSON(b []byte, c *snapshot.Chunk, i int, et *schema.Event) []byte {
+	b = append(b, `{"ts_ns":`...)
+	b = strconv.AppendUint(b, c.TS[i], 10)
+	b = append(b, `,"cpu":`...)
+	b = strconv.AppendInt(b, int64(c.CPU), 10)
+	b = append(b, `,"seq":`...)
+	b = strconv.AppendUint(b, c.Seq[i], 10)
+	b = append(b, `,"event":`...)
+	b = strconv.AppendQuote(b, et.Name)
+	b = append(b, `,"tid":`...)
+	b = strconv.AppendUint(b, uint64(c.TID[i]), 10)
+	b = append(b, `,"pid":`...)
+	b = strconv.AppendUint(b, uint64(c.PID[i]), 10)
+	b = append(b, `,"comm":`...)
+	b = strconv.AppendQuote(b, v.comm(c, i))
+	row := int(c.Row[i])
+	for fi, f := range et.Fields {
+		col := c.Column(et.ID, fi)
+		b = append(b, ',')
+		b = strconv.AppendQuote(b, f.Name)
+		b = append(b, ':')
+		switch {
+		case f.Type == schema.Str:
+			b = strconv.AppendQuote(b, string(col.Bytes(row)))
+		case f.Count > 1:
+			b = append(b, '[')
+			for k := 0; k < f.Count; k++ {
+				if k > 0 {
+					b = append(b, ',')
+				}
+				b = appendJSONValue(b, f, col.UintAt(row, k))
+			}
+			b = append(b, ']')
+		default:
+			val := col.Uint(row)
+			b = appendJSONValue(b, f, val)
+			switch f.Kind {
+			case schema.KindSyscall:
+				if name := syscalls.Name(v.meta.Kernel.Machine, int64(val)); name != "" {
+					b = append(b, `,"syscall":`...)
+					b = strconv.AppendQuote(b, name)
+				}
+			case schema.KindTaskState:
+				b = append(b, `,"`...)
+				b = append(b, f.Name...)
+				b = append(b, `_str":`...)
+				b = strconv.AppendQuote(b, TaskState(val))
+			}
+		}
+	}
+	return append(b, "}\n"...)
+}
+
+// appendJSONValue writes integers as numbers, except hex kinds, which are
+// strings ("0x7ffd...") so that JSON readers using doubles keep every bit.
+func appendJSONValue(b []byte, f schema.Field, v uint64) []byte {
+	if f.Kind == schema.KindHex {
+		b = append(b, `"0x`...)
+		b = strconv.AppendUint(b, v, 16)
+		return append(b, '"')
+	}
+	if f.Type.Signed() {
+		return strconv.AppendInt(b, int64(v), 10)
+	}
+	return strconv.AppendUint(b, v, 10)
+}
+
+func (v *viewer) appendText(b []byte, c *snapshot.Chunk, i int, et *schema.Event) []byte {
+	ts := c.TS[i]
+	if wall, ok := v.meta.WallNS(ts); ok {
+		b = time.Unix(0, wall).AppendFormat(b, "15:04:05.000000000")
+	} else {
+		b = strconv.AppendUint(b, ts, 10)
+	}
+	b = append(b, " (+"...)
+	if v.prevTS != 0 && ts >= v.prevTS {
+		b = strconv.AppendFloat(b, float64(ts-v.prevTS)/1e9, 'f', 9, 64)
+	} else {
+		b = append(b, "?.?????????"...)
+	}
+	v.prevTS = ts
+	b = append(b, ") cpu"...)
+	b = strconv.AppendInt(b, int64(c.CPU), 10)
+	b = append(b, ' ')
+	b = strconv.AppendUint(b, uint64(c.PID[i]), 10)
+	b = append(b, '/')
+	b = strconv.AppendUint(b, uint64(c.TID[i]), 10)
+	b = append(b, ' ')
+	comm := v.comm(c, i)
+	if comm == "" {
+		comm = "?"
+	}
+	b = append(b, comm...)
+	b = append(b, ' ')
+	b = append(b, et.Name...)
+	b = append(b, ':')
+	row := int(c.Row[i])
+	for fi, f := range et.Fields {
+		col := c.Column(et.ID, fi)
+		b = append(b, ' ')
+		b = append(b, f.Name...)
+		b = append(b, '=')
+		switch {
+		case f.Type == schema.Str:
+			b = strconv.AppendQuote(b, string(col.Bytes(row)))
+		case f.Count > 1:
+			b = append(b, '[')
+			for k := 0; k < f.Count; k++ {
+				if k > 0 {
+					b = append(b, ',')
+				}
+				b = appendTextValue(b, f, col.UintAt(row, k))
+			}
+			b = append(b, ']')
+		default:
+			val := col.Uint(row)
+			b = appendTextValue(b, f, val)
+			switch f.Kind {
+			case schema.KindSyscall:
+				if name := syscalls.Name(v.meta.Kernel.Machine, int64(val)); name != "" {
+					b = append(b, '(')
+					b = append(b, name...)
+					b = append(b, ')')
+				}
+			case schema.KindTaskState:
+				b = append(b, '(')
+				b = append(b, TaskState(val)...)
+				b = append(b, ')')
+			case schema.KindErrnoRet:
+				if name := sysx.ErrnoName(int(-int64(val))); name != "" && int64(val) < 0 {
+					b = append(b, '(')
+					b = append(b, name...)
+					b = append(b, ')')
+				}
+			}
+		}
+	}
+	return append(b, '\n')
+}
+
+func appendTextValue(b []byte, f schema.Field, v uint64) []byte {
+	switch {
+	case f.Kind == schema.KindHex:
+		b = append(b, "0x"...)
+		return strconv.AppendUint(b, v, 16)
+	case f.Type.Signed():
+		return strconv.AppendInt(b, int64(v), 10)
+	}
+	return strconv.AppendUint(b, v, 10)
+}
+
+// TaskState renders a sched_switch prev_state in the tracepoint's report
+// encoding the way ftrace prints it: R, S, D, T, t, X, Z, P, I, or R+ for a
+// preempted task.
+func TaskState(s uint64) string {
+	switch s {
+	case 0:
+		return "R"
+	case 0x100:
+		return "R+"
+	}
+	const letters = "SDTtXZPI"
+	var out []byte
+	for i := 0; i < len(letters); i++ {
+		if s&(1<<i) != 0 {
+			if len(out) > 0 {
+				out = append(out, '|')
+			}
+			out = append(out, letters[i])
+		}
+	}
+	if len(out) == 0 {
+		return "0x" + strconv.FormatUint(s, 16)
+	}
+	return string(out)
+}
