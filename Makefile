@@ -1,0 +1,53 @@
+# rewind. Works as root or under sudo; `make test` and `make demo` install
+# what they need.
+
+# sudo's secure_path usually leaves Go out.
+GO ?= $(shell command -v go 2>/dev/null || echo /usr/local/go/bin/go)
+export CGO_ENABLED := 0
+export GOFLAGS := -buildvcs=false
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -s -w -X github.com/rewindtrace/rewind/cmd/rewind/app.Version=$(VERSION)
+SOURCES := $(shell find . -name '*.go' -not -path './.git/*') go.mod go.sum $(wildcard bpf/*.o)
+
+.PHONY: all build test generate vmlinux demo bench lint deps clean
+
+all: build
+
+build: bin/rewind
+
+bin/rewind: $(SOURCES)
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $@ ./cmd/rewind
+
+deps:
+	scripts/deps.sh bpf
+	$(GO) mod download
+
+# The BPF objects and the syscall tables are generated and committed, so a
+# build needs no clang; this rebuilds them (TestGeneratedUpToDate checks
+# they are current).
+generate:
+	scripts/deps.sh bpf
+	$(GO) generate ./bpf/ ./internal/syscalls/
+
+# vmlinux.h is taken from the running kernel's BTF; see bpf/include/README.md.
+vmlinux:
+	scripts/deps.sh bpf
+	bpftool btf dump file /sys/kernel/btf/vmlinux format c > bpf/include/vmlinux.h
+
+test: deps lint
+	REWIND_CHECK_GENERATED=1 $(GO) test -count=1 -timeout 15m ./...
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+		if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+
+demo: build
+	scripts/demo.sh
+
+bench: build
+	scripts/deps.sh perf
+	$(GO) run ./bench/pipe $(BENCHFLAGS)
+
+clean:
+	rm -rf bin

@@ -1,0 +1,383 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"math/rand"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/rewindtrace/rewind/internal/testkernel"
+	"github.com/rewindtrace/rewind/snapshot"
+	"github.com/rewindtrace/rewind/snapshot/schema"
+)
+
+var rewindBin string
+
+// TestMain builds the binary once; the test binary doubles as a workload
+// child when REWIND_TEST_CHILD is set.
+func TestMain(m *testing.M) {
+	if os.Getenv("REWIND_TEST_CHILD") == "spin" {
+		spin()
+		return
+	}
+	dir, err := os.MkdirTemp("", "rewind-e2e")
+	if err != nil {
+		panic(err)
+	}
+	rewindBin = filepath.Join(dir, "rewind")
+	cmd := exec.Command("go", "build", "-o", rewindBin, ".")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		os.Stderr.Write(out)
+		panic(err)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// spin makes system calls on the CPU in REWIND_TEST_CPU until stdin closes.
+func spin() {
+	runtime.LockOSThread()
+	n, _ := strconv.Atoi(os.Getenv("REWIND_TEST_CPU"))
+	var set unix.CPUSet
+	set.Set(n)
+	if err := unix.SchedSetaffinity(0, &set); err != nil {
+		os.Exit(2)
+	}
+	done := make(chan struct{})
+	go func() { var b [1]byte; os.Stdin.Read(b[:]); close(done) }()
+	for {
+		select {
+		case <-done:
+			os.Exit(0)
+		default:
+		}
+		for i := 0; i < 1000; i++ {
+			syscall.Getppid()
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+type result struct {
+	stdout, stderr string
+	code           int
+}
+
+func run(t *testing.T, args ...string) result {
+	t.Helper()
+	cmd := exec.Command(rewindBin, args...)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	return result{out.String(), errb.String(), code}
+}
+
+func spinOn(t *testing.T, cpu int) {
+	cmd := exec.Command(os.Args[0])
+	cmd.Env = append(os.Environ(), "REWIND_TEST_CHILD=spin", "REWIND_TEST_CPU="+strconv.Itoa(cpu))
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { stdin.Close(); cmd.Wait() })
+}
+
+type infoOut struct {
+	CPUs        int    `json:"cpus"`
+	EventsTotal uint64 `json:"events_total"`
+	LostTotal   uint64 `json:"lost_total"`
+	PerCPU      []struct {
+		CPU     int    `json:"cpu"`
+		Events  uint64 `json:"events"`
+		Lost    uint64 `json:"lost"`
+		FirstNS uint64 `json:"first_ns"`
+		LastNS  uint64 `json:"last_ns"`
+	} `json:"per_cpu"`
+	EventCounts map[string]uint64 `json:"event_counts"`
+	Trigger     struct {
+		Kind   string `json:"kind"`
+		Signal string `json:"signal"`
+	} `json:"trigger"`
+	Damaged []any `json:"damaged"`
+}
+
+func info(t *testing.T, path string) infoOut {
+	t.Helper()
+	r := run(t, "info", "--json", path)
+	if r.code != 0 {
+		t.Fatalf("info %s: exit %d: %s", path, r.code, r.stderr)
+	}
+	var out infoOut
+	if err := json.Unmarshal([]byte(r.stdout), &out); err != nil {
+		t.Fatalf("info --json: %v\n%s", err, r.stdout)
+	}
+	return out
+}
+
+// `rewind record --duration 3s` with work on both CPUs records both; two
+// SIGUSR1 while it runs give two more readable snapshots.
+func TestRecordSignalsAndDuration(t *testing.T) {
+	testkernel.Require(t)
+	dir := t.TempDir()
+	spinOn(t, 0)
+	spinOn(t, 1)
+	cmd := exec.Command(rewindBin, "record", "--duration", "3s", "--buffer-size", "8MiB", "--output", dir)
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stdout bytes.Buffer
+	cmd.Stdout = &stdout
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	sc := bufio.NewScanner(stderr)
+	ready := make(chan string, 1)
+	go func() {
+		var all []string
+		for sc.Scan() {
+			all = append(all, sc.Text())
+			if strings.Contains(sc.Text(), "recording") {
+				ready <- sc.Text()
+			}
+		}
+		ready <- strings.Join(all, "\n")
+	}()
+	select {
+	case line := <-ready:
+		if !strings.Contains(line, "recording") {
+			t.Fatalf("record did not start: %s", line)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("record did not start within 20s")
+	}
+	for i := 0; i < 2; i++ {
+		before := countFiles(t, dir)
+		if err := cmd.Process.Signal(syscall.SIGUSR1); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, func() bool { return countFiles(t, dir) > before })
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("record: %v\n%s", err, stdout.String())
+	}
+	files, _ := filepath.Glob(filepath.Join(dir, "*.rwd"))
+	if len(files) != 3 {
+		t.Fatalf("%d snapshots, want 3: %v\n%s", len(files), files, stdout.String())
+	}
+	kinds := map[string]int{}
+	for _, f := range files {
+		in := info(t, f)
+		kinds[in.Trigger.Kind]++
+		if in.CPUs != 2 && runtime.NumCPU() == 2 {
+			t.Errorf("%s: %d CPUs", f, in.CPUs)
+		}
+		seen := map[int]uint64{}
+		for _, c := range in.PerCPU {
+			seen[c.CPU] = c.Events
+			if c.Events > 0 && c.LastNS < c.FirstNS {
+				t.Errorf("%s cpu %d: window %d..%d", f, c.CPU, c.FirstNS, c.LastNS)
+			}
+		}
+		if seen[0] == 0 || seen[1] == 0 {
+			t.Errorf("%s: events per CPU %v, want both CPUs", f, seen)
+		}
+		if in.EventCounts["sys_enter"] == 0 || in.EventCounts["sched_switch"] == 0 {
+			t.Errorf("%s: event counts %v", f, in.EventCounts)
+		}
+		if !strings.Contains(filepath.Base(f), "rewind-") {
+			t.Errorf("file name %s", f)
+		}
+	}
+	if kinds["signal"] != 2 || kinds["duration"] != 1 {
+		t.Errorf("trigger kinds %v, want 2 signal and 1 duration", kinds)
+	}
+	host, _ := os.Hostname()
+	if !strings.Contains(filepath.Base(files[0]), host) {
+		t.Errorf("file name %s does not carry host %s", files[0], host)
+	}
+	// view --json prints one object per line with the documented keys.
+	r := run(t, "view", "--json", "--event", "sys_enter,sys_exit", "--limit", "50", files[0])
+	if r.code != 0 {
+		t.Fatalf("view: %s", r.stderr)
+	}
+	lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
+	if len(lines) != 50 {
+		t.Fatalf("view --limit 50 printed %d lines", len(lines))
+	}
+	for _, l := range lines {
+		var m map[string]any
+		if err := json.Unmarshal([]byte(l), &m); err != nil {
+			t.Fatalf("view line %q: %v", l, err)
+		}
+		for _, k := range []string{"ts_ns", "cpu", "event", "tid", "pid", "comm", "id", "syscall"} {
+			if _, ok := m[k]; !ok {
+				t.Fatalf("view line lacks %q: %s", k, l)
+			}
+		}
+		if m["event"] == "sys_exit" {
+			if _, ok := m["ret"]; !ok {
+				t.Fatalf("sys_exit without ret: %s", l)
+			}
+		}
+	}
+}
+
+func countFiles(t *testing.T, dir string) int {
+	files, _ := filepath.Glob(filepath.Join(dir, "*.rwd"))
+	return len(files)
+}
+
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("timed out")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// writeSynthetic writes a snapshot without the kernel, for the tests of
+// damaged input.
+func writeSynthetic(t *testing.T) string {
+	s, err := schema.New([]schema.Event{{ID: 7, Name: "sys_enter", Size: 40, Fields: []schema.Field{
+		{Name: "id", Type: schema.S32, Count: 1, Kind: schema.KindSyscall},
+		{Name: "args", Type: schema.U64, Count: 4, Offset: 8, Kind: schema.KindHex},
+	}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "synthetic.rwd")
+	w, err := snapshot.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.WriteMeta(&snapshot.Meta{Recorder: "test", CPUs: 1, Kernel: snapshot.Kernel{Machine: "x86_64"}, Trigger: snapshot.Trigger{Kind: "manual"}})
+	w.WriteSchema(s)
+	w.WriteProcs(nil)
+	enc := snapshot.NewEncoder(s)
+	for c := 0; c < 4; c++ {
+		ev := make([]snapshot.Event, 1000)
+		for i := range ev {
+			d := make([]byte, 40)
+			d[0] = 110
+			ev[i] = snapshot.Event{TS: uint64(c*1000+i) * 1000, Seq: uint64(c*1000 + i), TID: 5, PID: 5, Type: 7, Data: d}
+		}
+		p, sum, err := enc.EncodeChunk(snapshot.ChunkInput{Events: ev, FirstSeq: uint64(c * 1000), NextSeq: uint64(c*1000 + 1000)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.WriteChunk(p, sum)
+	}
+	if err := w.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func TestTruncatedSnapshot(t *testing.T) {
+	path := writeSynthetic(t)
+	data, _ := os.ReadFile(path)
+	cut := filepath.Join(t.TempDir(), "cut.rwd")
+	os.WriteFile(cut, data[:len(data)*3/4], 0o644)
+
+	r := run(t, "info", "--json", cut)
+	if r.code != 0 || !strings.Contains(r.stderr, "warning") || !strings.Contains(r.stderr, "damaged bytes") {
+		t.Fatalf("info on a truncated file: exit %d, stderr %q", r.code, r.stderr)
+	}
+	var in infoOut
+	if err := json.Unmarshal([]byte(r.stdout), &in); err != nil {
+		t.Fatal(err)
+	}
+	if in.EventsTotal == 0 || in.EventsTotal >= 4000 || len(in.Damaged) == 0 {
+		t.Fatalf("truncated file: %d events, damage %v", in.EventsTotal, in.Damaged)
+	}
+	v := run(t, "view", cut)
+	if v.code != 0 || strings.Count(v.stdout, "\n") != int(in.EventsTotal) || !strings.Contains(v.stderr, "damaged bytes") {
+		t.Fatalf("view on a truncated file: exit %d, %d lines for %d events, stderr %q", v.code, strings.Count(v.stdout, "\n"), in.EventsTotal, v.stderr)
+	}
+	if !strings.Contains(v.stdout, "id=110(getppid)") {
+		t.Fatalf("view does not name syscalls: %q", v.stdout[:200])
+	}
+	for _, cmd := range []string{"info", "view"} {
+		s := run(t, cmd, "--strict", cut)
+		if s.code != 1 || !strings.Contains(s.stderr, "damaged bytes") {
+			t.Fatalf("%s --strict on a truncated file: exit %d, stderr %q", cmd, s.code, s.stderr)
+		}
+	}
+}
+
+func TestNotASnapshot(t *testing.T) {
+	junk := make([]byte, 10000)
+	rand.New(rand.NewSource(1)).Read(junk)
+	path := filepath.Join(t.TempDir(), "junk.rwd")
+	os.WriteFile(path, junk, 0o644)
+	// A valid header followed by garbage: the header is broken.
+	broken := filepath.Join(t.TempDir(), "broken.rwd")
+	data, _ := os.ReadFile(writeSynthetic(t))
+	os.WriteFile(broken, append(data[:16:16], junk...), 0o644)
+	for _, c := range []struct{ file, want string }{
+		{path, "not a rewind snapshot"},
+		{broken, "snapshot header is broken"},
+		{filepath.Join(t.TempDir(), "missing.rwd"), "no such file"},
+	} {
+		for _, cmd := range []string{"info", "view"} {
+			r := run(t, cmd, c.file)
+			if r.code != 1 || strings.Count(r.stderr, "\n") != 1 || !strings.Contains(r.stderr, c.want) || strings.Contains(r.stderr, "panic") {
+				t.Errorf("%s %s: exit %d, stderr %q; want one line with %q", cmd, filepath.Base(c.file), r.code, r.stderr, c.want)
+			}
+		}
+	}
+}
+
+func TestBadInput(t *testing.T) {
+	snap := writeSynthetic(t)
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"record", "--buffer-size", "12qq"}, "--buffer-size"},
+		{[]string{"record", "--buffer-size", "2GiB"}, "between 4KiB and 1GiB"},
+		{[]string{"record", "--events", "sched,nope"}, `unknown event or group "nope"`},
+		{[]string{"record", "--pid", "abc"}, `--pid "abc"`},
+		{[]string{"record", "--comm", "a-name-longer-than-15"}, "at most 15 bytes"},
+		{[]string{"record", "--output", "/nonexistent/dir"}, "--output"},
+		{[]string{"record", "--duration", "soon"}, "duration"},
+		{[]string{"record", "extra"}, "no arguments"},
+		{[]string{"info"}, "want one snapshot file"},
+		{[]string{"view", "--from", "yesterday", snap}, `--from "yesterday"`},
+		{[]string{"view", "--event", "nope", snap}, `--event "nope"`},
+		{[]string{"view", "--cpu", "-3", snap}, "must not be negative"},
+		{[]string{"nosuchcommand"}, "nosuchcommand"},
+	} {
+		r := run(t, c.args...)
+		if r.code == 0 || !strings.Contains(r.stderr, c.want) || strings.Contains(r.stderr, "panic") {
+			t.Errorf("rewind %s: exit %d, stderr %q; want an error naming %q", strings.Join(c.args, " "), r.code, r.stderr, c.want)
+		}
+	}
+}

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# deps.sh TOOLSET... installs the Debian packages a make target needs, only
+# when something is missing. Toolsets: bpf (clang, llvm-strip, libbpf
+# headers, bpftool), perf (perf, for benchmarks and ground truth).
+set -euo pipefail
+
+pkgs=()
+have() { command -v "$1" >/dev/null 2>&1; }
+for set in "$@"; do
+	case "$set" in
+	bpf)
+		have clang || pkgs+=(clang)
+		have llvm-strip || pkgs+=(llvm)
+		[ -f /usr/include/bpf/bpf_helpers.h ] || pkgs+=(libbpf-dev)
+		have bpftool || pkgs+=(bpftool)
+		;;
+	perf)
+		have perf || pkgs+=(linux-perf)
+		;;
+	*)
+		echo "deps.sh: unknown toolset $set" >&2
+		exit 2
+		;;
+	esac
+done
+[ ${#pkgs[@]} -eq 0 ] && exit 0
+
+sudo=""
+if [ "$(id -u)" != 0 ]; then
+	if have sudo; then sudo=sudo; else
+		echo "deps.sh: need root to install ${pkgs[*]} (or install them yourself)" >&2
+		exit 1
+	fi
+fi
+echo "deps.sh: installing ${pkgs[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq >/dev/null
+$sudo apt-get install -y -qq --no-install-recommends "${pkgs[@]}" >/dev/null
