@@ -14,6 +14,7 @@ import (
 
 	"github.com/rewindtrace/rewind/internal/testkernel"
 	"github.com/rewindtrace/rewind/snapshot"
+	"github.com/rewindtrace/rewind/snapshot/schema"
 )
 
 // The test binary doubles as the workload: REWIND_TEST_CHILD selects what
@@ -40,6 +41,14 @@ func TestMain(m *testing.M) {
 			// getppid ignores its arguments; the tracepoint still records
 			// them, which numbers every call.
 			syscall.RawSyscall(syscall.SYS_GETPPID, uintptr(i), 0, 0)
+		}
+		os.Exit(0)
+	case "sleep":
+		// Sleep on one thread, so that every wakeup is of the main thread.
+		runtime.LockOSThread()
+		ts := unix.Timespec{Nsec: 5e6}
+		for i := 0; i < 10; i++ {
+			unix.Nanosleep(&ts, nil)
 		}
 		os.Exit(0)
 	}
@@ -227,5 +236,96 @@ func TestSmallBufferWindow(t *testing.T) {
 	}
 	if cpu0.LastTS <= cpu0.FirstTS {
 		t.Errorf("cpu 0 window [%d, %d] is empty", cpu0.FirstTS, cpu0.LastTS)
+	}
+}
+
+// A child that sleeps shows up switched out in state S, woken, switched
+// back in by name; its fork, exec (with the full path, which spans several
+// slots) and exit are recorded.
+func TestSchedAndProcessEvents(t *testing.T) {
+	testkernel.Require(t)
+	rec, err := Start(Config{Events: []string{"sched", "process"}, BufferSize: 16 << 20, Version: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rec.Close()
+	// A long path exercises multi-slot records.
+	dir := filepath.Join(t.TempDir(), "a-rather-long-directory-name-for-the-exec-record", "and-another-level-of-it")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(dir, "sleeper.test")
+	if err := os.Link(os.Args[0], bin); err != nil {
+		b, _ := os.ReadFile(os.Args[0])
+		if err := os.WriteFile(bin, b, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cmd := exec.Command(bin, "-test.run=^$")
+	cmd.Env = append(os.Environ(), "REWIND_TEST_CHILD=sleep")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("child: %v %s", err, out)
+	}
+	pid := uint32(cmd.Process.Pid)
+	path := filepath.Join(t.TempDir(), "sched.rwd")
+	if _, err := rec.Snapshot(path, snapshot.Trigger{Kind: snapshot.TriggerManual}); err != nil {
+		t.Fatal(err)
+	}
+	r, err := snapshot.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	s := r.Schema()
+	sw, wk := s.ByName("sched_switch"), s.ByName("sched_waking")
+	fork, execE, exit := s.ByName("sched_process_fork"), s.ByName("sched_process_exec"), s.ByName("sched_process_exit")
+	var sleeps, wakes, switchIns, forks, execs, exits int
+	var c snapshot.Chunk
+	for _, sec := range r.Chunks() {
+		if err := r.ReadChunk(sec, &c); err != nil {
+			t.Fatal(err)
+		}
+		for i := 0; i < c.Len(); i++ {
+			row := int(c.Row[i])
+			col := func(e *schema.Event, f string) *snapshot.Column { return c.Column(e.ID, e.Field(f)) }
+			switch c.Type[i] {
+			case sw.ID:
+				if c.TID[i] == pid && col(sw, "prev_state").Uint(row) == 1 && string(col(sw, "prev_comm").Bytes(row)) == "sleeper.test" {
+					sleeps++
+				}
+				if uint32(col(sw, "next_tid").Uint(row)) == pid && string(col(sw, "next_comm").Bytes(row)) == "sleeper.test" {
+					switchIns++
+				}
+			case wk.ID:
+				if uint32(col(wk, "target_tid").Uint(row)) == pid && uint32(col(wk, "target_pid").Uint(row)) == pid {
+					wakes++
+				}
+			case fork.ID:
+				if uint32(col(fork, "child_pid").Uint(row)) == pid && c.PID[i] == uint32(os.Getpid()) {
+					forks++
+				}
+			case execE.ID:
+				if c.TID[i] == pid {
+					if got := string(col(execE, "filename").Bytes(row)); got != bin {
+						t.Errorf("exec filename %q, want %q", got, bin)
+					}
+					if uint32(col(execE, "old_tid").Uint(row)) != pid {
+						t.Errorf("exec old_tid %d", col(execE, "old_tid").Uint(row))
+					}
+					execs++
+				}
+			case exit.ID:
+				if c.TID[i] == pid {
+					exits++
+				}
+			}
+		}
+	}
+	t.Logf("sleeps %d wakes %d switch-ins %d forks %d execs %d exits %d", sleeps, wakes, switchIns, forks, execs, exits)
+	if sleeps < 5 || wakes < 5 || switchIns < 5 {
+		t.Errorf("want at least 5 sleeps in state S, wakeups and switch-ins of the child")
+	}
+	if forks != 1 || execs != 1 || exits != 1 {
+		t.Errorf("want one fork, exec and exit of the child")
 	}
 }

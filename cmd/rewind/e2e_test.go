@@ -355,6 +355,20 @@ func TestNotASnapshot(t *testing.T) {
 	}
 }
 
+// Without privileges, record says exactly what is missing.
+func TestRecordUnprivileged(t *testing.T) {
+	testkernel.Require(t)
+	if err := os.Chmod(filepath.Dir(rewindBin), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(rewindBin, "record", "--duration", "1s", "--output", "/tmp")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+	out, err := cmd.CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "needs root, or CAP_BPF and CAP_PERFMON") || strings.Count(string(out), "\n") != 1 {
+		t.Fatalf("unprivileged record: %v, %q", err, out)
+	}
+}
+
 func TestBadInput(t *testing.T) {
 	snap := writeSynthetic(t)
 	for _, c := range []struct {
@@ -374,6 +388,7 @@ func TestBadInput(t *testing.T) {
 		{[]string{"view", "--event", "nope", snap}, `--event "nope"`},
 		{[]string{"view", "--cpu", "-3", snap}, "must not be negative"},
 		{[]string{"nosuchcommand"}, "nosuchcommand"},
+		{[]string{"record", "--btf", "/nonexistent/vmlinux", "--duration", "1s", "--output", t.TempDir()}, "kernel BTF file"},
 	} {
 		r := run(t, c.args...)
 		if r.code == 0 || !strings.Contains(r.stderr, c.want) || strings.Contains(r.stderr, "panic") {
