@@ -8,8 +8,11 @@
 // ns/event = (µs/op traced − µs/op untraced) × 1000 / events per op, where
 // events per op comes from `perf stat` counting the same tracepoints.
 //
-// It also records the default event set during the workload and reports
-// the snapshot file's bytes per event. Run it as root: `make bench`.
+// A "bpf floor" variant attaches rewind's programs with every event turned
+// off: the cost of a tracepoint calling BPF at all, which bounds any BPF
+// recorder from below. It also records the default event set during the
+// workload and reports the snapshot file's bytes per event. Run it as root:
+// `make bench`.
 package main
 
 import (
@@ -29,6 +32,10 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/cilium/ebpf"
+
+	"github.com/rewindtrace/rewind/bpf"
 )
 
 var (
@@ -104,6 +111,7 @@ func run() error {
 		{"none", func(string) (func() (time.Duration, error), error) {
 			return func() (time.Duration, error) { return 0, nil }, nil
 		}},
+		{"bpf floor", startFloor},
 		{"rewind", startRewind},
 		{"ftrace", startFtrace},
 		{"perf --overwrite", startPerf},
@@ -177,6 +185,28 @@ func eventsPerOp() (float64, error) {
 		return 0, fmt.Errorf("perf stat counted nothing: %s", out)
 	}
 	return total / float64(*loops), nil
+}
+
+// startFloor attaches rewind's programs in this process with every event
+// turned off, so each runs only to its first check: the cost of the
+// tracepoint calling BPF at all, which no BPF recorder can go below.
+func startFloor(string) (func() (time.Duration, error), error) {
+	cpus, err := ebpf.PossibleCPU()
+	if err != nil {
+		return nil, err
+	}
+	objs, err := bpf.Load(bpf.Options{CPUs: cpus, SlotsPerCPU: bpf.MinSlots, SelfTGID: uint32(os.Getpid())})
+	if err != nil {
+		return nil, err
+	}
+	for _, e := range []string{"sched_switch", "sys_enter", "sys_exit"} {
+		if err := errors.Join(objs.Enable(e), objs.Disable(e)); err != nil {
+			objs.Close()
+			return nil, err
+		}
+	}
+	cleanups = append(cleanups, func() { objs.Close() })
+	return func() (time.Duration, error) { return 0, objs.Close() }, nil
 }
 
 func startRewind(dir string) (func() (time.Duration, error), error) {
@@ -426,7 +456,7 @@ func render(tracers []tracer, times map[string][]float64, cpus map[string][]time
 		}
 		cpu := "none"
 		switch t.name {
-		case "ftrace":
+		case "ftrace", "bpf floor":
 			cpu = "none (kernel only)"
 		default:
 			if total > 0 {
