@@ -50,7 +50,7 @@ const (
 // Objects are the loaded programs and maps. Methods are not safe for
 // concurrent use; Close is safe to call twice.
 type Objects struct {
-	objs   rewindObjects
+	coll   *ebpf.Collection
 	opts   Options
 	events map[string]Event
 	links  map[string]link.Link
@@ -101,7 +101,7 @@ func Load(opts Options) (_ *Objects, err error) {
 	for _, e := range catalog {
 		o.events[e.Name] = e
 	}
-	if err := spec.LoadAndAssign(&o.objs, &collOpts); err != nil {
+	if o.coll, err = ebpf.NewCollectionWithOptions(spec, collOpts); err != nil {
 		var ve *ebpf.VerifierError
 		if errors.As(err, &ve) {
 			return nil, fmt.Errorf("load bpf programs: %w\n%s", err, verifierTail(ve))
@@ -121,8 +121,8 @@ func verifierTail(ve *ebpf.VerifierError) string {
 
 // RingFD and HeadsFD are the file descriptors of the ring array and the
 // per-CPU heads, for mmap.
-func (o *Objects) RingFD() int  { return o.objs.RwRing.FD() }
-func (o *Objects) HeadsFD() int { return o.objs.RwHeads.FD() }
+func (o *Objects) RingFD() int  { return o.coll.Maps[rewindMapRwRing].FD() }
+func (o *Objects) HeadsFD() int { return o.coll.Maps[rewindMapRwHeads].FD() }
 
 // Options returns the options the objects were loaded with.
 func (o *Objects) Options() Options { return o.opts }
@@ -135,7 +135,7 @@ func (o *Objects) Enable(name string) error {
 		return fmt.Errorf("enable %s: no such event", name)
 	}
 	if _, ok := o.links[name]; !ok {
-		prog := o.program(e.Program)
+		prog := o.coll.Programs[e.Program]
 		if prog == nil {
 			return fmt.Errorf("enable %s: program %s not loaded", name, e.Program)
 		}
@@ -158,7 +158,7 @@ func (o *Objects) Disable(name string) error {
 }
 
 func (o *Objects) setEnabled(id uint16, on bool) error {
-	v := o.objs.RwEnabled
+	v := o.coll.Variables[rewindVarRwEnabled]
 	flags := make([]uint8, v.Size())
 	if err := v.Get(flags); err != nil {
 		return fmt.Errorf("read rw_enabled: %w", err)
@@ -178,7 +178,7 @@ func (o *Objects) setEnabled(id uint16, on bool) error {
 
 // Enabled returns the names of the events that are on, sorted.
 func (o *Objects) Enabled() ([]string, error) {
-	v := o.objs.RwEnabled
+	v := o.coll.Variables[rewindVarRwEnabled]
 	flags := make([]uint8, v.Size())
 	if err := v.Get(flags); err != nil {
 		return nil, fmt.Errorf("read rw_enabled: %w", err)
@@ -193,48 +193,23 @@ func (o *Objects) Enabled() ([]string, error) {
 	return names, nil
 }
 
-func (o *Objects) program(name string) *ebpf.Program {
-	p := o.objs.rewindPrograms
-	switch name {
-	case rewindProgRwSchedSwitch:
-		return p.RwSchedSwitch
-	case rewindProgRwSchedWaking:
-		return p.RwSchedWaking
-	case rewindProgRwSchedWakeupNew:
-		return p.RwSchedWakeupNew
-	case rewindProgRwSchedProcessFork:
-		return p.RwSchedProcessFork
-	case rewindProgRwSchedProcessExec:
-		return p.RwSchedProcessExec
-	case rewindProgRwSchedProcessExit:
-		return p.RwSchedProcessExit
-	case rewindProgRwSysEnter:
-		return p.RwSysEnter
-	case rewindProgRwSysExit:
-		return p.RwSysExit
-	}
-	return nil
-}
-
 // SetFilter replaces the active filter. Events already recorded stay.
 func (o *Objects) SetFilter(f Filter) error {
 	// Turn filtering off while the sets change, then on with the new flags.
-	if err := o.objs.RwFilterFlags.Set(uint32(0)); err != nil {
+	flagsVar := o.coll.Variables[rewindVarRwFilterFlags]
+	pids, comms, cgroups := o.coll.Maps[rewindMapRwFilterPids], o.coll.Maps[rewindMapRwFilterComms], o.coll.Maps[rewindMapRwFilterCgroups]
+	if err := flagsVar.Set(uint32(0)); err != nil {
 		return fmt.Errorf("write rw_filter_flags: %w", err)
 	}
-	if err := clearMap(o.objs.RwFilterPids); err != nil {
-		return err
-	}
-	if err := clearMap(o.objs.RwFilterComms); err != nil {
-		return err
-	}
-	if err := clearMap(o.objs.RwFilterCgroups); err != nil {
-		return err
+	for _, m := range []*ebpf.Map{pids, comms, cgroups} {
+		if err := clearMap(m); err != nil {
+			return err
+		}
 	}
 	var flags uint32
 	one := uint8(1)
 	for _, p := range f.PIDs {
-		if err := o.objs.RwFilterPids.Put(p, one); err != nil {
+		if err := pids.Put(p, one); err != nil {
 			return fmt.Errorf("add pid %d to filter: %w", p, err)
 		}
 		flags |= filterPID
@@ -245,18 +220,18 @@ func (o *Objects) SetFilter(f Filter) error {
 			return fmt.Errorf("comm %q is longer than the kernel's 15 bytes", c)
 		}
 		copy(key[:], c)
-		if err := o.objs.RwFilterComms.Put(key, one); err != nil {
+		if err := comms.Put(key, one); err != nil {
 			return fmt.Errorf("add comm %q to filter: %w", c, err)
 		}
 		flags |= filterComm
 	}
 	for _, id := range f.CgroupIDs {
-		if err := o.objs.RwFilterCgroups.Put(id, one); err != nil {
+		if err := cgroups.Put(id, one); err != nil {
 			return fmt.Errorf("add cgroup %d to filter: %w", id, err)
 		}
 		flags |= filterCgroup
 	}
-	if err := o.objs.RwFilterFlags.Set(flags); err != nil {
+	if err := flagsVar.Set(flags); err != nil {
 		return fmt.Errorf("write rw_filter_flags: %w", err)
 	}
 	return nil
@@ -287,8 +262,7 @@ func clearMap(m *ebpf.Map) error {
 func (o *Objects) Misses() (map[string]uint64, error) {
 	out := map[string]uint64{}
 	for name := range o.links {
-		prog := o.program(o.events[name].Program)
-		stats, err := prog.Stats()
+		stats, err := o.coll.Programs[o.events[name].Program].Stats()
 		if err != nil {
 			return nil, fmt.Errorf("program stats %s: %w", name, err)
 		}
@@ -309,8 +283,8 @@ func (o *Objects) Close() error {
 			errs = append(errs, fmt.Errorf("detach %s: %w", name, err))
 		}
 	}
-	if err := o.objs.Close(); err != nil {
-		errs = append(errs, err)
+	if o.coll != nil {
+		o.coll.Close()
 	}
 	return errors.Join(errs...)
 }

@@ -4,6 +4,7 @@ package view
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"io"
 	"path"
@@ -72,7 +73,7 @@ func Write(w io.Writer, r *snapshot.Reader, opts Options) error {
 	return err
 }
 
-var errLimit = fmt.Errorf("limit reached")
+var errLimit = errors.New("limit reached")
 
 type viewer struct {
 	bw      *bufio.Writer

@@ -160,14 +160,25 @@ func takeSnapshot(rec *record.Recorder, cfg *recordConfig, trig snapshot.Trigger
 		return err
 	}
 	if cfg.json {
-		return json.NewEncoder(os.Stdout).Encode(map[string]any{
-			"path": res.Path, "bytes": res.Bytes, "events": res.Events, "lost": res.Lost,
-			"trigger": trig, "read_ms": res.ReadTime.Seconds() * 1e3, "total_ms": res.Total.Seconds() * 1e3,
+		return json.NewEncoder(os.Stdout).Encode(snapshotJSON{
+			Path: res.Path, Bytes: res.Bytes, Events: res.Events, Lost: res.Lost, Trigger: trig,
+			ReadMS: res.ReadTime.Seconds() * 1e3, TotalMS: res.Total.Seconds() * 1e3,
 		})
 	}
 	fmt.Printf("snapshot %s: %d events, %d lost, %s, written in %v (%s)\n",
 		res.Path, res.Events, res.Lost, formatSize(uint64(res.Bytes)), res.Total.Round(time.Millisecond), trig.Kind)
 	return nil
+}
+
+// snapshotJSON is a line of `rewind record --json` (docs/JSON.md).
+type snapshotJSON struct {
+	Path    string           `json:"path"`
+	Bytes   int64            `json:"bytes"`
+	Events  uint64           `json:"events"`
+	Lost    uint64           `json:"lost"`
+	Trigger snapshot.Trigger `json:"trigger"`
+	ReadMS  float64          `json:"read_ms"`
+	TotalMS float64          `json:"total_ms"`
 }
 
 func signalName(s os.Signal) string {
