@@ -34,8 +34,10 @@ vmlinux:
 	scripts/deps.sh bpf
 	bpftool btf dump file /sys/kernel/btf/vmlinux format c > bpf/include/vmlinux.h
 
+# -p 1: kernel tests in different packages must not record each other's
+# workloads (they would overwrite each other's rings).
 test: deps lint
-	REWIND_CHECK_GENERATED=1 $(GO) test -count=1 -timeout 15m ./...
+	REWIND_CHECK_GENERATED=1 $(GO) test -p 1 -count=1 -timeout 15m ./...
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \

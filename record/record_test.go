@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"syscall"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -327,5 +328,21 @@ func TestSchedAndProcessEvents(t *testing.T) {
 	}
 	if forks != 1 || execs != 1 || exits != 1 {
 		t.Errorf("want one fork, exec and exit of the child")
+	}
+}
+
+func TestFreePath(t *testing.T) {
+	dir := t.TempDir()
+	name := FileName("host/with slash", time.Date(2026, 11, 21, 6, 30, 0, 123e6, time.UTC))
+	if name != "rewind-host_with_slash-20261121T063000.123Z.rwd" {
+		t.Fatalf("FileName = %q", name)
+	}
+	want := []string{name, "rewind-host_with_slash-20261121T063000.123Z-1.rwd", "rewind-host_with_slash-20261121T063000.123Z-2.rwd"}
+	for _, w := range want {
+		p := freePath(dir, name)
+		if filepath.Base(p) != w {
+			t.Fatalf("freePath = %s, want %s", filepath.Base(p), w)
+		}
+		os.WriteFile(p, nil, 0o644)
 	}
 }

@@ -156,15 +156,6 @@ func (r *Recorder) CPUs() int { return r.ring.CPUs() }
 // BufferBytes is the kernel tier's size per CPU.
 func (r *Recorder) BufferBytes() uint64 { return r.ring.SlotsPerCPU() * ringbuf.SlotSize }
 
-// Heads returns each CPU's sequence head: how many slots it has written.
-func (r *Recorder) Heads() []uint64 {
-	out := make([]uint64, r.ring.CPUs())
-	for cpu := range out {
-		out[cpu] = r.ring.Head(cpu)
-	}
-	return out
-}
-
 // Result describes a written snapshot.
 type Result struct {
 	Path   string
@@ -189,16 +180,34 @@ func FileName(host string, t time.Time) string {
 	return fmt.Sprintf("rewind-%s-%s.rwd", host, t.UTC().Format("20060102T150405.000Z"))
 }
 
-// SnapshotTo writes a snapshot into dir under FileName.
+// SnapshotTo writes a snapshot into dir under FileName, with a numeric
+// suffix when that name is taken.
 func (r *Recorder) SnapshotTo(dir string, trig snapshot.Trigger) (*Result, error) {
-	return r.Snapshot(filepath.Join(dir, FileName(r.host, time.Now())), trig)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.snapshot(freePath(dir, FileName(r.host, time.Now())), trig)
+}
+
+// freePath returns dir/name, or dir/name-N.rwd for the first N not taken.
+func freePath(dir, name string) string {
+	path := filepath.Join(dir, name)
+	for i := 1; ; i++ {
+		if _, err := os.Lstat(path); errors.Is(err, os.ErrNotExist) {
+			return path
+		}
+		path = filepath.Join(dir, fmt.Sprintf("%s-%d.rwd", strings.TrimSuffix(name, ".rwd"), i))
+	}
 }
 
 // Snapshot writes what the rings hold to path. Recording goes on while the
 // rings are read: nothing is paused, so nothing is lost to the snapshot.
-func (r *Recorder) Snapshot(path string, trig snapshot.Trigger) (_ *Result, err error) {
+func (r *Recorder) Snapshot(path string, trig snapshot.Trigger) (*Result, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	return r.snapshot(path, trig)
+}
+
+func (r *Recorder) snapshot(path string, trig snapshot.Trigger) (_ *Result, err error) {
 	if r.closed {
 		return nil, os.ErrClosed
 	}

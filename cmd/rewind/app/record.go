@@ -119,7 +119,7 @@ func runRecord(cliContext *cli.Context) error {
 	}
 	defer rec.Close()
 	total := rec.BufferBytes() * uint64(rec.CPUs())
-	fmt.Fprintf(os.Stderr, "rewind: recording %s on %d CPUs, %s per CPU (%s in all); pid %d: `kill -USR1 %d` writes a snapshot to %s, Ctrl-C stops\n",
+	fmt.Fprintf(os.Stderr, "rewind: recording %s on %d CPUs, %s per CPU (%s in all, as much again while a snapshot is copied); pid %d: `kill -USR1 %d` writes a snapshot to %s, Ctrl-C stops\n",
 		strings.Join(rec.Events(), ","), rec.CPUs(), formatSize(rec.BufferBytes()), formatSize(total), os.Getpid(), os.Getpid(), cfg.output)
 
 	var timeout <-chan time.Time

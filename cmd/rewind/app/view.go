@@ -1,10 +1,8 @@
 package app
 
 import (
-	"errors"
 	"fmt"
 	"os"
-	"syscall"
 
 	"github.com/urfave/cli/v2"
 
@@ -55,11 +53,7 @@ func runView(cliContext *cli.Context) error {
 		Range:  rng,
 		Limit:  cliContext.Int("limit"),
 	}
-	err = view.Write(os.Stdout, r, opts)
-	if errors.Is(err, syscall.EPIPE) {
-		err = nil // the reader (head, less) went away
-	}
-	if err != nil {
+	if err := view.Write(os.Stdout, r, opts); err != nil {
 		return err
 	}
 	return reportDamage(r, path, cliContext.Bool("strict"))
