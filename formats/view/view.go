@@ -189,56 +189,8 @@ func (v *viewer) appendJSON(b []byte, c *snapshot.Chunk, i int, et *schema.Event
 	b = strconv.AppendUint(b, uint64(c.PID[i]), 10)
 	b = append(b, `,"comm":`...)
 	b = strconv.AppendQuote(b, v.comm(c, i))
-	row := int(c.Row[i])
-	for fi, f := range et.Fields {
-		col := c.Column(et.ID, fi)
-		b = append(b, ',')
-		b = strconv.AppendQuote(b, f.Name)
-		b = append(b, ':')
-		switch {
-		case f.Type == schema.Str:
-			b = strconv.AppendQuote(b, string(col.Bytes(row)))
-		case f.Count > 1:
-			b = append(b, '[')
-			for k := 0; k < f.Count; k++ {
-				if k > 0 {
-					b = append(b, ',')
-				}
-				b = appendJSONValue(b, f, col.UintAt(row, k))
-			}
-			b = append(b, ']')
-		default:
-			val := col.Uint(row)
-			b = appendJSONValue(b, f, val)
-			switch f.Kind {
-			case schema.KindSyscall:
-				if name := syscalls.Name(v.meta.Kernel.Machine, int64(val)); name != "" {
-					b = append(b, `,"syscall":`...)
-					b = strconv.AppendQuote(b, name)
-				}
-			case schema.KindTaskState:
-				b = append(b, `,"`...)
-				b = append(b, f.Name...)
-				b = append(b, `_str":`...)
-				b = strconv.AppendQuote(b, TaskState(val))
-			}
-		}
-	}
+	b = v.appendFields(b, c, i, et)
 	return append(b, "}\n"...)
-}
-
-// appendJSONValue writes integers as numbers, except hex kinds, which are
-// strings ("0x7ffd...") so that JSON readers using doubles keep every bit.
-func appendJSONValue(b []byte, f schema.Field, v uint64) []byte {
-	if f.Kind == schema.KindHex {
-		b = append(b, `"0x`...)
-		b = strconv.AppendUint(b, v, 16)
-		return append(b, '"')
-	}
-	if f.Type.Signed() {
-		return strconv.AppendInt(b, int64(v), 10)
-	}
-	return strconv.AppendUint(b, v, 10)
 }
 
 func (v *viewer) appendText(b []byte, c *snapshot.Chunk, i int, et *schema.Event) []byte {
@@ -270,12 +222,18 @@ func (v *viewer) appendText(b []byte, c *snapshot.Chunk, i int, et *schema.Event
 	b = append(b, ' ')
 	b = append(b, et.Name...)
 	b = append(b, ':')
+	b = v.appendFields(b, c, i, et)
+	return append(b, '\n')
+}
+
+// appendFields writes an event's own fields, `,"name":value` in JSON and
+// ` name=value` in text, each scalar followed by what its kind derives: the
+// syscall's name, the task state's letters, the errno's name.
+func (v *viewer) appendFields(b []byte, c *snapshot.Chunk, i int, et *schema.Event) []byte {
 	row := int(c.Row[i])
 	for fi, f := range et.Fields {
 		col := c.Column(et.ID, fi)
-		b = append(b, ' ')
-		b = append(b, f.Name...)
-		b = append(b, '=')
+		b = v.appendKey(b, f.Name)
 		switch {
 		case f.Type == schema.Str:
 			b = strconv.AppendQuote(b, string(col.Bytes(row)))
@@ -285,44 +243,71 @@ func (v *viewer) appendText(b []byte, c *snapshot.Chunk, i int, et *schema.Event
 				if k > 0 {
 					b = append(b, ',')
 				}
-				b = appendTextValue(b, f, col.UintAt(row, k))
+				b = v.appendValue(b, f, col.UintAt(row, k))
 			}
 			b = append(b, ']')
 		default:
 			val := col.Uint(row)
-			b = appendTextValue(b, f, val)
-			switch f.Kind {
-			case schema.KindSyscall:
-				if name := syscalls.Name(v.meta.Kernel.Machine, int64(val)); name != "" {
-					b = append(b, '(')
-					b = append(b, name...)
-					b = append(b, ')')
-				}
-			case schema.KindTaskState:
-				b = append(b, '(')
-				b = append(b, TaskState(val)...)
-				b = append(b, ')')
-			case schema.KindErrnoRet:
-				if name := sysx.ErrnoName(int(-int64(val))); name != "" && int64(val) < 0 {
-					b = append(b, '(')
-					b = append(b, name...)
-					b = append(b, ')')
-				}
-			}
+			b = v.appendValue(b, f, val)
+			b = v.appendDerived(b, f, val)
 		}
 	}
-	return append(b, '\n')
+	return b
 }
 
-func appendTextValue(b []byte, f schema.Field, v uint64) []byte {
+func (v *viewer) appendKey(b []byte, name string) []byte {
+	if v.opts.JSON {
+		b = append(b, ',')
+		b = strconv.AppendQuote(b, name)
+		return append(b, ':')
+	}
+	b = append(b, ' ')
+	b = append(b, name...)
+	return append(b, '=')
+}
+
+// appendValue writes an integer in decimal, or in hex for hex kinds, which
+// JSON gets as strings ("0x7ffd...") so that readers using doubles keep
+// every bit.
+func (v *viewer) appendValue(b []byte, f schema.Field, val uint64) []byte {
 	switch {
+	case f.Kind == schema.KindHex && v.opts.JSON:
+		b = append(b, `"0x`...)
+		b = strconv.AppendUint(b, val, 16)
+		return append(b, '"')
 	case f.Kind == schema.KindHex:
 		b = append(b, "0x"...)
-		return strconv.AppendUint(b, v, 16)
+		return strconv.AppendUint(b, val, 16)
 	case f.Type.Signed():
-		return strconv.AppendInt(b, int64(v), 10)
+		return strconv.AppendInt(b, int64(val), 10)
 	}
-	return strconv.AppendUint(b, v, 10)
+	return strconv.AppendUint(b, val, 10)
+}
+
+// appendDerived writes a name derived from a field's value: `,"key":"name"`
+// in JSON, `(name)` in text.
+func (v *viewer) appendDerived(b []byte, f schema.Field, val uint64) []byte {
+	var key, name string
+	switch f.Kind {
+	case schema.KindSyscall:
+		key, name = "syscall", syscalls.Name(v.meta.Kernel.Machine, int64(val))
+	case schema.KindTaskState:
+		key, name = f.Name+"_str", TaskState(val)
+	case schema.KindErrnoRet:
+		if int64(val) < 0 {
+			key, name = "errno", sysx.ErrnoName(int(-int64(val)))
+		}
+	}
+	if name == "" {
+		return b
+	}
+	if v.opts.JSON {
+		b = v.appendKey(b, key)
+		return strconv.AppendQuote(b, name)
+	}
+	b = append(b, '(')
+	b = append(b, name...)
+	return append(b, ')')
 }
 
 // TaskState renders a sched_switch prev_state in the tracepoint's report

@@ -123,7 +123,7 @@ func TestJSONAndFilters(t *testing.T) {
 	if err := json.Unmarshal([]byte(lines[0]), &m); err != nil {
 		t.Fatal(err)
 	}
-	want := map[string]any{"ts_ns": 400.0, "cpu": 1.0, "seq": 1.0, "event": "sys_exit", "tid": 7.0, "pid": 7.0, "comm": "worker", "id": 257.0, "syscall": "openat", "ret": -2.0}
+	want := map[string]any{"ts_ns": 400.0, "cpu": 1.0, "seq": 1.0, "event": "sys_exit", "tid": 7.0, "pid": 7.0, "comm": "worker", "id": 257.0, "syscall": "openat", "ret": -2.0, "errno": "ENOENT"}
 	for k, v := range want {
 		if m[k] != v {
 			t.Errorf("%s = %v, want %v (%s)", k, m[k], v, lines[0])
