@@ -23,13 +23,10 @@ type Ring struct {
 	perCPU uint64 // slots per CPU, a power of two
 	mask   uint64
 
-	// TailWait bounds how long a read waits for a slot that a writer has
-	// reserved but not yet published (a program is mid-record, usually for
-	// well under a microsecond).
+	// TailWait bounds how long one read waits, in all, for slots that a
+	// writer has reserved but not yet published (a program is mid-record,
+	// usually for well under a microsecond).
 	TailWait time.Duration
-	// MaxPasses bounds the catch-up passes a read makes over what was
-	// written while it ran.
-	MaxPasses int
 }
 
 // New wraps the mapped memory of the ring array (cpus × perCPU slots) and
@@ -43,7 +40,7 @@ func New(slots, heads []byte, cpus int, perCPU uint64) (*Ring, error) {
 		return nil, fmt.Errorf("ring: %d and %d bytes of memory are too small for %d CPUs × %d slots", len(slots), len(heads), cpus, perCPU)
 	}
 	r := &Ring{slots: slots, heads: heads, cpus: cpus, perCPU: perCPU, mask: perCPU - 1,
-		TailWait: 2 * time.Millisecond, MaxPasses: 16}
+		TailWait: 2 * time.Millisecond}
 	for cpu := 0; cpu < cpus; cpu++ {
 		for i := uint64(0); i < perCPU; i++ {
 			// Slot i first holds sequence i: until then it looks like it
@@ -111,61 +108,99 @@ const (
 	slotOverwritten
 )
 
-// Read copies the CPU's ring: every slot from the oldest one to the head at
-// the time the read ends, catching up with what writers add meanwhile. The
-// writers keep going; a slot counts only when its sequence number reads the
-// same before and after the copy.
+// Read copies the CPU's ring while its writers keep going.
+//
+// It reads from the newest slot down to the oldest. Writers overwrite the
+// ring oldest first, so if they catch up with a slow read (the reader was
+// preempted, say), the read stops where they are and the window loses its
+// oldest end — it is shorter, never holed. It then reads forward over what
+// was written meanwhile, up to a quarter of the ring, so that the window
+// still spans a whole ring's worth of slots.
+//
+// A slot counts only when its sequence number reads the same before and
+// after the copy. Slots reserved but not yet published (a program is
+// mid-record) are waited for, up to TailWait in all.
 func (r *Ring) Read(cpu int) (*Window, error) {
 	if cpu < 0 || cpu >= r.cpus {
 		return nil, fmt.Errorf("read ring: cpu %d out of range [0, %d)", cpu, r.cpus)
 	}
-	end := r.Head(cpu)
-	pos := end - min(end, r.perCPU)
-	w := &Window{CPU: cpu, data: make([]byte, 0, (r.perCPU+r.perCPU/8)*SlotSize)}
-	var (
-		found   bool
-		first   uint64 // sequence number of the first intact slot
-		waitEnd = time.Now().Add(r.TailWait)
-	)
-	for pass := 0; ; pass++ {
-		for ; pos < end; pos++ {
-			st := r.copySlot(cpu, pos, &w.data)
-			for st == slotPending && time.Now().Before(waitEnd) {
-				runtime.Gosched()
-				st = r.copySlot(cpu, pos, &w.data)
-			}
-			if st == slotIntact && !found {
-				found, first = true, pos
-			}
+	rd := reader{r: r, cpu: cpu}
+	// Allocate (and so zero and fault in) the copy before the race with
+	// the writers starts.
+	extra := r.perCPU / 4
+	buf := make([]byte, (r.perCPU+extra)*SlotSize)
+	h0 := r.Head(cpu)
+	lo := h0 - min(h0, r.perCPU)
+	mid := int(h0-lo) * SlotSize
+
+	// Newest to oldest, filling buf[:mid] from its end.
+	bottom := mid
+	var first uint64
+	found := false
+	for seq := h0; seq > lo; seq-- {
+		st := rd.copy(seq-1, buf[bottom-SlotSize:bottom])
+		if st == slotOverwritten {
+			break // the writers are here: everything older is gone too
 		}
-		h := r.Head(cpu)
-		if h == end || pass+1 >= r.MaxPasses {
+		if st == slotIntact {
+			bottom -= SlotSize
+			first, found = seq-1, true
+		}
+	}
+	// Oldest to newest over what arrived meanwhile, up to the first slot
+	// still unpublished.
+	top := mid
+	h1 := min(r.Head(cpu), h0+extra)
+	for seq := h0; seq < h1; seq++ {
+		if rd.copy(seq, buf[top:top+SlotSize]) != slotIntact {
 			break
 		}
-		// Anything older than h-perCPU has been overwritten by now.
-		pos = max(pos, h-min(h, r.perCPU))
-		end = h
+		if !found {
+			first, found = seq, true
+		}
+		top += SlotSize
 	}
-	w.Dropped = r.Dropped(cpu)
+	w := &Window{CPU: cpu, Dropped: r.Dropped(cpu), data: buf[bottom:top]}
 	if found {
 		w.index(first)
 	}
 	return w, nil
 }
 
-// copySlot appends the slot holding seq to dst when it is intact.
-func (r *Ring) copySlot(cpu int, seq uint64, dst *[]byte) slotState {
+// reader copies slots of one CPU, waiting for unpublished ones up to the
+// ring's TailWait in all.
+type reader struct {
+	r      *Ring
+	cpu    int
+	waited time.Duration
+}
+
+// copy copies the slot that should hold seq into dst (SlotSize bytes) and
+// says whether it is intact there.
+func (rd *reader) copy(seq uint64, dst []byte) slotState {
+	st := rd.r.copySlot(rd.cpu, seq, dst)
+	if st == slotPending && rd.waited < rd.r.TailWait {
+		t0 := time.Now()
+		for st == slotPending && rd.waited+time.Since(t0) < rd.r.TailWait {
+			runtime.Gosched()
+			st = rd.r.copySlot(rd.cpu, seq, dst)
+		}
+		rd.waited += time.Since(t0)
+	}
+	return st
+}
+
+// copySlot copies the slot that should hold seq into dst.
+func (r *Ring) copySlot(cpu int, seq uint64, dst []byte) slotState {
 	p := r.seqPtr(cpu, seq)
 	before := atomic.LoadUint32(p)
 	if st := classify(before, seq); st != slotIntact {
 		return st
 	}
 	off := r.slotOff(cpu, seq)
-	n := len(*dst)
-	*dst = append(*dst, r.slots[off:off+SlotSize]...)
+	copy(dst, r.slots[off:off+SlotSize])
 	if after := loadAfterCopy(p); after != before {
-		*dst = (*dst)[:n]
-		if st := classify(after, seq); st == slotPending {
+		if classify(after, seq) == slotPending {
 			return slotPending
 		}
 		return slotOverwritten
@@ -213,7 +248,11 @@ func (w *Window) index(first uint64) {
 			w.Lost += seq - next
 		}
 		// Kept slots move down over dropped ones; i never trails len(out).
-		out = append(out, s[:k*SlotSize]...)
+		if len(out) == i {
+			out = w.data[:i+k*SlotSize]
+		} else {
+			out = append(out, s[:k*SlotSize]...)
+		}
 		w.Records++
 		i += k * SlotSize
 		seq += uint64(k - 1)

@@ -245,3 +245,25 @@ func TestBatchesAccountForTheWindow(t *testing.T) {
 		t.Fatalf("batches end %d lose %d hold %d; window %v", next, lost, n, w)
 	}
 }
+
+func BenchmarkRead(b *testing.B) {
+	const perCPU = 1 << 20
+	mem := make([]byte, perCPU*SlotSize)
+	heads := make([]byte, HeadSize)
+	r, err := New(mem, heads, 1, perCPU)
+	if err != nil {
+		b.Fatal(err)
+	}
+	f := fakeWriter{r, 0}
+	for i := 0; i < perCPU+1000; i++ {
+		f.write(1)
+	}
+	b.SetBytes(perCPU * SlotSize)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		w, err := r.Read(0)
+		if err != nil || w.Records != perCPU {
+			b.Fatalf("%v %v", w, err)
+		}
+	}
+}
