@@ -368,9 +368,12 @@ func TestFreePath(t *testing.T) {
 // Snapshots taken back to back while one CPU records millions of events a
 // second lose nothing: every window is complete, and each one starts at or
 // before where the previous one ended, so no sequence number falls between.
+// The ring (64 MiB, a million slots) holds more than is written between two
+// snapshots; with a smaller one the writers would lap it between snapshots,
+// which no snapshot can help.
 func TestBackToBackSnapshotsLoseNothing(t *testing.T) {
 	testkernel.Require(t)
-	rec, err := Start(Config{Events: []string{"syscalls"}, BufferSize: 16 << 20, Version: "test"})
+	rec, err := Start(Config{Events: []string{"syscalls"}, BufferSize: 64 << 20, Version: "test"})
 	if err != nil {
 		t.Fatal(err)
 	}

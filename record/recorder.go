@@ -156,13 +156,17 @@ func (r *Recorder) CPUs() int { return r.ring.CPUs() }
 // BufferBytes is the kernel tier's size per CPU.
 func (r *Recorder) BufferBytes() uint64 { return r.ring.SlotsPerCPU() * ringbuf.SlotSize }
 
+// CopyBytes is the memory per CPU that snapshots copy the ring into.
+func (r *Recorder) CopyBytes() uint64 { return r.ring.CopyBytes() }
+
 // Result describes a written snapshot.
 type Result struct {
 	Path   string
 	Bytes  int64
 	Events uint64
 	Lost   uint64
-	// Windows are the per-CPU rings as read.
+	// Windows are the per-CPU rings as read; their records live in the
+	// recorder's copy buffers, which the next snapshot reuses.
 	Windows []*ringbuf.Window
 	// ReadTime is how long copying the rings took; Total runs from the
 	// trigger to the file being in place.

@@ -22,6 +22,7 @@ type Ring struct {
 	cpus   int
 	perCPU uint64 // slots per CPU, a power of two
 	mask   uint64
+	copies [][]byte // per CPU: where Read copies to, reused
 
 	// TailWait bounds how long one read waits, in all, for slots that a
 	// writer has reserved but not yet published (a program is mid-record,
@@ -31,7 +32,9 @@ type Ring struct {
 
 // New wraps the mapped memory of the ring array (cpus × perCPU slots) and
 // the per-CPU heads. It stamps every slot as unwritten, so call it before
-// any program writes.
+// any program writes. It also allocates, and faults in, the memory Read
+// copies each CPU's ring to (CopyBytes per CPU): allocating it at snapshot
+// time would slow the copy down while the writers race it.
 func New(slots, heads []byte, cpus int, perCPU uint64) (*Ring, error) {
 	if perCPU == 0 || perCPU&(perCPU-1) != 0 {
 		return nil, fmt.Errorf("ring: %d slots per CPU is not a power of two", perCPU)
@@ -47,9 +50,18 @@ func New(slots, heads []byte, cpus int, perCPU uint64) (*Ring, error) {
 			// still holds i's predecessor one lap earlier, i.e. unwritten.
 			atomic.StoreUint32(r.seqPtr(cpu, i), uint32(i-perCPU))
 		}
+		c := make([]byte, r.CopyBytes())
+		for i := 0; i < len(c); i += 4096 {
+			c[i] = 1
+		}
+		r.copies = append(r.copies, c)
 	}
 	return r, nil
 }
+
+// CopyBytes is the memory per CPU that reads copy into: the ring plus a
+// quarter for what arrives while it is read.
+func (r *Ring) CopyBytes() uint64 { return (r.perCPU + r.perCPU/4) * SlotSize }
 
 // CPUs is the number of per-CPU rings.
 func (r *Ring) CPUs() int { return r.cpus }
@@ -120,15 +132,16 @@ const (
 // A slot counts only when its sequence number reads the same before and
 // after the copy. Slots reserved but not yet published (a program is
 // mid-record) are waited for, up to TailWait in all.
+//
+// The window's memory is the CPU's copy buffer: it is valid until the next
+// Read of the same CPU.
 func (r *Ring) Read(cpu int) (*Window, error) {
 	if cpu < 0 || cpu >= r.cpus {
 		return nil, fmt.Errorf("read ring: cpu %d out of range [0, %d)", cpu, r.cpus)
 	}
 	rd := reader{r: r, cpu: cpu}
-	// Allocate (and so zero and fault in) the copy before the race with
-	// the writers starts.
 	extra := r.perCPU / 4
-	buf := make([]byte, (r.perCPU+extra)*SlotSize)
+	buf := r.copies[cpu]
 	h0 := r.Head(cpu)
 	lo := h0 - min(h0, r.perCPU)
 	mid := int(h0-lo) * SlotSize

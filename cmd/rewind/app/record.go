@@ -118,9 +118,11 @@ func runRecord(cliContext *cli.Context) error {
 		return err
 	}
 	defer rec.Close()
-	total := rec.BufferBytes() * uint64(rec.CPUs())
-	fmt.Fprintf(os.Stderr, "rewind: recording %s on %d CPUs, %s per CPU (%s in all, as much again while a snapshot is copied); pid %d: `kill -USR1 %d` writes a snapshot to %s, Ctrl-C stops\n",
-		strings.Join(rec.Events(), ","), rec.CPUs(), formatSize(rec.BufferBytes()), formatSize(total), os.Getpid(), os.Getpid(), cfg.output)
+	cpus := uint64(rec.CPUs())
+	fmt.Fprintf(os.Stderr, "rewind: recording %s on %d CPUs into %s per CPU; memory %s (%s of kernel rings, %s to copy them into for snapshots); pid %d: `kill -USR1 %d` writes a snapshot to %s, Ctrl-C stops\n",
+		strings.Join(rec.Events(), ","), rec.CPUs(), formatSize(rec.BufferBytes()),
+		formatSize(cpus*(rec.BufferBytes()+rec.CopyBytes())), formatSize(cpus*rec.BufferBytes()), formatSize(cpus*rec.CopyBytes()),
+		os.Getpid(), os.Getpid(), cfg.output)
 
 	var timeout <-chan time.Time
 	if cfg.duration > 0 {
