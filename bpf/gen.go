@@ -4,4 +4,4 @@ package bpf
 // committed, so building rewind needs no clang. `make generate` reruns this;
 // TestGeneratedUpToDate fails when the committed files are stale.
 //
-//go:generate go run github.com/cilium/ebpf/cmd/bpf2go -cc clang -cflags "-O2 -g -Wall -Werror -mcpu=v3" -target amd64,arm64 -go-package bpf rewind rewind.bpf.c -- -I./include
+//go:generate go tool bpf2go -cc clang -cflags "-O2 -g -Wall -Werror -mcpu=v3" -target amd64,arm64 -go-package bpf rewind rewind.bpf.c -- -I./include
