@@ -25,18 +25,48 @@ type Event struct {
 // groups assigns each event to the --events group that enables it. Group
 // "default" is sched, syscalls and process; "all" is every event.
 var groups = map[string]string{
-	"sched_switch":       "sched",
-	"sched_waking":       "sched",
-	"sched_wakeup_new":   "sched",
-	"sched_process_fork": "process",
-	"sched_process_exec": "process",
-	"sched_process_exit": "process",
-	"sys_enter":          "syscalls",
-	"sys_exit":           "syscalls",
+	"sched_switch":                   "sched",
+	"sched_waking":                   "sched",
+	"sched_wakeup_new":               "sched",
+	"sched_migrate_task":             "sched",
+	"sched_process_fork":             "process",
+	"sched_process_exec":             "process",
+	"sched_process_exit":             "process",
+	"sched_process_free":             "process",
+	"task_newtask":                   "process",
+	"task_rename":                    "process",
+	"sys_enter":                      "syscalls",
+	"sys_exit":                       "syscalls",
+	"block_rq_insert":                "block",
+	"block_rq_issue":                 "block",
+	"block_rq_complete":              "block",
+	"irq_handler_entry":              "irq",
+	"irq_handler_exit":               "irq",
+	"softirq_entry":                  "irq",
+	"softirq_exit":                   "irq",
+	"page_fault_user":                "faults",
+	"page_fault_kernel":              "faults",
+	"signal_generate":                "signals",
+	"signal_deliver":                 "signals",
+	"tcp_retransmit_skb":             "net",
+	"tcp_send_reset":                 "net",
+	"tcp_receive_reset":              "net",
+	"inet_sock_set_state":            "net",
+	"kfree_skb":                      "net",
+	"mark_victim":                    "memory",
+	"mm_vmscan_direct_reclaim_begin": "memory",
+	"mm_vmscan_direct_reclaim_end":   "memory",
+	"contention_begin":               "lock",
+	"contention_end":                 "lock",
+	"workqueue_execute_start":        "workqueue",
+	"workqueue_execute_end":          "workqueue",
+	"cpu_idle":                       "power",
+	"cpu_frequency":                  "power",
 }
 
-// DefaultGroups are the groups `--events default` enables.
-var DefaultGroups = []string{"sched", "syscalls", "process"}
+// DefaultGroups are the groups `--events default` enables: everything but
+// the high-rate irq, faults, lock, workqueue and power groups.
+var DefaultGroups = []string{"sched", "syscalls", "process", "block", "signals", "net", "memory"}
 
 var catalog struct {
 	once   sync.Once
@@ -98,15 +128,19 @@ func catalogEvent(spec *ebpf.CollectionSpec, name string, id uint64) (Event, err
 	if e.Group == "" {
 		return e, fmt.Errorf("event %s: no group in bpf/catalog.go", name)
 	}
-	prog, ok := spec.Programs[e.Program]
-	if !ok {
-		return e, fmt.Errorf("event %s: no program %s", name, e.Program)
+	// An architecture may lack an event's tracepoint (page faults are
+	// x86's), and so its object the program: the event stays in the
+	// schema, with no program, and Support says why.
+	e.Tracepoint = name
+	if prog, ok := spec.Programs[e.Program]; ok {
+		_, tp, ok := strings.Cut(prog.SectionName, "/")
+		if !ok {
+			return e, fmt.Errorf("event %s: program section %q names no tracepoint", name, prog.SectionName)
+		}
+		e.Tracepoint = tp
+	} else {
+		e.Program = ""
 	}
-	_, tp, ok := strings.Cut(prog.SectionName, "/")
-	if !ok {
-		return e, fmt.Errorf("event %s: program section %q names no tracepoint", name, prog.SectionName)
-	}
-	e.Tracepoint = tp
 
 	var st *btf.Struct
 	if err := spec.Types.TypeByName("rw_ev_"+name, &st); err != nil {

@@ -50,14 +50,18 @@ const (
 // Objects are the loaded programs and maps. Methods are not safe for
 // concurrent use; Close is safe to call twice.
 type Objects struct {
-	coll   *ebpf.Collection
+	coll   *ebpf.Collection // the maps and global variables
+	progs  map[string]*ebpf.Program
 	opts   Options
 	events map[string]Event
-	links  map[string]link.Link
-	closed bool
+	// unsupported says, per event, why this kernel cannot record it.
+	unsupported map[string]string
+	links       map[string]link.Link
+	closed      bool
 }
 
-// Load loads the programs and maps into the kernel, attaching nothing.
+// Load loads the maps and every program this kernel supports, attaching
+// nothing; Unsupported says which events it could not load and why.
 func Load(opts Options) (_ *Objects, err error) {
 	if opts.CPUs < 1 {
 		return nil, fmt.Errorf("load bpf: %d CPUs", opts.CPUs)
@@ -90,34 +94,76 @@ func Load(opts Options) (_ *Objects, err error) {
 	_ = rlimit.RemoveMemlock()
 
 	var collOpts ebpf.CollectionOptions
+	var kernel *btf.Spec
 	if opts.KernelBTF != "" {
-		kernel, err := btf.LoadSpec(opts.KernelBTF)
-		if err != nil {
+		if kernel, err = btf.LoadSpec(opts.KernelBTF); err != nil {
 			return nil, fmt.Errorf("load kernel BTF %s: %w", opts.KernelBTF, err)
 		}
 		collOpts.Programs.KernelTypes = kernel
 	}
-	o := &Objects{opts: opts, events: map[string]Event{}, links: map[string]link.Link{}}
+	o := &Objects{opts: opts, events: map[string]Event{}, progs: map[string]*ebpf.Program{},
+		unsupported: map[string]string{}, links: map[string]link.Link{}}
+	defer func() {
+		if err != nil {
+			o.Close()
+		}
+	}()
+	// The maps and global data first, shared by every program.
+	maps := spec.Copy()
+	maps.Programs = map[string]*ebpf.ProgramSpec{}
+	if o.coll, err = ebpf.NewCollectionWithOptions(maps, collOpts); err != nil {
+		return nil, fmt.Errorf("create bpf maps: %w", err)
+	}
+	// Then each event's program on its own, so that an event this kernel
+	// lacks, or whose program it rejects, costs only that event.
+	support := Support(kernel)
 	for _, e := range catalog {
 		o.events[e.Name] = e
-	}
-	if o.coll, err = ebpf.NewCollectionWithOptions(spec, collOpts); err != nil {
-		var ve *ebpf.VerifierError
-		if errors.As(err, &ve) {
-			return nil, fmt.Errorf("load bpf programs: %w\n%s", err, verifierTail(ve))
+		if why := support(e); why != "" {
+			o.unsupported[e.Name] = why
+			continue
 		}
-		return nil, fmt.Errorf("load bpf programs: %w", err)
+		prog, err := loadProgram(spec, e.Program, o.coll.Maps, collOpts)
+		if err != nil {
+			o.unsupported[e.Name] = err.Error()
+			continue
+		}
+		o.progs[e.Name] = prog
 	}
 	return o, nil
 }
 
+// loadProgram loads one program of spec against maps created already.
+func loadProgram(spec *ebpf.CollectionSpec, name string, maps map[string]*ebpf.Map, opts ebpf.CollectionOptions) (*ebpf.Program, error) {
+	one := spec.Copy()
+	for n := range one.Programs {
+		if n != name {
+			delete(one.Programs, n)
+		}
+	}
+	opts.MapReplacements = maps
+	coll, err := ebpf.NewCollectionWithOptions(one, opts)
+	if err != nil {
+		var ve *ebpf.VerifierError
+		if errors.As(err, &ve) {
+			return nil, fmt.Errorf("the verifier rejects %s: %s", name, verifierTail(ve))
+		}
+		return nil, fmt.Errorf("load %s: %w", name, err)
+	}
+	defer coll.Close()
+	return coll.DetachProgram(name), nil
+}
+
 func verifierTail(ve *ebpf.VerifierError) string {
 	log := ve.Log
-	if len(log) > 20 {
-		log = log[len(log)-20:]
+	if len(log) > 3 {
+		log = log[len(log)-3:]
 	}
-	return strings.Join(log, "\n")
+	return strings.Join(log, "; ")
 }
+
+// Unsupported returns, for each event this kernel cannot record, why.
+func (o *Objects) Unsupported() map[string]string { return o.unsupported }
 
 // RingFD and HeadsFD are the file descriptors of the ring array and the
 // per-CPU heads, for mmap.
@@ -134,12 +180,18 @@ func (o *Objects) Enable(name string) error {
 	if !ok {
 		return fmt.Errorf("enable %s: no such event", name)
 	}
+	if why, ok := o.unsupported[name]; ok {
+		return fmt.Errorf("enable %s: not supported by this kernel: %s", name, why)
+	}
 	if _, ok := o.links[name]; !ok {
-		prog := o.coll.Programs[e.Program]
-		if prog == nil {
-			return fmt.Errorf("enable %s: program %s not loaded", name, e.Program)
+		prog := o.progs[name]
+		var l link.Link
+		var err error
+		if prog.Type() == ebpf.RawTracepoint {
+			l, err = link.AttachRawTracepoint(link.RawTracepointOptions{Name: e.Tracepoint, Program: prog})
+		} else {
+			l, err = link.AttachTracing(link.TracingOptions{Program: prog, AttachType: ebpf.AttachTraceRawTp})
 		}
-		l, err := link.AttachTracing(link.TracingOptions{Program: prog, AttachType: ebpf.AttachTraceRawTp})
 		if err != nil {
 			return fmt.Errorf("attach %s to tracepoint %s: %w", e.Program, e.Tracepoint, err)
 		}
@@ -262,7 +314,7 @@ func clearMap(m *ebpf.Map) error {
 func (o *Objects) Misses() (map[string]uint64, error) {
 	out := map[string]uint64{}
 	for name := range o.links {
-		stats, err := o.coll.Programs[o.events[name].Program].Stats()
+		stats, err := o.progs[name].Stats()
 		if err != nil {
 			return nil, fmt.Errorf("program stats %s: %w", name, err)
 		}
@@ -282,6 +334,9 @@ func (o *Objects) Close() error {
 		if err := l.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("detach %s: %w", name, err))
 		}
+	}
+	for _, p := range o.progs {
+		p.Close()
 	}
 	if o.coll != nil {
 		o.coll.Close()

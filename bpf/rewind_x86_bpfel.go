@@ -44,25 +44,54 @@ type rewindRwSlot struct {
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	rewindMapRwFilterCgroups     = "rw_filter_cgroups"
-	rewindMapRwFilterComms       = "rw_filter_comms"
-	rewindMapRwFilterPids        = "rw_filter_pids"
-	rewindMapRwHeads             = "rw_heads"
-	rewindMapRwRing              = "rw_ring"
-	rewindMapRwScratch           = "rw_scratch"
-	rewindProgRwSchedProcessExec = "rw_sched_process_exec"
-	rewindProgRwSchedProcessExit = "rw_sched_process_exit"
-	rewindProgRwSchedProcessFork = "rw_sched_process_fork"
-	rewindProgRwSchedSwitch      = "rw_sched_switch"
-	rewindProgRwSchedWakeupNew   = "rw_sched_wakeup_new"
-	rewindProgRwSchedWaking      = "rw_sched_waking"
-	rewindProgRwSysEnter         = "rw_sys_enter"
-	rewindProgRwSysExit          = "rw_sys_exit"
-	rewindVarRwEnabled           = "rw_enabled"
-	rewindVarRwFilterFlags       = "rw_filter_flags"
-	rewindVarRwSchemaAnchor      = "rw_schema_anchor"
-	rewindVarRwSelfTgid          = "rw_self_tgid"
-	rewindVarRwSlotMask          = "rw_slot_mask"
+	rewindMapRwFilterCgroups               = "rw_filter_cgroups"
+	rewindMapRwFilterComms                 = "rw_filter_comms"
+	rewindMapRwFilterPids                  = "rw_filter_pids"
+	rewindMapRwHeads                       = "rw_heads"
+	rewindMapRwRing                        = "rw_ring"
+	rewindMapRwScratch                     = "rw_scratch"
+	rewindProgRwBlockRqComplete            = "rw_block_rq_complete"
+	rewindProgRwBlockRqInsert              = "rw_block_rq_insert"
+	rewindProgRwBlockRqIssue               = "rw_block_rq_issue"
+	rewindProgRwContentionBegin            = "rw_contention_begin"
+	rewindProgRwContentionEnd              = "rw_contention_end"
+	rewindProgRwCpuFrequency               = "rw_cpu_frequency"
+	rewindProgRwCpuIdle                    = "rw_cpu_idle"
+	rewindProgRwInetSockSetState           = "rw_inet_sock_set_state"
+	rewindProgRwIrqHandlerEntry            = "rw_irq_handler_entry"
+	rewindProgRwIrqHandlerExit             = "rw_irq_handler_exit"
+	rewindProgRwKfreeSkb                   = "rw_kfree_skb"
+	rewindProgRwMarkVictim                 = "rw_mark_victim"
+	rewindProgRwMmVmscanDirectReclaimBegin = "rw_mm_vmscan_direct_reclaim_begin"
+	rewindProgRwMmVmscanDirectReclaimEnd   = "rw_mm_vmscan_direct_reclaim_end"
+	rewindProgRwPageFaultKernel            = "rw_page_fault_kernel"
+	rewindProgRwPageFaultUser              = "rw_page_fault_user"
+	rewindProgRwSchedMigrateTask           = "rw_sched_migrate_task"
+	rewindProgRwSchedProcessExec           = "rw_sched_process_exec"
+	rewindProgRwSchedProcessExit           = "rw_sched_process_exit"
+	rewindProgRwSchedProcessFork           = "rw_sched_process_fork"
+	rewindProgRwSchedProcessFree           = "rw_sched_process_free"
+	rewindProgRwSchedSwitch                = "rw_sched_switch"
+	rewindProgRwSchedWakeupNew             = "rw_sched_wakeup_new"
+	rewindProgRwSchedWaking                = "rw_sched_waking"
+	rewindProgRwSignalDeliver              = "rw_signal_deliver"
+	rewindProgRwSignalGenerate             = "rw_signal_generate"
+	rewindProgRwSoftirqEntry               = "rw_softirq_entry"
+	rewindProgRwSoftirqExit                = "rw_softirq_exit"
+	rewindProgRwSysEnter                   = "rw_sys_enter"
+	rewindProgRwSysExit                    = "rw_sys_exit"
+	rewindProgRwTaskNewtask                = "rw_task_newtask"
+	rewindProgRwTaskRename                 = "rw_task_rename"
+	rewindProgRwTcpReceiveReset            = "rw_tcp_receive_reset"
+	rewindProgRwTcpRetransmitSkb           = "rw_tcp_retransmit_skb"
+	rewindProgRwTcpSendReset               = "rw_tcp_send_reset"
+	rewindProgRwWorkqueueExecuteEnd        = "rw_workqueue_execute_end"
+	rewindProgRwWorkqueueExecuteStart      = "rw_workqueue_execute_start"
+	rewindVarRwEnabled                     = "rw_enabled"
+	rewindVarRwFilterFlags                 = "rw_filter_flags"
+	rewindVarRwSchemaAnchor                = "rw_schema_anchor"
+	rewindVarRwSelfTgid                    = "rw_self_tgid"
+	rewindVarRwSlotMask                    = "rw_slot_mask"
 )
 
 // loadRewind returns the embedded CollectionSpec for rewind.
@@ -107,14 +136,43 @@ type rewindSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type rewindProgramSpecs struct {
-	RwSchedProcessExec *ebpf.ProgramSpec `ebpf:"rw_sched_process_exec"`
-	RwSchedProcessExit *ebpf.ProgramSpec `ebpf:"rw_sched_process_exit"`
-	RwSchedProcessFork *ebpf.ProgramSpec `ebpf:"rw_sched_process_fork"`
-	RwSchedSwitch      *ebpf.ProgramSpec `ebpf:"rw_sched_switch"`
-	RwSchedWakeupNew   *ebpf.ProgramSpec `ebpf:"rw_sched_wakeup_new"`
-	RwSchedWaking      *ebpf.ProgramSpec `ebpf:"rw_sched_waking"`
-	RwSysEnter         *ebpf.ProgramSpec `ebpf:"rw_sys_enter"`
-	RwSysExit          *ebpf.ProgramSpec `ebpf:"rw_sys_exit"`
+	RwBlockRqComplete            *ebpf.ProgramSpec `ebpf:"rw_block_rq_complete"`
+	RwBlockRqInsert              *ebpf.ProgramSpec `ebpf:"rw_block_rq_insert"`
+	RwBlockRqIssue               *ebpf.ProgramSpec `ebpf:"rw_block_rq_issue"`
+	RwContentionBegin            *ebpf.ProgramSpec `ebpf:"rw_contention_begin"`
+	RwContentionEnd              *ebpf.ProgramSpec `ebpf:"rw_contention_end"`
+	RwCpuFrequency               *ebpf.ProgramSpec `ebpf:"rw_cpu_frequency"`
+	RwCpuIdle                    *ebpf.ProgramSpec `ebpf:"rw_cpu_idle"`
+	RwInetSockSetState           *ebpf.ProgramSpec `ebpf:"rw_inet_sock_set_state"`
+	RwIrqHandlerEntry            *ebpf.ProgramSpec `ebpf:"rw_irq_handler_entry"`
+	RwIrqHandlerExit             *ebpf.ProgramSpec `ebpf:"rw_irq_handler_exit"`
+	RwKfreeSkb                   *ebpf.ProgramSpec `ebpf:"rw_kfree_skb"`
+	RwMarkVictim                 *ebpf.ProgramSpec `ebpf:"rw_mark_victim"`
+	RwMmVmscanDirectReclaimBegin *ebpf.ProgramSpec `ebpf:"rw_mm_vmscan_direct_reclaim_begin"`
+	RwMmVmscanDirectReclaimEnd   *ebpf.ProgramSpec `ebpf:"rw_mm_vmscan_direct_reclaim_end"`
+	RwPageFaultKernel            *ebpf.ProgramSpec `ebpf:"rw_page_fault_kernel"`
+	RwPageFaultUser              *ebpf.ProgramSpec `ebpf:"rw_page_fault_user"`
+	RwSchedMigrateTask           *ebpf.ProgramSpec `ebpf:"rw_sched_migrate_task"`
+	RwSchedProcessExec           *ebpf.ProgramSpec `ebpf:"rw_sched_process_exec"`
+	RwSchedProcessExit           *ebpf.ProgramSpec `ebpf:"rw_sched_process_exit"`
+	RwSchedProcessFork           *ebpf.ProgramSpec `ebpf:"rw_sched_process_fork"`
+	RwSchedProcessFree           *ebpf.ProgramSpec `ebpf:"rw_sched_process_free"`
+	RwSchedSwitch                *ebpf.ProgramSpec `ebpf:"rw_sched_switch"`
+	RwSchedWakeupNew             *ebpf.ProgramSpec `ebpf:"rw_sched_wakeup_new"`
+	RwSchedWaking                *ebpf.ProgramSpec `ebpf:"rw_sched_waking"`
+	RwSignalDeliver              *ebpf.ProgramSpec `ebpf:"rw_signal_deliver"`
+	RwSignalGenerate             *ebpf.ProgramSpec `ebpf:"rw_signal_generate"`
+	RwSoftirqEntry               *ebpf.ProgramSpec `ebpf:"rw_softirq_entry"`
+	RwSoftirqExit                *ebpf.ProgramSpec `ebpf:"rw_softirq_exit"`
+	RwSysEnter                   *ebpf.ProgramSpec `ebpf:"rw_sys_enter"`
+	RwSysExit                    *ebpf.ProgramSpec `ebpf:"rw_sys_exit"`
+	RwTaskNewtask                *ebpf.ProgramSpec `ebpf:"rw_task_newtask"`
+	RwTaskRename                 *ebpf.ProgramSpec `ebpf:"rw_task_rename"`
+	RwTcpReceiveReset            *ebpf.ProgramSpec `ebpf:"rw_tcp_receive_reset"`
+	RwTcpRetransmitSkb           *ebpf.ProgramSpec `ebpf:"rw_tcp_retransmit_skb"`
+	RwTcpSendReset               *ebpf.ProgramSpec `ebpf:"rw_tcp_send_reset"`
+	RwWorkqueueExecuteEnd        *ebpf.ProgramSpec `ebpf:"rw_workqueue_execute_end"`
+	RwWorkqueueExecuteStart      *ebpf.ProgramSpec `ebpf:"rw_workqueue_execute_start"`
 }
 
 // rewindMapSpecs contains maps before they are loaded into the kernel.
@@ -194,26 +252,84 @@ type rewindVariables struct {
 //
 // It can be passed to loadRewindObjects or ebpf.CollectionSpec.LoadAndAssign.
 type rewindPrograms struct {
-	RwSchedProcessExec *ebpf.Program `ebpf:"rw_sched_process_exec"`
-	RwSchedProcessExit *ebpf.Program `ebpf:"rw_sched_process_exit"`
-	RwSchedProcessFork *ebpf.Program `ebpf:"rw_sched_process_fork"`
-	RwSchedSwitch      *ebpf.Program `ebpf:"rw_sched_switch"`
-	RwSchedWakeupNew   *ebpf.Program `ebpf:"rw_sched_wakeup_new"`
-	RwSchedWaking      *ebpf.Program `ebpf:"rw_sched_waking"`
-	RwSysEnter         *ebpf.Program `ebpf:"rw_sys_enter"`
-	RwSysExit          *ebpf.Program `ebpf:"rw_sys_exit"`
+	RwBlockRqComplete            *ebpf.Program `ebpf:"rw_block_rq_complete"`
+	RwBlockRqInsert              *ebpf.Program `ebpf:"rw_block_rq_insert"`
+	RwBlockRqIssue               *ebpf.Program `ebpf:"rw_block_rq_issue"`
+	RwContentionBegin            *ebpf.Program `ebpf:"rw_contention_begin"`
+	RwContentionEnd              *ebpf.Program `ebpf:"rw_contention_end"`
+	RwCpuFrequency               *ebpf.Program `ebpf:"rw_cpu_frequency"`
+	RwCpuIdle                    *ebpf.Program `ebpf:"rw_cpu_idle"`
+	RwInetSockSetState           *ebpf.Program `ebpf:"rw_inet_sock_set_state"`
+	RwIrqHandlerEntry            *ebpf.Program `ebpf:"rw_irq_handler_entry"`
+	RwIrqHandlerExit             *ebpf.Program `ebpf:"rw_irq_handler_exit"`
+	RwKfreeSkb                   *ebpf.Program `ebpf:"rw_kfree_skb"`
+	RwMarkVictim                 *ebpf.Program `ebpf:"rw_mark_victim"`
+	RwMmVmscanDirectReclaimBegin *ebpf.Program `ebpf:"rw_mm_vmscan_direct_reclaim_begin"`
+	RwMmVmscanDirectReclaimEnd   *ebpf.Program `ebpf:"rw_mm_vmscan_direct_reclaim_end"`
+	RwPageFaultKernel            *ebpf.Program `ebpf:"rw_page_fault_kernel"`
+	RwPageFaultUser              *ebpf.Program `ebpf:"rw_page_fault_user"`
+	RwSchedMigrateTask           *ebpf.Program `ebpf:"rw_sched_migrate_task"`
+	RwSchedProcessExec           *ebpf.Program `ebpf:"rw_sched_process_exec"`
+	RwSchedProcessExit           *ebpf.Program `ebpf:"rw_sched_process_exit"`
+	RwSchedProcessFork           *ebpf.Program `ebpf:"rw_sched_process_fork"`
+	RwSchedProcessFree           *ebpf.Program `ebpf:"rw_sched_process_free"`
+	RwSchedSwitch                *ebpf.Program `ebpf:"rw_sched_switch"`
+	RwSchedWakeupNew             *ebpf.Program `ebpf:"rw_sched_wakeup_new"`
+	RwSchedWaking                *ebpf.Program `ebpf:"rw_sched_waking"`
+	RwSignalDeliver              *ebpf.Program `ebpf:"rw_signal_deliver"`
+	RwSignalGenerate             *ebpf.Program `ebpf:"rw_signal_generate"`
+	RwSoftirqEntry               *ebpf.Program `ebpf:"rw_softirq_entry"`
+	RwSoftirqExit                *ebpf.Program `ebpf:"rw_softirq_exit"`
+	RwSysEnter                   *ebpf.Program `ebpf:"rw_sys_enter"`
+	RwSysExit                    *ebpf.Program `ebpf:"rw_sys_exit"`
+	RwTaskNewtask                *ebpf.Program `ebpf:"rw_task_newtask"`
+	RwTaskRename                 *ebpf.Program `ebpf:"rw_task_rename"`
+	RwTcpReceiveReset            *ebpf.Program `ebpf:"rw_tcp_receive_reset"`
+	RwTcpRetransmitSkb           *ebpf.Program `ebpf:"rw_tcp_retransmit_skb"`
+	RwTcpSendReset               *ebpf.Program `ebpf:"rw_tcp_send_reset"`
+	RwWorkqueueExecuteEnd        *ebpf.Program `ebpf:"rw_workqueue_execute_end"`
+	RwWorkqueueExecuteStart      *ebpf.Program `ebpf:"rw_workqueue_execute_start"`
 }
 
 func (p *rewindPrograms) Close() error {
 	return _RewindClose(
+		p.RwBlockRqComplete,
+		p.RwBlockRqInsert,
+		p.RwBlockRqIssue,
+		p.RwContentionBegin,
+		p.RwContentionEnd,
+		p.RwCpuFrequency,
+		p.RwCpuIdle,
+		p.RwInetSockSetState,
+		p.RwIrqHandlerEntry,
+		p.RwIrqHandlerExit,
+		p.RwKfreeSkb,
+		p.RwMarkVictim,
+		p.RwMmVmscanDirectReclaimBegin,
+		p.RwMmVmscanDirectReclaimEnd,
+		p.RwPageFaultKernel,
+		p.RwPageFaultUser,
+		p.RwSchedMigrateTask,
 		p.RwSchedProcessExec,
 		p.RwSchedProcessExit,
 		p.RwSchedProcessFork,
+		p.RwSchedProcessFree,
 		p.RwSchedSwitch,
 		p.RwSchedWakeupNew,
 		p.RwSchedWaking,
+		p.RwSignalDeliver,
+		p.RwSignalGenerate,
+		p.RwSoftirqEntry,
+		p.RwSoftirqExit,
 		p.RwSysEnter,
 		p.RwSysExit,
+		p.RwTaskNewtask,
+		p.RwTaskRename,
+		p.RwTcpReceiveReset,
+		p.RwTcpRetransmitSkb,
+		p.RwTcpSendReset,
+		p.RwWorkqueueExecuteEnd,
+		p.RwWorkqueueExecuteStart,
 	)
 }
 

@@ -9,13 +9,15 @@ import (
 )
 
 // SelectEvents expands a list of event names and groups ("sched",
-// "syscalls", "process", "default", "all") into catalogue events, in id
-// order. An empty list means "default".
-func SelectEvents(list []string) ([]bpf.Event, error) {
+// "syscalls", "process", "default", "all", ...) into catalogue events, in id
+// order. An empty list means "default". explicit holds the events named
+// one by one, which must be recordable, unlike those a group brings in.
+func SelectEvents(list []string) (events []bpf.Event, explicit map[string]bool, err error) {
 	catalog, err := bpf.Catalog()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
+	explicit = map[string]bool{}
 	if len(list) == 0 {
 		list = []string{"default"}
 	}
@@ -30,22 +32,22 @@ func SelectEvents(list []string) ([]bpf.Event, error) {
 			if item == "all" || e.Name == item || e.Group == item || item == "default" && isDefault(e.Group) {
 				want[e.Name] = true
 				matched = true
+				explicit[e.Name] = explicit[e.Name] || e.Name == item
 			}
 		}
 		if !matched {
-			return nil, fmt.Errorf("unknown event or group %q; groups: %s, all, default; events: %s", item, strings.Join(groupNames(catalog), ", "), strings.Join(eventNames(catalog), ", "))
+			return nil, nil, fmt.Errorf("unknown event or group %q; groups: %s, all, default; events: %s", item, strings.Join(GroupNames(catalog), ", "), strings.Join(eventNames(catalog), ", "))
 		}
 	}
-	var out []bpf.Event
 	for _, e := range catalog {
 		if want[e.Name] {
-			out = append(out, e)
+			events = append(events, e)
 		}
 	}
-	if len(out) == 0 {
-		return nil, fmt.Errorf("no events selected")
+	if len(events) == 0 {
+		return nil, nil, fmt.Errorf("no events selected")
 	}
-	return out, nil
+	return events, explicit, nil
 }
 
 func isDefault(group string) bool {
@@ -57,7 +59,8 @@ func isDefault(group string) bool {
 	return false
 }
 
-func groupNames(catalog []bpf.Event) []string {
+// GroupNames are the catalogue's groups, sorted.
+func GroupNames(catalog []bpf.Event) []string {
 	seen := map[string]bool{}
 	var out []string
 	for _, e := range catalog {

@@ -70,6 +70,10 @@ func TestMain(m *testing.M) {
 			unix.Nanosleep(&ts, nil)
 		}
 		os.Exit(0)
+	default:
+		if childMain(os.Getenv("REWIND_TEST_CHILD")) {
+			os.Exit(0)
+		}
 	}
 	os.Exit(3)
 }

@@ -52,7 +52,11 @@ type Recorder struct {
 	ring     *ringbuf.Ring
 	schema   *schema.Schema
 	events   []string
-	host     string
+	// unavailable: events asked for through a group that this kernel
+	// cannot record, and why.
+	unavailable map[string]string
+	enums       map[string][]snapshot.EnumValue
+	host        string
 	started  uint64
 	startRef snapshot.ClockRef
 
@@ -77,7 +81,7 @@ func Start(cfg Config) (_ *Recorder, err error) {
 	if cfg.BufferSize == 0 {
 		cfg.BufferSize = DefaultBufferSize
 	}
-	events, err := SelectEvents(cfg.Events)
+	events, explicit, err := SelectEvents(cfg.Events)
 	if err != nil {
 		return nil, err
 	}
@@ -96,15 +100,6 @@ func Start(cfg Config) (_ *Recorder, err error) {
 			r.Close()
 		}
 	}()
-	var missing []string
-	for _, e := range events {
-		if !sys.HasTracepoint(e.Tracepoint) {
-			missing = append(missing, e.Name)
-		}
-	}
-	if len(missing) > 0 {
-		return nil, fmt.Errorf("kernel %s has no tracepoint for %s (not in %s/available_events)", sys.Uname.Release, strings.Join(missing, ", "), sysx.Tracefs)
-	}
 	cpus, err := ebpf.PossibleCPU()
 	if err != nil {
 		return nil, fmt.Errorf("count possible CPUs: %w", err)
@@ -129,18 +124,40 @@ func Start(cfg Config) (_ *Recorder, err error) {
 	if err := r.objs.SetFilter(bpf.Filter{PIDs: cfg.PIDs, Comms: cfg.Comms}); err != nil {
 		return nil, err
 	}
+	if r.enums, err = kernelEnums(r.schema, cfg.KernelBTF); err != nil {
+		return nil, err
+	}
 	r.host, _ = os.Hostname()
 	boot, mono, real := sysx.Clocks()
 	r.startRef = snapshot.ClockRef{Name: "start", BoottimeNS: boot, MonotonicNS: mono, RealtimeNS: real}
 	r.started = uint64(boot)
+	r.unavailable = map[string]string{}
 	for _, e := range events {
+		why, bad := r.objs.Unsupported()[e.Name]
+		if !bad && !sys.HasTracepoint(e.Tracepoint) {
+			why, bad = fmt.Sprintf("tracepoint %s is not in %s/available_events", e.Tracepoint, sysx.Tracefs), true
+		}
+		if bad {
+			if explicit[e.Name] {
+				return nil, fmt.Errorf("event %s: kernel %s cannot record it: %s", e.Name, sys.Uname.Release, why)
+			}
+			r.unavailable[e.Name] = why
+			continue
+		}
 		if err := r.objs.Enable(e.Name); err != nil {
 			return nil, err
 		}
 		r.events = append(r.events, e.Name)
 	}
+	if len(r.events) == 0 {
+		return nil, fmt.Errorf("kernel %s can record none of the events asked for", sys.Uname.Release)
+	}
 	return r, nil
 }
+
+// Unavailable returns the events a group asked for that this kernel cannot
+// record, with the reason; snapshots carry it too.
+func (r *Recorder) Unavailable() map[string]string { return r.unavailable }
 
 func roundPage(n int) int {
 	p := sysx.PageSize()
@@ -342,6 +359,8 @@ func (r *Recorder) meta(taken uint64, trig snapshot.Trigger, windows []*ringbuf.
 		return nil, err
 	}
 	m.ProgramMisses = misses
+	m.Enums = r.enums
+	m.Unavailable = r.unavailable
 	for _, w := range windows {
 		m.CPUDropped = append(m.CPUDropped, w.Dropped)
 	}

@@ -23,6 +23,28 @@ type Meta struct {
 	// CPUDropped counts, per CPU, records the programs could not write since
 	// recording started; those inside a chunk's range are in its Lost too.
 	CPUDropped []uint64 `json:"cpu_dropped,omitempty"`
+	// Enums names the values of the recording kernel's enums that fields of
+	// kind enum_<name> hold, by enum name.
+	Enums map[string][]EnumValue `json:"enums,omitempty"`
+	// Unavailable lists events that were asked for (through a group) but
+	// this kernel cannot record, with the reason.
+	Unavailable map[string]string `json:"unavailable,omitempty"`
+}
+
+// EnumValue is one named value of a kernel enum.
+type EnumValue struct {
+	Name  string `json:"name"`
+	Value int64  `json:"value"`
+}
+
+// EnumName returns the name of value v of the named enum, or "".
+func (m *Meta) EnumName(enum string, v int64) string {
+	for _, e := range m.Enums[enum] {
+		if e.Value == v {
+			return e.Name
+		}
+	}
+	return ""
 }
 
 // Kernel is uname(2) of the recording machine.

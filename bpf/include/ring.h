@@ -157,6 +157,60 @@ static __always_inline void rw_end(struct rw_rec *r)
 	rw_mark(&r->slot->hdr.seq, (__u32)r->seq);
 }
 
+/*
+ * Records longer than one slot are built in a scratch buffer, one per event
+ * type and CPU: a tp_btf program never runs nested in itself on one CPU (the
+ * kernel skips and counts the nested run), so no two writers share one.
+ */
+struct rw_scratch {
+	__u8 data[RW_MAX_SLOTS * RW_MAX_PAYLOAD];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__type(key, __u32);
+	__type(value, struct rw_scratch);
+	__uint(max_entries, RW_EV_MAX);
+} rw_scratch SEC(".maps");
+
+static __always_inline void *rw_scratch_for(__u32 type)
+{
+	return bpf_map_lookup_elem(&rw_scratch, &type);
+}
+
+/* rw_emit writes size bytes of scratch as one record over the slots it needs. */
+static __always_inline void rw_emit(__u16 type, __u64 pid_tgid, const __u8 *scratch, __u32 size)
+{
+	__u32 nslots = (size + RW_MAX_PAYLOAD - 1) / RW_MAX_PAYLOAD, i;
+	struct rw_slot *s;
+	struct rw_rec r;
+
+	if (nslots < 1)
+		nslots = 1;
+	if (nslots > RW_MAX_SLOTS)
+		nslots = RW_MAX_SLOTS;
+	if (!rw_begin(&r, type, pid_tgid, nslots))
+		return;
+	__builtin_memcpy(r.slot->data, scratch, RW_MAX_PAYLOAD);
+	for (i = 1; i < RW_MAX_SLOTS; i++) {
+		if (i >= nslots)
+			break;
+		s = rw_slot_at(r.cpu, r.seq + i);
+		if (!s)
+			break;
+		rw_mark(&s->hdr.seq, RW_SEQ_BUSY);
+		s->hdr.ts = r.slot->hdr.ts;
+		s->hdr.type = RW_EV_CONT;
+		s->hdr.nslots = 1;
+		s->hdr.flags = 0;
+		s->hdr.tid = r.slot->hdr.tid;
+		s->hdr.pid = r.slot->hdr.pid;
+		__builtin_memcpy(s->data, scratch + i * RW_MAX_PAYLOAD, RW_MAX_PAYLOAD);
+		rw_mark(&s->hdr.seq, (__u32)(r.seq + i));
+	}
+	rw_end(&r);
+}
+
 /* Filters. Every event passes rw_want_* before it reserves a slot. */
 
 static __always_inline bool rw_match_ids(__u32 tid, __u32 tgid)

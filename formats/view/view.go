@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/rewindtrace/rewind/internal/syscalls"
-	"github.com/rewindtrace/rewind/internal/sysx"
 	"github.com/rewindtrace/rewind/snapshot"
 	"github.com/rewindtrace/rewind/snapshot/schema"
 )
@@ -227,8 +226,8 @@ func (v *viewer) appendText(b []byte, c *snapshot.Chunk, i int, et *schema.Event
 }
 
 // appendFields writes an event's own fields, `,"name":value` in JSON and
-// ` name=value` in text, each scalar followed by what its kind derives: the
-// syscall's name, the task state's letters, the errno's name.
+// ` name=value` in text, each scalar followed by what its kind derives (the
+// syscall's name, the task state's letters, the errno's name, ...).
 func (v *viewer) appendFields(b []byte, c *snapshot.Chunk, i int, et *schema.Event) []byte {
 	row := int(c.Row[i])
 	for fi, f := range et.Fields {
@@ -237,6 +236,8 @@ func (v *viewer) appendFields(b []byte, c *snapshot.Chunk, i int, et *schema.Eve
 		switch {
 		case f.Type == schema.Str:
 			b = strconv.AppendQuote(b, string(col.Bytes(row)))
+		case f.Kind == schema.KindInetAddr:
+			b = v.appendAddr(b, c, i, et, col)
 		case f.Count > 1:
 			b = append(b, '[')
 			for k := 0; k < f.Count; k++ {
@@ -255,6 +256,32 @@ func (v *viewer) appendFields(b []byte, c *snapshot.Chunk, i int, et *schema.Eve
 	return b
 }
 
+// appendAddr writes an address field as text, read for the family the
+// event's inet_family field gives.
+func (v *viewer) appendAddr(b []byte, c *snapshot.Chunk, i int, et *schema.Event, col *snapshot.Column) []byte {
+	row := int(c.Row[i])
+	var family uint64
+	for fi, f := range et.Fields {
+		if f.Kind == schema.KindFamily {
+			family = c.Column(et.ID, fi).Uint(row)
+		}
+	}
+	var raw [16]byte
+	for k := range raw {
+		if k < col.Field.Count {
+			raw[k] = byte(col.UintAt(row, k))
+		}
+	}
+	s := inetAddr(raw[:], family)
+	if v.opts.JSON {
+		return strconv.AppendQuote(b, s)
+	}
+	if s == "" {
+		s = "?"
+	}
+	return append(b, s...)
+}
+
 func (v *viewer) appendKey(b []byte, name string) []byte {
 	if v.opts.JSON {
 		b = append(b, ',')
@@ -266,16 +293,17 @@ func (v *viewer) appendKey(b []byte, name string) []byte {
 	return append(b, '=')
 }
 
-// appendValue writes an integer in decimal, or in hex for hex kinds, which
-// JSON gets as strings ("0x7ffd...") so that readers using doubles keep
-// every bit.
+// appendValue writes an integer in decimal, or in hex for hex and ksym
+// kinds, which JSON gets as strings ("0x7ffd...") so that readers using
+// doubles keep every bit.
 func (v *viewer) appendValue(b []byte, f schema.Field, val uint64) []byte {
+	hex := f.Kind == schema.KindHex || f.Kind == schema.KindKsym
 	switch {
-	case f.Kind == schema.KindHex && v.opts.JSON:
+	case hex && v.opts.JSON:
 		b = append(b, `"0x`...)
 		b = strconv.AppendUint(b, val, 16)
 		return append(b, '"')
-	case f.Kind == schema.KindHex:
+	case hex:
 		b = append(b, "0x"...)
 		return strconv.AppendUint(b, val, 16)
 	case f.Type.Signed():
@@ -284,25 +312,15 @@ func (v *viewer) appendValue(b []byte, f schema.Field, val uint64) []byte {
 	return strconv.AppendUint(b, val, 10)
 }
 
-// appendDerived writes a name derived from a field's value: `,"key":"name"`
+// appendDerived writes the name a field's value stands for: `,"key":"name"`
 // in JSON, `(name)` in text.
 func (v *viewer) appendDerived(b []byte, f schema.Field, val uint64) []byte {
-	var key, name string
-	switch f.Kind {
-	case schema.KindSyscall:
-		key, name = "syscall", syscalls.Name(v.meta.Kernel.Machine, int64(val))
-	case schema.KindTaskState:
-		key, name = f.Name+"_str", TaskState(val)
-	case schema.KindErrnoRet:
-		if int64(val) < 0 {
-			key, name = "errno", sysx.ErrnoName(int(-int64(val)))
-		}
-	}
+	name := DerivedName(v.meta, f, val)
 	if name == "" {
 		return b
 	}
 	if v.opts.JSON {
-		b = v.appendKey(b, key)
+		b = v.appendKey(b, derivedKey(f))
 		return strconv.AppendQuote(b, name)
 	}
 	b = append(b, '(')
@@ -334,4 +352,8 @@ func TaskState(s uint64) string {
 		return "0x" + strconv.FormatUint(s, 16)
 	}
 	return string(out)
+}
+
+func syscallName(m *snapshot.Meta, nr uint64) string {
+	return syscalls.Name(m.Kernel.Machine, int64(nr))
 }

@@ -133,3 +133,12 @@ func ErrnoName(errno int) string {
 	}
 	return unix.ErrnoName(unix.Errno(errno))
 }
+
+// SignalName returns the name of a Linux signal ("SIGKILL"), or "". x86_64
+// and arm64 number signals alike.
+func SignalName(sig int) string {
+	if sig <= 0 || sig > 64 {
+		return ""
+	}
+	return unix.SignalName(unix.Signal(sig))
+}

@@ -60,6 +60,19 @@ const (
 	KindErrnoRet  = "errno_ret"  // return value, -errno on failure
 	KindHex       = "hex"        // shown in hexadecimal
 	KindCPU       = "cpu"        // CPU number
+	KindDev       = "dev"        // block device, kernel dev_t (major << 20 | minor)
+	KindRWBS      = "rwbs"       // block request type and flags, as blktrace writes them
+	KindBlkStatus = "blk_status" // blk_status_t
+	KindSoftirq   = "softirq"    // softirq vector
+	KindSignal    = "signal"     // signal number
+	KindFamily    = "inet_family"
+	KindPort      = "port"      // host byte order
+	KindInetAddr  = "inet_addr" // 16 bytes: IPv4 in the first 4, or IPv6; read with the event's inet_family field
+	KindTCPState  = "tcp_state"
+	KindKsym      = "ksym" // kernel function address
+	// KindEnumPrefix starts kinds naming a kernel enum ("enum_skb_drop_reason"):
+	// the snapshot's metadata carries that enum's names.
+	KindEnumPrefix = "enum_"
 )
 
 // Field is one named field of an event payload.

@@ -25,6 +25,7 @@ func New() *cli.App {
 			recordCommand(),
 			infoCommand(),
 			viewCommand(),
+			listCommand(),
 		},
 		// Errors are printed once, by main.
 		ExitErrHandler: func(*cli.Context, error) {},

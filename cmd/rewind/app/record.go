@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"sort"
 	"strconv"
 	"strings"
 	"syscall"
@@ -118,6 +119,9 @@ func runRecord(cliContext *cli.Context) error {
 		return err
 	}
 	defer rec.Close()
+	for _, name := range sortedKeys(rec.Unavailable()) {
+		fmt.Fprintf(os.Stderr, "rewind: warning: not recording %s: %s\n", name, rec.Unavailable()[name])
+	}
 	cpus := uint64(rec.CPUs())
 	fmt.Fprintf(os.Stderr, "rewind: recording %s on %d CPUs into %s per CPU; memory %s (%s of kernel rings, %s to copy them into for snapshots); pid %d: `kill -USR1 %d` writes a snapshot to %s, Ctrl-C stops\n",
 		strings.Join(rec.Events(), ","), rec.CPUs(), formatSize(rec.BufferBytes()),
@@ -193,4 +197,13 @@ func signalName(s os.Signal) string {
 		return "SIGTERM"
 	}
 	return s.String()
+}
+
+func sortedKeys(m map[string]string) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
 }

@@ -1,0 +1,121 @@
+/* SPDX-License-Identifier: GPL-2.0 OR MIT */
+/* block: requests inserted, issued, completed. */
+
+#define RW_REQ_OP_MASK 0xff
+#define RW_REQ_OP_READ 0
+#define RW_REQ_OP_WRITE 1
+#define RW_REQ_OP_FLUSH 2
+#define RW_REQ_OP_DISCARD 3
+#define RW_REQ_OP_SECURE_ERASE 5
+#define RW_REQ_OP_DRV_IN 34
+#define RW_REQ_OP_DRV_OUT 35
+
+struct request___pre515 {
+	struct gendisk *rq_disk;
+} __attribute__((preserve_access_index));
+
+/* rw_req_flag is a request flag bit as the running kernel numbers it. */
+#define rw_req_flag(name) (1U << bpf_core_enum_value(enum req_flag_bits, name))
+
+/* rw_fill_rwbs mirrors blk_fill_rwbs() in kernel/trace/blktrace.c. */
+static __always_inline void rw_fill_rwbs(char *rwbs, __u32 opf)
+{
+	__u32 i = 0;
+
+#define RW_PUT(c)                  \
+	do {                       \
+		if (i < 7)         \
+			rwbs[i++] = c; \
+	} while (0)
+	__builtin_memset(rwbs, 0, 8);
+	if (opf & rw_req_flag(__REQ_PREFLUSH))
+		RW_PUT('F');
+	switch (opf & RW_REQ_OP_MASK) {
+	case RW_REQ_OP_WRITE:
+		RW_PUT('W');
+		break;
+	case RW_REQ_OP_DISCARD:
+		RW_PUT('D');
+		break;
+	case RW_REQ_OP_SECURE_ERASE:
+		RW_PUT('D');
+		RW_PUT('E');
+		break;
+	case RW_REQ_OP_FLUSH:
+		RW_PUT('F');
+		break;
+	case RW_REQ_OP_READ:
+		RW_PUT('R');
+		break;
+	default:
+		RW_PUT('N');
+	}
+	if (opf & rw_req_flag(__REQ_FUA))
+		RW_PUT('F');
+	if (opf & rw_req_flag(__REQ_RAHEAD))
+		RW_PUT('A');
+	if (opf & rw_req_flag(__REQ_SYNC))
+		RW_PUT('S');
+	if (opf & rw_req_flag(__REQ_META))
+		RW_PUT('M');
+	if (bpf_core_enum_value_exists(enum req_flag_bits, __REQ_ATOMIC) && (opf & rw_req_flag(__REQ_ATOMIC)))
+		RW_PUT('U');
+#undef RW_PUT
+}
+
+static __always_inline void rw_fill_rq(struct rw_ev_block_rq_insert *e, struct request *rq)
+{
+	struct gendisk *disk;
+	__u32 opf = rq->cmd_flags, op = opf & RW_REQ_OP_MASK;
+
+	if (bpf_core_field_exists(((struct request_queue *)0)->disk))
+		disk = BPF_CORE_READ(rq, q, disk);
+	else
+		disk = BPF_CORE_READ((struct request___pre515 *)rq, rq_disk);
+	e->dev = disk ? ((__u32)BPF_CORE_READ(disk, major) << 20) | (__u32)BPF_CORE_READ(disk, first_minor) : 0;
+	e->sector = (op == RW_REQ_OP_DRV_IN || op == RW_REQ_OP_DRV_OUT) ? 0 : rq->__sector;
+	e->bytes = rq->__data_len;
+	e->rq = (__u64)rq;
+	rw_fill_rwbs(e->rwbs, opf);
+}
+
+SEC("tp_btf/block_rq_insert")
+int BPF_PROG(rw_block_rq_insert, struct request *rq)
+{
+	struct rw_ev_block_rq_insert *e;
+	struct rw_rec r;
+
+	if (!(e = rw_open_current(&r, RW_EV_BLOCK_RQ_INSERT)))
+		return 0;
+	rw_fill_rq(e, rq);
+	rw_end(&r);
+	return 0;
+}
+
+SEC("tp_btf/block_rq_issue")
+int BPF_PROG(rw_block_rq_issue, struct request *rq)
+{
+	struct rw_ev_block_rq_issue *e;
+	struct rw_rec r;
+
+	if (!(e = rw_open_current(&r, RW_EV_BLOCK_RQ_ISSUE)))
+		return 0;
+	rw_fill_rq((void *)e, rq);
+	rw_end(&r);
+	return 0;
+}
+
+SEC("tp_btf/block_rq_complete")
+int BPF_PROG(rw_block_rq_complete, struct request *rq, blk_status_t error, unsigned int nr_bytes)
+{
+	struct rw_ev_block_rq_complete *e;
+	struct rw_rec r;
+
+	if (!(e = rw_open_current(&r, RW_EV_BLOCK_RQ_COMPLETE)))
+		return 0;
+	rw_fill_rq((void *)e, rq);
+	e->bytes = nr_bytes;
+	e->error = error;
+	rw_end(&r);
+	return 0;
+}

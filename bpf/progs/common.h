@@ -1,0 +1,80 @@
+/* SPDX-License-Identifier: GPL-2.0 OR MIT */
+/* Helpers shared by the programs. */
+
+static __always_inline void rw_copy_comm(char *dst, const char *src)
+{
+	__builtin_memcpy(dst, src, 16);
+}
+
+static __always_inline __s32 rw_task_cpu(struct task_struct *t)
+{
+	struct thread_info *ti = &t->thread_info;
+
+	if (bpf_core_field_exists(ti->cpu))
+		return BPF_CORE_READ(ti, cpu);
+	return t->wake_cpu;
+}
+
+/* rw_target fills the fields naming another task. */
+#define rw_target(e, t)                                  \
+	do {                                             \
+		rw_copy_comm((e)->target_comm, (t)->comm); \
+		(e)->target_tid = (t)->pid;              \
+		(e)->target_pid = (t)->tgid;             \
+	} while (0)
+
+/*
+ * rw_open_current and rw_open_pair filter an event, reserve one slot and
+ * return its payload, or NULL when the event is not recorded. Close it with
+ * rw_end.
+ */
+static __always_inline void *rw_open_current(struct rw_rec *r, __u16 type)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+
+	if (!rw_want_current(type, pid_tgid) || !rw_begin(r, type, pid_tgid, 1))
+		return NULL;
+	return r->slot->data;
+}
+
+static __always_inline void *rw_open_pair(struct rw_rec *r, __u16 type, struct task_struct *other)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+
+	if (!rw_want_pair(type, pid_tgid, other) || !rw_begin(r, type, pid_tgid, 1))
+		return NULL;
+	return r->slot->data;
+}
+
+/*
+ * rw_scratch_current and rw_scratch_pair filter an event that spans several
+ * slots and return its zeroed scratch buffer; emit it with rw_emit.
+ */
+static __always_inline void *rw_scratch_open(__u16 type)
+{
+	struct rw_scratch *sc = rw_scratch_for(type);
+
+	if (sc)
+		__builtin_memset(sc->data, 0, sizeof(sc->data));
+	return sc;
+}
+
+static __always_inline void *rw_scratch_current(__u16 type, __u64 *pid_tgid)
+{
+	*pid_tgid = bpf_get_current_pid_tgid();
+	if (!rw_want_current(type, *pid_tgid))
+		return NULL;
+	return rw_scratch_open(type);
+}
+
+static __always_inline void *rw_scratch_pair(__u16 type, __u64 *pid_tgid, struct task_struct *other)
+{
+	*pid_tgid = bpf_get_current_pid_tgid();
+	if (!rw_want_pair(type, *pid_tgid, other))
+		return NULL;
+	return rw_scratch_open(type);
+}
+
+_Static_assert(sizeof(struct rw_scratch) >= sizeof(struct rw_ev_sched_process_exec), "scratch too small");
+_Static_assert(sizeof(struct rw_scratch) >= sizeof(struct rw_ev_mark_victim), "scratch too small");
+_Static_assert(sizeof(struct rw_scratch) >= sizeof(struct rw_ev_inet_sock_set_state), "scratch too small");
