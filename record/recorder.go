@@ -44,21 +44,21 @@ const chunkEvents = 1 << 16
 // Recorder records the kernel into per-CPU rings until Close. Snapshot may
 // be called at any time, from any goroutine; snapshots are serialised.
 type Recorder struct {
-	cfg      Config
-	sys      *System
-	objs     *bpf.Objects
-	ringMem  *sysx.Mapping
-	headMem  *sysx.Mapping
-	ring     *ringbuf.Ring
-	schema   *schema.Schema
-	events   []string
+	cfg     Config
+	sys     *System
+	objs    *bpf.Objects
+	ringMem *sysx.Mapping
+	headMem *sysx.Mapping
+	ring    *ringbuf.Ring
+	schema  *schema.Schema
+	events  []string
 	// unavailable: events asked for through a group that this kernel
 	// cannot record, and why.
 	unavailable map[string]string
 	enums       map[string][]snapshot.EnumValue
 	host        string
-	started  uint64
-	startRef snapshot.ClockRef
+	started     uint64
+	startRef    snapshot.ClockRef
 
 	mu     sync.Mutex
 	closed bool
