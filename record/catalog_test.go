@@ -49,6 +49,13 @@ func (r row) u(name string) uint64 {
 }
 
 func (r row) i(name string) int64 { return int64(r.u(name)) }
+
+func (r row) arr(name string, k int) uint64 {
+	if v, ok := r[name].([]uint64); ok && k < len(v) {
+		return v[k]
+	}
+	return 0
+}
 func (r row) s(name string) string {
 	s, _ := r[name].(string)
 	return s
@@ -77,12 +84,18 @@ func readRows(t *testing.T, path string) (map[string][]row, *snapshot.Meta) {
 				switch {
 				case f.Type == schema.Str:
 					rw[f.Name] = string(col.Bytes(int(c.Row[i])))
-				case f.Count > 1:
+				case f.Count > 1 && f.Type == schema.U8:
 					b := make([]byte, f.Count)
 					for k := range b {
 						b[k] = byte(col.UintAt(int(c.Row[i]), k))
 					}
 					rw[f.Name] = string(b)
+				case f.Count > 1:
+					v := make([]uint64, f.Count)
+					for k := range v {
+						v[k] = col.UintAt(int(c.Row[i]), k)
+					}
+					rw[f.Name] = v
 				case f.Type.Signed():
 					rw[f.Name] = col.Int(int(c.Row[i]))
 				default:

@@ -70,6 +70,12 @@ func TestMain(m *testing.M) {
 			unix.Nanosleep(&ts, nil)
 		}
 		os.Exit(0)
+	case "busy":
+		busyMain()
+		os.Exit(0)
+	case "step":
+		stepMain()
+		os.Exit(0)
 	default:
 		if childMain(os.Getenv("REWIND_TEST_CHILD")) {
 			os.Exit(0)

@@ -26,9 +26,12 @@ type Config struct {
 	// BufferSize is the kernel tier's size per CPU in bytes, rounded down to
 	// a power of two number of 64-byte slots.
 	BufferSize uint64
-	// PIDs and Comms restrict recording to matching tasks (see bpf.Filter).
-	PIDs  []uint32
-	Comms []string
+	// PIDs, Comms and Cgroups restrict recording to matching tasks (see
+	// bpf.Filter). Cgroups are cgroup v2 directories, absolute or relative
+	// to the cgroup2 mount.
+	PIDs    []uint32
+	Comms   []string
+	Cgroups []string
 	// KernelBTF is a BTF file for kernels without their own.
 	KernelBTF string
 	// Version names the recorder in snapshots.
@@ -57,8 +60,11 @@ type Recorder struct {
 	unavailable map[string]string
 	enums       map[string][]snapshot.EnumValue
 	host        string
-	started     uint64
-	startRef    snapshot.ClockRef
+
+	filterMu sync.Mutex // guards filter and events once recording
+	filter   snapshot.Filter
+	started  uint64
+	startRef snapshot.ClockRef
 
 	mu     sync.Mutex
 	closed bool
@@ -121,7 +127,7 @@ func Start(cfg Config) (_ *Recorder, err error) {
 	if r.schema, err = bpf.Schema(); err != nil {
 		return nil, err
 	}
-	if err := r.objs.SetFilter(bpf.Filter{PIDs: cfg.PIDs, Comms: cfg.Comms}); err != nil {
+	if err := r.SetFilter(cfg.PIDs, cfg.Comms, cfg.Cgroups); err != nil {
 		return nil, err
 	}
 	if r.enums, err = kernelEnums(r.schema, cfg.KernelBTF); err != nil {
@@ -155,6 +161,83 @@ func Start(cfg Config) (_ *Recorder, err error) {
 	return r, nil
 }
 
+// SetFilter replaces the in-kernel filter while recording goes on; empty
+// lists lift it. Snapshots record the filter active when they are taken.
+func (r *Recorder) SetFilter(pids []uint32, comms, cgroups []string) error {
+	f := bpf.Filter{PIDs: pids, Comms: comms}
+	var paths []string
+	for _, c := range cgroups {
+		path, err := cgroupPath(c)
+		if err != nil {
+			return err
+		}
+		id, err := sysx.CgroupID(path)
+		if err != nil {
+			return err
+		}
+		f.CgroupIDs = append(f.CgroupIDs, id)
+		paths = append(paths, path)
+	}
+	if err := r.objs.SetFilter(f); err != nil {
+		return err
+	}
+	r.filterMu.Lock()
+	r.filter = snapshot.Filter{PIDs: pids, Comms: comms, Cgroups: paths}
+	r.filterMu.Unlock()
+	return nil
+}
+
+// cgroupPath resolves a cgroup given absolutely or relative to the cgroup2
+// mount.
+func cgroupPath(c string) (string, error) {
+	if filepath.IsAbs(c) {
+		if _, err := os.Stat(c); err == nil {
+			return c, nil
+		}
+	}
+	mnt, err := sysx.Cgroup2Mount()
+	if err != nil {
+		return "", fmt.Errorf("cgroup %s: %w", c, err)
+	}
+	path := filepath.Join(mnt, c)
+	if _, err := os.Stat(path); err != nil {
+		return "", fmt.Errorf("cgroup %s: not a directory here or under %s", c, mnt)
+	}
+	return path, nil
+}
+
+// Enable turns an event on while recording goes on, attaching its program
+// the first time; Disable turns it off. Neither reloads anything.
+func (r *Recorder) Enable(name string) error {
+	if err := r.objs.Enable(name); err != nil {
+		return err
+	}
+	r.filterMu.Lock()
+	defer r.filterMu.Unlock()
+	for _, e := range r.events {
+		if e == name {
+			return nil
+		}
+	}
+	r.events = append(r.events, name)
+	return nil
+}
+
+// Disable turns an event off; see Enable.
+func (r *Recorder) Disable(name string) error {
+	if err := r.objs.Disable(name); err != nil {
+		return err
+	}
+	r.filterMu.Lock()
+	defer r.filterMu.Unlock()
+	for i, e := range r.events {
+		if e == name {
+			r.events = append(r.events[:i:i], r.events[i+1:]...)
+		}
+	}
+	return nil
+}
+
 // Unavailable returns the events a group asked for that this kernel cannot
 // record, with the reason; snapshots carry it too.
 func (r *Recorder) Unavailable() map[string]string { return r.unavailable }
@@ -165,7 +248,11 @@ func roundPage(n int) int {
 }
 
 // Events are the names of the events being recorded.
-func (r *Recorder) Events() []string { return r.events }
+func (r *Recorder) Events() []string {
+	r.filterMu.Lock()
+	defer r.filterMu.Unlock()
+	return append([]string(nil), r.events...)
+}
 
 // CPUs is the number of per-CPU rings.
 func (r *Recorder) CPUs() int { return r.ring.CPUs() }
@@ -346,14 +433,16 @@ func (r *Recorder) meta(taken uint64, trig snapshot.Trigger, windows []*ringbuf.
 		StartedNS: r.started,
 		TakenNS:   taken,
 		Trigger:   trig,
-		Recording: snapshot.Recording{
-			Events:      r.events,
-			SlotSize:    ringbuf.SlotSize,
-			SlotsPerCPU: r.ring.SlotsPerCPU(),
-			BufferBytes: r.BufferBytes(),
-			Filter:      snapshot.Filter{PIDs: r.cfg.PIDs, Comms: r.cfg.Comms},
-		},
 	}
+	r.filterMu.Lock()
+	m.Recording = snapshot.Recording{
+		Events:      append([]string(nil), r.events...),
+		SlotSize:    ringbuf.SlotSize,
+		SlotsPerCPU: r.ring.SlotsPerCPU(),
+		BufferBytes: r.BufferBytes(),
+		Filter:      r.filter,
+	}
+	r.filterMu.Unlock()
 	misses, err := r.objs.Misses()
 	if err != nil {
 		return nil, err

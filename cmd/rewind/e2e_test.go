@@ -355,6 +355,47 @@ func TestNotASnapshot(t *testing.T) {
 	}
 }
 
+func TestRecordBadCgroup(t *testing.T) {
+	testkernel.Require(t)
+	r := run(t, "record", "--cgroup", "/nonexistent/cgroup", "--duration", "1s", "--output", t.TempDir())
+	if r.code != 1 || !strings.Contains(r.stderr, "cgroup /nonexistent/cgroup") {
+		t.Fatalf("record --cgroup /nonexistent/cgroup: exit %d, stderr %q", r.code, r.stderr)
+	}
+}
+
+func TestListEvents(t *testing.T) {
+	r := run(t, "list", "--events", "--json")
+	if r.code != 0 {
+		t.Fatalf("list: %s", r.stderr)
+	}
+	var out struct {
+		Verified bool `json:"verified"`
+		Events   []struct {
+			Name      string `json:"name"`
+			Group     string `json:"group"`
+			Supported bool   `json:"supported"`
+			Reason    string `json:"reason"`
+		} `json:"events"`
+		Groups map[string][]string `json:"groups"`
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &out); err != nil {
+		t.Fatal(err)
+	}
+	if len(out.Events) < 37 || len(out.Groups["all"]) != len(out.Events) || len(out.Groups["default"]) == 0 {
+		t.Fatalf("list --events --json: %d events, groups %v", len(out.Events), out.Groups)
+	}
+	for _, e := range out.Events {
+		if e.Group == "" || !e.Supported && e.Reason == "" {
+			t.Errorf("event %+v: no group, or unsupported without a reason", e)
+		}
+	}
+	for _, g := range []string{"sched", "syscalls", "block", "irq", "faults", "signals", "process", "net", "memory", "lock", "workqueue", "power"} {
+		if len(out.Groups[g]) == 0 {
+			t.Errorf("no group %s", g)
+		}
+	}
+}
+
 // Without privileges, record says exactly what is missing.
 func TestRecordUnprivileged(t *testing.T) {
 	testkernel.Require(t)
@@ -389,6 +430,7 @@ func TestBadInput(t *testing.T) {
 		{[]string{"view", "--cpu", "-3", snap}, "must not be negative"},
 		{[]string{"nosuchcommand"}, "nosuchcommand"},
 		{[]string{"record", "--btf", "/nonexistent/vmlinux", "--duration", "1s", "--output", t.TempDir()}, "kernel BTF file"},
+		{[]string{"list"}, "--events"},
 	} {
 		r := run(t, c.args...)
 		if r.code == 0 || !strings.Contains(r.stderr, c.want) || strings.Contains(r.stderr, "panic") {

@@ -142,3 +142,40 @@ func SignalName(sig int) string {
 	}
 	return unix.SignalName(unix.Signal(sig))
 }
+
+// Cgroup2Mount returns where the cgroup v2 hierarchy is mounted
+// (/sys/fs/cgroup on pure v2 systems, /sys/fs/cgroup/unified on hybrid ones).
+func Cgroup2Mount() (string, error) {
+	b, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return "", fmt.Errorf("read mountinfo: %w", err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		// "36 25 0:31 / /sys/fs/cgroup rw,... - cgroup2 cgroup2 rw"
+		pre, post, ok := strings.Cut(line, " - ")
+		if !ok || !strings.HasPrefix(post, "cgroup2 ") {
+			continue
+		}
+		if f := strings.Fields(pre); len(f) >= 5 {
+			return f[4], nil
+		}
+	}
+	return "", errors.New("no cgroup2 filesystem is mounted")
+}
+
+// CgroupID returns the id BPF sees for the cgroup v2 directory at path
+// (bpf_get_current_cgroup_id): its inode number.
+func CgroupID(path string) (uint64, error) {
+	var fs unix.Statfs_t
+	if err := unix.Statfs(path, &fs); err != nil {
+		return 0, fmt.Errorf("cgroup %s: %w", path, err)
+	}
+	if fs.Type != unix.CGROUP2_SUPER_MAGIC {
+		return 0, fmt.Errorf("cgroup %s: not on a cgroup v2 filesystem", path)
+	}
+	var st unix.Stat_t
+	if err := unix.Stat(path, &st); err != nil {
+		return 0, fmt.Errorf("cgroup %s: %w", path, err)
+	}
+	return st.Ino, nil
+}

@@ -29,6 +29,7 @@ func recordCommand() *cli.Command {
 			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Value: ".", Usage: "directory for snapshots"},
 			&cli.StringSliceFlag{Name: "pid", Aliases: []string{"p"}, Usage: "record only these processes or threads (repeat or comma-separate)"},
 			&cli.StringSliceFlag{Name: "comm", Aliases: []string{"c"}, Usage: "record only tasks with these names (repeat or comma-separate)"},
+			&cli.StringSliceFlag{Name: "cgroup", Usage: "record only tasks in these cgroup v2 directories, absolute or relative to the cgroup2 mount (repeat or comma-separate)"},
 			&cli.StringFlag{Name: "btf", Usage: "BTF file for a kernel without /sys/kernel/btf/vmlinux"},
 			&cli.BoolFlag{Name: "json", Usage: "print each snapshot written as a JSON line on stdout"},
 			&cli.BoolFlag{Name: "no-final-snapshot", Usage: "on SIGINT/SIGTERM, stop without writing a snapshot"},
@@ -84,6 +85,7 @@ func parseRecord(cliContext *cli.Context) (*recordConfig, error) {
 		}
 		c.PIDs = append(c.PIDs, uint32(n))
 	}
+	c.Cgroups = splitList(strings.Join(cliContext.StringSlice("cgroup"), ","))
 	for _, name := range splitList(strings.Join(cliContext.StringSlice("comm"), ",")) {
 		if len(name) > 15 {
 			return nil, fmt.Errorf("--comm %q: task names are at most 15 bytes", name)

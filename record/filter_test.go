@@ -1,0 +1,271 @@
+package record
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/rewindtrace/rewind/internal/sysx"
+	"github.com/rewindtrace/rewind/internal/testkernel"
+	"github.com/rewindtrace/rewind/snapshot"
+)
+
+// busyMain works on one thread, named REWIND_TEST_NAME when set: it prints
+// that thread's id, waits for stdin to close, then makes getppid calls
+// numbered from REWIND_TEST_FROM (when set) and sleeps, for 200 ms.
+func busyMain() {
+	runtime.LockOSThread()
+	if name := os.Getenv("REWIND_TEST_NAME"); name != "" {
+		b := append([]byte(name), 0)
+		unix.Syscall(unix.SYS_PRCTL, unix.PR_SET_NAME, uintptr(unsafe.Pointer(&b[0])), 0)
+	}
+	fmt.Println(unix.Gettid())
+	var b [1]byte
+	os.Stdin.Read(b[:])
+	stop := time.Now().Add(200 * time.Millisecond)
+	ts := unix.Timespec{Nsec: 1e6}
+	for n := 0; time.Now().Before(stop); {
+		for i := 0; i < 100; i++ {
+			syscall.RawSyscall(syscall.SYS_GETPPID, uintptr(n), 0, 0)
+			n++
+		}
+		unix.Nanosleep(&ts, nil)
+	}
+}
+
+// stepMain makes getppid calls numbered 0.. in rounds: it reads a line,
+// makes 100 calls, prints "done", until stdin closes.
+func stepMain() {
+	runtime.LockOSThread()
+	sc := bufio.NewScanner(os.Stdin)
+	n := 0
+	for sc.Scan() {
+		for i := 0; i < 100; i++ {
+			syscall.RawSyscall(syscall.SYS_GETPPID, uintptr(n), 0, 0)
+			n++
+		}
+		fmt.Println("done")
+	}
+}
+
+type busy struct {
+	cmd   *exec.Cmd
+	stdin interface{ Close() error }
+	tid   uint64
+}
+
+func startBusy(t *testing.T, name string) *busy {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), "REWIND_TEST_CHILD=busy", "REWIND_TEST_NAME="+name)
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	line, err := bufio.NewReader(out).ReadString('\n')
+	if err != nil {
+		t.Fatal(err)
+	}
+	tid, _ := strconv.ParseUint(strings.TrimSpace(line), 10, 32)
+	return &busy{cmd: cmd, stdin: stdin, tid: tid}
+}
+
+// v2Cgroup makes a cgroup v2 directory for the test and removes it after.
+func v2Cgroup(t *testing.T) string {
+	mnt, err := sysx.Cgroup2Mount()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(mnt, fmt.Sprintf("rewind-test-%d", os.Getpid()))
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		for i := 0; i < 100; i++ {
+			if err := os.Remove(dir); err == nil || errors.Is(err, os.ErrNotExist) {
+				return
+			}
+			time.Sleep(50 * time.Millisecond) // exited tasks leave asynchronously
+		}
+		t.Errorf("could not remove %s", dir)
+	})
+	return dir
+}
+
+// A filtered recording holds only the matching task's events, and the
+// scheduling events whose other side is that task.
+func TestFilters(t *testing.T) {
+	testkernel.Require(t)
+	for _, kind := range []string{"pid", "comm", "cgroup"} {
+		t.Run(kind, func(t *testing.T) {
+			keep, drop := startBusy(t, "rw-keep"), startBusy(t, "rw-drop")
+			keepPID := uint64(keep.cmd.Process.Pid)
+			cfg := Config{Events: []string{"all"}, BufferSize: 16 << 20, Version: "test"}
+			// mine says whether a task, by tid and process id (0: unknown)
+			// or name, is the one the filter keeps.
+			var mine func(tid, pid uint64, comm string) bool
+			switch kind {
+			case "pid":
+				cfg.PIDs = []uint32{uint32(keepPID)}
+				mine = func(tid, pid uint64, _ string) bool { return pid == keepPID || tid == keepPID || tid == keep.tid }
+			case "comm":
+				cfg.Comms = []string{"rw-keep"}
+				mine = func(tid, _ uint64, comm string) bool { return tid == keep.tid || comm == "rw-keep" }
+			case "cgroup":
+				dir := v2Cgroup(t)
+				if err := os.WriteFile(filepath.Join(dir, "cgroup.procs"), []byte(strconv.FormatUint(keepPID, 10)), 0); err != nil {
+					t.Fatal(err)
+				}
+				cfg.Cgroups = []string{filepath.Base(dir)} // relative to the cgroup2 mount
+				mine = func(tid, pid uint64, _ string) bool { return pid == keepPID || tid == keep.tid }
+			}
+			rec, err := Start(cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer rec.Close()
+			keep.stdin.Close()
+			drop.stdin.Close()
+			if err := keep.cmd.Wait(); err != nil {
+				t.Fatal(err)
+			}
+			if err := drop.cmd.Wait(); err != nil {
+				t.Fatal(err)
+			}
+			path := filepath.Join(t.TempDir(), "filtered.rwd")
+			if _, err := rec.Snapshot(path, snapshot.Trigger{Kind: snapshot.TriggerManual}); err != nil {
+				t.Fatal(err)
+			}
+			rows, meta := readRows(t, path)
+			// The kept process's threads, as its own events name them.
+			threads := map[uint64]bool{keep.tid: true}
+			for _, rs := range rows {
+				for _, r := range rs {
+					if r.u("pid") == keepPID {
+						threads[r.u("tid")] = true
+					}
+				}
+			}
+			if kind != "comm" {
+				inner := mine
+				mine = func(tid, pid uint64, comm string) bool { return threads[tid] || inner(tid, pid, comm) }
+			}
+			if f := meta.Recording.Filter; len(f.PIDs)+len(f.Comms)+len(f.Cgroups) != 1 {
+				t.Errorf("snapshot records filter %+v", f)
+			}
+			ownCalls, total := 0, 0
+			for name, rs := range rows {
+				for _, r := range rs {
+					total++
+					current := mine(r.u("tid"), r.u("pid"), "")
+					other := mine(r.u("next_tid"), 0, r.s("next_comm")) && r["next_tid"] != nil ||
+						mine(r.u("target_tid"), r.u("target_pid"), r.s("target_comm")) && r["target_tid"] != nil ||
+						mine(r.u("child_tid"), r.u("child_pid"), r.s("child_comm")) && r["child_tid"] != nil
+					if !current && !other {
+						t.Errorf("%s: %s event of tid %d pid %d is not the kept task's: %v", kind, name, r.u("tid"), r.u("pid"), r)
+						return
+					}
+					if name == "sys_enter" && r.u("tid") == keep.tid && r.i("id") == syscall.SYS_GETPPID {
+						ownCalls++
+					}
+					if r.u("pid") == uint64(drop.cmd.Process.Pid) && !other {
+						t.Errorf("%s: event of the dropped task: %v", kind, r)
+					}
+				}
+			}
+			t.Logf("%s filter: %d events, %d getppid calls of the kept task", kind, total, ownCalls)
+			if ownCalls < 100 {
+				t.Errorf("%s: only %d getppid calls of the kept task recorded", kind, ownCalls)
+			}
+		})
+	}
+}
+
+// Events and filters change while recording goes on, without reloading.
+func TestRuntimeChanges(t *testing.T) {
+	testkernel.Require(t)
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), "REWIND_TEST_CHILD=step")
+	stdin, _ := cmd.StdinPipe()
+	out, _ := cmd.StdoutPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { stdin.Close(); cmd.Wait() }()
+	lines := bufio.NewScanner(out)
+	step := func() {
+		t.Helper()
+		fmt.Fprintln(stdin, "go")
+		if !lines.Scan() {
+			t.Fatal("child stopped")
+		}
+	}
+	pid := uint32(cmd.Process.Pid)
+	rec, err := Start(Config{Events: []string{"syscalls"}, BufferSize: 16 << 20, PIDs: []uint32{pid}, Version: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rec.Close()
+	step() // calls 0-99: recorded
+	if err := rec.Disable("sys_enter"); err != nil {
+		t.Fatal(err)
+	}
+	step() // 100-199: sys_exit only
+	if err := rec.Enable("sys_enter"); err != nil {
+		t.Fatal(err)
+	}
+	if err := rec.SetFilter([]uint32{1}, nil, nil); err != nil { // pid 1 only
+		t.Fatal(err)
+	}
+	step() // 200-299: filtered out
+	if err := rec.SetFilter([]uint32{pid}, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	step() // 300-399: recorded
+	path := filepath.Join(t.TempDir(), "changes.rwd")
+	if _, err := rec.Snapshot(path, snapshot.Trigger{Kind: snapshot.TriggerManual}); err != nil {
+		t.Fatal(err)
+	}
+	rows, _ := readRows(t, path)
+	enters := map[uint64]bool{}
+	for _, r := range rows["sys_enter"] {
+		if r.u("pid") == uint64(pid) && r.i("id") == syscall.SYS_GETPPID {
+			enters[r.arr("args", 0)] = true
+		}
+	}
+	exits := 0
+	for _, r := range rows["sys_exit"] {
+		if r.u("pid") == uint64(pid) && r.i("id") == syscall.SYS_GETPPID {
+			exits++
+		}
+	}
+	for n := uint64(0); n < 400; n++ {
+		want := n < 100 || n >= 300
+		if enters[n] != want {
+			t.Fatalf("call %d: sys_enter recorded %v, want %v", n, enters[n], want)
+		}
+	}
+	if exits != 300 {
+		t.Errorf("%d getppid sys_exit recorded, want 300 (all but the filtered-out round)", exits)
+	}
+}
