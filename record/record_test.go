@@ -429,3 +429,82 @@ func TestBackToBackSnapshotsLoseNothing(t *testing.T) {
 		t.Logf("the workload reached only %.2f M events/s; the test is weaker than intended", rate/1e6)
 	}
 }
+
+// The compressed tier and the kernel tier meet without a gap or a
+// duplicate: every call appears once, though the calls fill the kernel ring
+// several times over.
+func TestHistoryTierSeam(t *testing.T) {
+	testkernel.Require(t)
+	const n = 150000
+	ch := startChild(t, n, 0)
+	pid := ch.cmd.Process.Pid
+	rec, err := Start(Config{Events: []string{"syscalls"}, BufferSize: 4 << 20, PIDs: []uint32{uint32(pid)},
+		HistoryBytes: 64 << 20, Version: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rec.Close()
+	ch.run(t)
+	path := filepath.Join(t.TempDir(), "seam.rwd")
+	res, err := rec.Snapshot(path, snapshot.Trigger{Kind: snapshot.TriggerManual})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, _ := rec.History()
+	t.Logf("snapshot: %d events, %d lost; tier %+v", res.Events, res.Lost, h)
+	calls, _, sum := readGetppid(t, path, pid)
+	for i := uint64(0); i < n; i++ {
+		if c := calls[i]; c == nil || c.enters != 1 {
+			t.Fatalf("call %d recorded %+v, want once", i, c)
+		}
+	}
+	if sum.Lost != 0 || res.Events < 2*n || h.Drained == 0 {
+		t.Fatalf("lost %d, %d events, %d drained", sum.Lost, res.Events, h.Drained)
+	}
+}
+
+// Over its budget, or its age limit, the tier drops its oldest blocks: what
+// remains is the newest history, contiguous.
+func TestHistoryTierEvicts(t *testing.T) {
+	testkernel.Require(t)
+	for _, c := range []struct {
+		name  string
+		bytes uint64
+		age   time.Duration
+	}{{"budget", 128 << 10, 0}, {"age", 0, 20 * time.Millisecond}} {
+		t.Run(c.name, func(t *testing.T) {
+			const n = 150000
+			ch := startChild(t, n, 0)
+			pid := ch.cmd.Process.Pid
+			rec, err := Start(Config{Events: []string{"syscalls"}, BufferSize: 4 << 20, PIDs: []uint32{uint32(pid)},
+				HistoryBytes: c.bytes, HistoryAge: c.age, Version: "test"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer rec.Close()
+			ch.run(t)
+			path := filepath.Join(t.TempDir(), "evict.rwd")
+			if _, err := rec.Snapshot(path, snapshot.Trigger{Kind: snapshot.TriggerManual}); err != nil {
+				t.Fatal(err)
+			}
+			h, _ := rec.History()
+			calls, _, sum := readGetppid(t, path, pid)
+			lo := uint64(n)
+			for i := range calls {
+				lo = min(lo, i)
+			}
+			t.Logf("%s: calls %d..%d kept, tier %+v", c.name, lo, n-1, h)
+			if h.Evicted.Events == 0 || lo == 0 {
+				t.Fatalf("nothing evicted: tier %+v, oldest call %d", h, lo)
+			}
+			for i := lo; i < n; i++ {
+				if c := calls[i]; c == nil || c.enters != 1 {
+					t.Fatalf("call %d in the kept range recorded %+v, want once", i, c)
+				}
+			}
+			if sum.Lost != 0 {
+				t.Fatalf("%d lost", sum.Lost)
+			}
+		})
+	}
+}

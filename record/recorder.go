@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cilium/ebpf"
@@ -34,6 +35,11 @@ type Config struct {
 	Cgroups []string
 	// KernelBTF is a BTF file for kernels without their own.
 	KernelBTF string
+	// HistoryBytes and HistoryAge turn on the compressed history tier:
+	// records drained from the kernel tier, compressed, kept up to this many
+	// bytes in all and this old. Either may be zero, not both.
+	HistoryBytes uint64
+	HistoryAge   time.Duration
 	// Version names the recorder in snapshots.
 	Version string
 }
@@ -63,6 +69,9 @@ type Recorder struct {
 
 	filterMu sync.Mutex // guards filter and events once recording
 	filter   snapshot.Filter
+
+	drain    *drainer // the compressed tier's, or nil
+	drainErr atomic.Value
 	started  uint64
 	startRef snapshot.ClockRef
 
@@ -157,6 +166,11 @@ func Start(cfg Config) (_ *Recorder, err error) {
 	}
 	if len(r.events) == 0 {
 		return nil, fmt.Errorf("kernel %s can record none of the events asked for", sys.Uname.Release)
+	}
+	if cfg.HistoryBytes > 0 || cfg.HistoryAge > 0 {
+		if err := r.startDrainer(cfg.HistoryBytes, cfg.HistoryAge); err != nil {
+			return nil, err
+		}
 	}
 	return r, nil
 }
@@ -363,15 +377,11 @@ func (r *Recorder) snapshot(path string, trig snapshot.Trigger) (_ *Result, err 
 	if err := w.WriteProcs(procs); err != nil {
 		return nil, err
 	}
-	if err := r.writeChunks(w, res.Windows); err != nil {
+	if res.Events, res.Lost, err = r.writeChunks(w, res.Windows); err != nil {
 		return nil, err
 	}
 	if err := w.Commit(); err != nil {
 		return nil, err
-	}
-	for _, win := range res.Windows {
-		res.Events += uint64(win.Records)
-		res.Lost += win.Lost
 	}
 	res.Bytes = int64(w.Size())
 	res.Total = time.Since(t0)
@@ -383,9 +393,11 @@ type encoded struct {
 	sum     snapshot.ChunkSummary
 }
 
-// writeChunks encodes each CPU's window in its own goroutine and writes the
-// chunks as they are ready.
-func (r *Recorder) writeChunks(w *snapshot.Writer, windows []*ringbuf.Window) error {
+// writeChunks writes, for each CPU, the compressed tier's blocks as they
+// are, then the kernel tier's records from where the blocks end: nothing
+// twice, and a gap at the seam counted as lost. It encodes each CPU's
+// records in a goroutine of its own and writes chunks as they are ready.
+func (r *Recorder) writeChunks(w *snapshot.Writer, windows []*ringbuf.Window) (events, lost uint64, err error) {
 	out := make(chan encoded, 2*len(windows))
 	errc := make(chan error, len(windows))
 	var wg sync.WaitGroup
@@ -393,8 +405,18 @@ func (r *Recorder) writeChunks(w *snapshot.Writer, windows []*ringbuf.Window) er
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			start := win.First
+			if r.drain != nil {
+				blocks, next := r.drain.tier.Blocks(win.CPU)
+				for _, b := range blocks {
+					out <- encoded{b.Payload, b.Sum}
+				}
+				if len(blocks) > 0 {
+					start = next
+				}
+			}
 			enc := snapshot.NewEncoder(r.schema)
-			errc <- win.Batches(chunkEvents, func(b ringbuf.Batch) error {
+			errc <- win.BatchesFrom(start, chunkEvents, func(b ringbuf.Batch) error {
 				p, sum, err := enc.EncodeChunk(snapshot.ChunkInput{CPU: win.CPU, Events: b.Events, FirstSeq: b.FirstSeq, NextSeq: b.NextSeq, Lost: b.Lost})
 				if err != nil {
 					return fmt.Errorf("cpu %d: %w", win.CPU, err)
@@ -410,13 +432,15 @@ func (r *Recorder) writeChunks(w *snapshot.Writer, windows []*ringbuf.Window) er
 		if werr == nil {
 			werr = w.WriteChunk(c.payload, c.sum)
 		}
+		events += uint64(c.sum.Events)
+		lost += c.sum.Lost
 	}
 	close(errc)
 	errs := []error{werr}
 	for err := range errc {
 		errs = append(errs, err)
 	}
-	return errors.Join(errs...)
+	return events, lost, errors.Join(errs...)
 }
 
 func (r *Recorder) meta(taken uint64, trig snapshot.Trigger, windows []*ringbuf.Window) (*snapshot.Meta, error) {
@@ -443,6 +467,14 @@ func (r *Recorder) meta(taken uint64, trig snapshot.Trigger, windows []*ringbuf.
 		Filter:      r.filter,
 	}
 	r.filterMu.Unlock()
+	if d := r.drain; d != nil {
+		st := d.stats()
+		m.Recording.History = &snapshot.History{
+			BudgetBytes: r.cfg.HistoryBytes, MaxAgeNS: uint64(r.cfg.HistoryAge),
+			HeldEvents: st.Held.Events, HeldBytes: st.Held.Bytes, EvictedEvents: st.Evicted.Events,
+			DrainedEvents: st.Drained, LostEvents: st.Lost, DrainCPUNS: uint64(st.CPU),
+		}
+	}
 	misses, err := r.objs.Misses()
 	if err != nil {
 		return nil, err
@@ -459,6 +491,9 @@ func (r *Recorder) meta(taken uint64, trig snapshot.Trigger, windows []*ringbuf.
 // Close stops recording, detaches the programs and restores the system.
 // It is safe to call twice.
 func (r *Recorder) Close() error {
+	if r.drain != nil {
+		r.drain.close() // before taking the lock the drainer takes
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.closed {

@@ -175,7 +175,46 @@ func (r *Ring) Read(cpu int) (*Window, error) {
 	}
 	w := &Window{CPU: cpu, Dropped: r.Dropped(cpu), data: buf[bottom:top]}
 	if found {
-		w.index(first)
+		w.index(noStart, first)
+	}
+	return w, nil
+}
+
+// noStart tells index that a window begins at its first record.
+const noStart = ^uint64(0)
+
+// ReadRange copies the CPU's records from sequence number from up to the
+// first slot not yet published, oldest first: what the history tier drains.
+// The window begins at from: slots the writers overwrote before the read
+// reached them (the drain fell a whole ring behind) count as lost. It
+// shares the CPU's copy buffer with Read.
+func (r *Ring) ReadRange(cpu int, from uint64) (*Window, error) {
+	if cpu < 0 || cpu >= r.cpus {
+		return nil, fmt.Errorf("read ring: cpu %d out of range [0, %d)", cpu, r.cpus)
+	}
+	rd := reader{r: r, cpu: cpu}
+	buf := r.copies[cpu]
+	head := r.Head(cpu)
+	pos := max(from, head-min(head, r.perCPU))
+	end := min(head, pos+uint64(len(buf)/SlotSize))
+	top := 0
+	var first uint64
+	found := false
+	for seq := pos; seq < end; seq++ {
+		st := rd.copy(seq, buf[top:top+SlotSize])
+		if st == slotPending {
+			break // being written: the next drain starts here
+		}
+		if st == slotIntact {
+			if !found {
+				first, found = seq, true
+			}
+			top += SlotSize
+		}
+	}
+	w := &Window{CPU: cpu, Dropped: r.Dropped(cpu), data: buf[:top], First: from, Next: from}
+	if found {
+		w.index(from, first)
 	}
 	return w, nil
 }
@@ -240,8 +279,9 @@ func classify(got uint32, want uint64) slotState {
 // first, and keeps whole records: continuation slots whose first slot is
 // gone and records missing a slot are dropped. It sets First and Next to the
 // span of the kept records and Lost to the sequence numbers between them
-// that hold no kept record.
-func (w *Window) index(first uint64) {
+// that hold no kept record. When start is not noStart the window begins
+// there instead, and what lies before the first record counts as lost.
+func (w *Window) index(start, first uint64) {
 	out := w.data[:0]
 	seq, prev := first, uint32(first)
 	var next uint64 // one past the last kept record
@@ -255,9 +295,12 @@ func (w *Window) index(first uint64) {
 			i += SlotSize
 			continue
 		}
-		if w.Records == 0 {
+		switch {
+		case w.Records == 0 && start == noStart:
 			w.First = seq
-		} else {
+		case w.Records == 0:
+			w.First, w.Lost = start, seq-start
+		default:
 			w.Lost += seq - next
 		}
 		// Kept slots move down over dropped ones; i never trails len(out).
@@ -311,10 +354,18 @@ type Batch struct {
 	FirstSeq, NextSeq, Lost uint64
 }
 
-// Batches calls fn with the window's records, at most max at a time. The
+// Batches calls fn with the window's records, at most limit at a time. The
 // batch's slice is reused between calls.
-func (w *Window) Batches(max int, fn func(Batch) error) error {
-	b := Batch{Events: make([]snapshot.Event, 0, min(max, w.Records)), FirstSeq: w.First, NextSeq: w.First}
+func (w *Window) Batches(limit int, fn func(Batch) error) error {
+	return w.BatchesFrom(w.First, limit, fn)
+}
+
+// BatchesFrom is Batches for the records at or after sequence number start:
+// the first batch covers from start, so a gap between start and the first
+// such record counts as its loss.
+func (w *Window) BatchesFrom(start uint64, limit int, fn func(Batch) error) error {
+	start = min(max(start, w.First), w.Next)
+	b := Batch{Events: make([]snapshot.Event, 0, min(limit, w.Records)), FirstSeq: start, NextSeq: start}
 	seq := w.First
 	prev := uint32(w.First)
 	for i := 0; i < len(w.data); {
@@ -333,6 +384,12 @@ func (w *Window) Batches(max int, fn func(Batch) error) error {
 			PID:  binary.LittleEndian.Uint32(s[OffPID:]),
 			Data: s[OffData:SlotSize:SlotSize],
 		}
+		if seq < start {
+			i += k * SlotSize
+			prev = cur + uint32(k-1)
+			seq += uint64(k - 1)
+			continue
+		}
 		if k > 1 {
 			data := make([]byte, 0, k*PayloadSize)
 			for j := 0; j < k; j++ {
@@ -346,7 +403,7 @@ func (w *Window) Batches(max int, fn func(Batch) error) error {
 		prev = cur + uint32(k-1)
 		seq += uint64(k - 1)
 		b.NextSeq = seq + 1
-		if len(b.Events) == max {
+		if len(b.Events) == limit {
 			if err := fn(b); err != nil {
 				return err
 			}

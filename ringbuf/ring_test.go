@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 	"unsafe"
+
+	"github.com/rewindtrace/rewind/snapshot"
 )
 
 // fakeWriter writes records the way bpf/include/ring.h does: reserve with an
@@ -89,8 +91,8 @@ func check(t *testing.T, w *Window) {
 		slots += n
 	}
 	if len(ev) > 0 {
-		if ev[0].Seq != w.First {
-			t.Fatalf("first event seq %d, window first %d", ev[0].Seq, w.First)
+		if ev[0].Seq < w.First {
+			t.Fatalf("first event seq %d before the window's first %d", ev[0].Seq, w.First)
 		}
 		if w.Next-w.First != slots+w.Lost {
 			t.Fatalf("window [%d,%d) of %d slots: %d kept + %d lost", w.First, w.Next, w.Next-w.First, slots, w.Lost)
@@ -265,5 +267,127 @@ func BenchmarkRead(b *testing.B) {
 		if err != nil || w.Records != perCPU {
 			b.Fatalf("%v %v", w, err)
 		}
+	}
+}
+
+// Draining with ReadRange from where the last drain ended yields every
+// record once, in order, across many drains and a wrapped ring.
+func TestReadRangeDrains(t *testing.T) {
+	r, _ := newFake(t, 1, 64)
+	f := fakeWriter{r, 0}
+	var cursor, next uint64
+	for round := 0; round < 50; round++ {
+		for i := 0; i < round%7*5; i++ {
+			f.write(1 + i%3/2)
+		}
+		w, err := r.ReadRange(0, cursor)
+		if err != nil {
+			t.Fatal(err)
+		}
+		check(t, w)
+		if w.Lost != 0 || w.First != cursor {
+			t.Fatalf("round %d: window %v from cursor %d", round, w, cursor)
+		}
+		for _, e := range w.Events(nil) {
+			if e.Seq != next {
+				t.Fatalf("round %d: seq %d, want %d", round, e.Seq, next)
+			}
+			next = e.Seq + uint64(len(e.Data)/PayloadSize)
+		}
+		cursor = w.Next
+	}
+	// A drain a whole ring behind counts what it missed as lost.
+	for i := 0; i < 200; i++ {
+		f.write(1)
+	}
+	w, _ := r.ReadRange(0, cursor)
+	check(t, w)
+	if w.First != cursor || w.Lost != 200-64 || w.Records != 64 {
+		t.Fatalf("lagging drain: %v from %d", w, cursor)
+	}
+	// An unpublished slot ends the range; the next drain picks it up.
+	seq := f.reserve(1)
+	f.fill(seq, seq, 7, 1, false)
+	f.write(1)
+	r.TailWait = time.Millisecond
+	w, _ = r.ReadRange(0, w.Next)
+	if w.Records != 0 || w.Next != seq {
+		t.Fatalf("pending slot: %v", w)
+	}
+	f.fill(seq, seq, 7, 1, true)
+	w, _ = r.ReadRange(0, w.Next)
+	check(t, w)
+	if w.Records != 2 || w.Lost != 0 {
+		t.Fatalf("after publishing: %v", w)
+	}
+}
+
+func TestBatchesFrom(t *testing.T) {
+	r, _ := newFake(t, 1, 64)
+	f := fakeWriter{r, 0}
+	for i := 0; i < 40; i++ {
+		f.write(1)
+	}
+	w, _ := r.Read(0)
+	var got []uint64
+	var lost uint64
+	first := true
+	w.BatchesFrom(25, 4, func(b Batch) error {
+		if first && b.FirstSeq != 25 {
+			t.Errorf("first batch starts at %d", b.FirstSeq)
+		}
+		first = false
+		lost += b.Lost
+		for _, e := range b.Events {
+			got = append(got, e.Seq)
+		}
+		return nil
+	})
+	if len(got) != 15 || got[0] != 25 || got[14] != 39 || lost != 0 {
+		t.Fatalf("got %v lost %d", got, lost)
+	}
+	// Starting before the window counts nothing; after it, nothing is left.
+	n := 0
+	w.BatchesFrom(0, 100, func(b Batch) error { n += len(b.Events); lost += b.Lost; return nil })
+	if n != 40 || lost != 0 {
+		t.Fatalf("from 0: %d events, %d lost", n, lost)
+	}
+}
+
+func TestTierEvictsOldestFirst(t *testing.T) {
+	if _, err := NewTier(2, 0, 0); err == nil {
+		t.Fatal("a tier without budget or age limit")
+	}
+	tier, err := NewTier(2, 300, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	block := func(first, last uint64) Block {
+		return Block{Payload: make([]byte, 100), Sum: snapshot.ChunkSummary{Events: 10, FirstTS: first, LastTS: last}}
+	}
+	tier.Add(0, block(0, 10), 10, 10)
+	tier.Add(1, block(5, 20), 10, 20)
+	tier.Add(0, block(11, 30), 20, 30)
+	if h := tier.Held(); h.Blocks != 3 || h.Bytes != 300 {
+		t.Fatalf("held %+v", h)
+	}
+	tier.Add(1, block(21, 40), 20, 40) // over budget: CPU 0's first block is the oldest
+	b0, next0 := tier.Blocks(0)
+	b1, _ := tier.Blocks(1)
+	if len(b0) != 1 || b0[0].Sum.FirstTS != 11 || next0 != 20 || len(b1) != 2 {
+		t.Fatalf("cpu0 %v cpu1 %v", b0, b1)
+	}
+	if e := tier.Evicted(); e.Blocks != 1 || e.Events != 10 || e.Bytes != 100 {
+		t.Fatalf("evicted %+v", e)
+	}
+	aged, _ := NewTier(1, 0, 15)
+	aged.Add(0, block(0, 10), 1, 10)
+	aged.Add(0, block(11, 20), 2, 20)
+	aged.Add(0, block(21, 30), 3, 30) // block ending at 10 is older than 30-15
+	if bs, _ := aged.Blocks(0); len(bs) != 2 || bs[0].Sum.LastTS != 20 {
+		t.Fatalf("aged blocks %v", bs)
+	}
+	if first, last := aged.Span(0); first != 11 || last != 30 {
+		t.Fatalf("span %d..%d", first, last)
 	}
 }

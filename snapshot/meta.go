@@ -88,6 +88,23 @@ type Recording struct {
 	SlotsPerCPU uint64   `json:"slots_per_cpu"`
 	BufferBytes uint64   `json:"buffer_bytes_per_cpu"`
 	Filter      Filter   `json:"filter"`
+	// History is the compressed tier's configuration and state, when the
+	// recording had one.
+	History *History `json:"history,omitempty"`
+}
+
+// History describes the compressed history tier at snapshot time.
+type History struct {
+	BudgetBytes   uint64 `json:"budget_bytes,omitempty"` // 0: no budget
+	MaxAgeNS      uint64 `json:"max_age_ns,omitempty"`   // 0: no age limit
+	HeldEvents    uint64 `json:"held_events"`
+	HeldBytes     uint64 `json:"held_bytes"`
+	EvictedEvents uint64 `json:"evicted_events"` // dropped, oldest first, to fit
+	DrainedEvents uint64 `json:"drained_events"`
+	// LostEvents are sequence numbers the kernel tier overwrote before a
+	// drain reached them; the chunks' lost counts include them.
+	LostEvents uint64 `json:"lost_events"`
+	DrainCPUNS uint64 `json:"drain_cpu_ns"`
 }
 
 // Filter is the in-kernel filter that was active.

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -178,4 +179,12 @@ func CgroupID(path string) (uint64, error) {
 		return 0, fmt.Errorf("cgroup %s: %w", path, err)
 	}
 	return st.Ino, nil
+}
+
+// ThreadCPUTime is the calling thread's CPU time (CLOCK_THREAD_CPUTIME_ID);
+// lock the goroutine to its thread around the work it measures.
+func ThreadCPUTime() time.Duration {
+	var t unix.Timespec
+	_ = unix.ClockGettime(unix.CLOCK_THREAD_CPUTIME_ID, &t)
+	return time.Duration(t.Nano())
 }

@@ -31,6 +31,8 @@ func recordCommand() *cli.Command {
 			&cli.StringSliceFlag{Name: "comm", Aliases: []string{"c"}, Usage: "record only tasks with these names (repeat or comma-separate)"},
 			&cli.StringSliceFlag{Name: "cgroup", Usage: "record only tasks in these cgroup v2 directories, absolute or relative to the cgroup2 mount (repeat or comma-separate)"},
 			&cli.StringFlag{Name: "btf", Usage: "BTF file for a kernel without /sys/kernel/btf/vmlinux"},
+			&cli.DurationFlag{Name: "history", Usage: "keep this much history in the compressed tier (drained from the kernel rings on a timer, zstd-compressed)"},
+			&cli.StringFlag{Name: "memory", Usage: "cap the compressed tier at this much memory in all, oldest history dropped first (with or without --history)"},
 			&cli.BoolFlag{Name: "json", Usage: "print each snapshot written as a JSON line on stdout"},
 			&cli.BoolFlag{Name: "no-final-snapshot", Usage: "on SIGINT/SIGTERM, stop without writing a snapshot"},
 		},
@@ -60,6 +62,18 @@ func parseRecord(cliContext *cli.Context) (*recordConfig, error) {
 	if d := cliContext.Duration("duration"); d < 0 {
 		return nil, fmt.Errorf("--duration %v: must not be negative", d)
 	}
+	var history uint64
+	if m := cliContext.String("memory"); m != "" {
+		if history, err = parseSize(m); err != nil {
+			return nil, fmt.Errorf("--memory: %w", err)
+		}
+		if history < 1<<20 {
+			return nil, fmt.Errorf("--memory %s: want at least 1MiB", m)
+		}
+	}
+	if d := cliContext.Duration("history"); d < 0 {
+		return nil, fmt.Errorf("--history %v: must not be negative", d)
+	}
 	out := cliContext.String("output")
 	if st, err := os.Stat(out); err != nil {
 		return nil, fmt.Errorf("--output: %w", err)
@@ -68,10 +82,12 @@ func parseRecord(cliContext *cli.Context) (*recordConfig, error) {
 	}
 	c := &recordConfig{
 		Config: record.Config{
-			Events:     splitList(cliContext.String("events")),
-			BufferSize: size,
-			KernelBTF:  cliContext.String("btf"),
-			Version:    "rewind " + Version,
+			Events:       splitList(cliContext.String("events")),
+			BufferSize:   size,
+			KernelBTF:    cliContext.String("btf"),
+			HistoryBytes: history,
+			HistoryAge:   cliContext.Duration("history"),
+			Version:      "rewind " + Version,
 		},
 		duration: cliContext.Duration("duration"),
 		output:   out,
@@ -125,17 +141,25 @@ func runRecord(cliContext *cli.Context) error {
 		fmt.Fprintf(os.Stderr, "rewind: warning: not recording %s: %s\n", name, rec.Unavailable()[name])
 	}
 	cpus := uint64(rec.CPUs())
-	fmt.Fprintf(os.Stderr, "rewind: recording %s on %d CPUs into %s per CPU; memory %s (%s of kernel rings, %s to copy them into for snapshots); pid %d: `kill -USR1 %d` writes a snapshot to %s, Ctrl-C stops\n",
-		strings.Join(rec.Events(), ","), rec.CPUs(), formatSize(rec.BufferBytes()),
-		formatSize(cpus*(rec.BufferBytes()+rec.CopyBytes())), formatSize(cpus*rec.BufferBytes()), formatSize(cpus*rec.CopyBytes()),
-		os.Getpid(), os.Getpid(), cfg.output)
+	memory := fmt.Sprintf("memory %s (%s of kernel rings, %s to copy them into for snapshots)",
+		formatSize(cpus*(rec.BufferBytes()+rec.CopyBytes())), formatSize(cpus*rec.BufferBytes()), formatSize(cpus*rec.CopyBytes()))
+	if cfg.HistoryBytes > 0 {
+		memory += fmt.Sprintf(" + up to %s of compressed history", formatSize(cfg.HistoryBytes))
+	} else if cfg.HistoryAge > 0 {
+		memory += fmt.Sprintf(" + %s of compressed history, whatever that takes", cfg.HistoryAge)
+	}
+	fmt.Fprintf(os.Stderr, "rewind: recording %s on %d CPUs into %s per CPU; %s; pid %d: `kill -USR1 %d` writes a snapshot to %s, Ctrl-C stops\n",
+		strings.Join(rec.Events(), ","), rec.CPUs(), formatSize(rec.BufferBytes()), memory, os.Getpid(), os.Getpid(), cfg.output)
 
 	var timeout <-chan time.Time
 	if cfg.duration > 0 {
 		timeout = time.After(cfg.duration)
 	}
+	start, estimate := rec.Progress(), time.After(time.Second)
 	for {
 		select {
+		case <-estimate:
+			printEstimate(rec, rec.Estimate(start, rec.Progress()))
 		case <-timeout:
 			return finish(rec, cfg, snapshot.Trigger{Kind: snapshot.TriggerDuration, Detail: cfg.duration.String()})
 		case s := <-sigs:
@@ -152,6 +176,34 @@ func runRecord(cliContext *cli.Context) error {
 			return finish(rec, cfg, snapshot.Trigger{Kind: snapshot.TriggerExit, Signal: name})
 		}
 	}
+}
+
+// printEstimate says how much history the configuration holds at the
+// rate of the first second.
+func printEstimate(rec *record.Recorder, e record.Estimate) {
+	if e.Rate == 0 {
+		fmt.Fprintln(os.Stderr, "rewind: no events in the first second; history depends on the rate to come")
+		return
+	}
+	msg := fmt.Sprintf("rewind: at %.0f events/s (busiest CPU %.0f/s) the kernel rings hold %s of history", e.Rate, e.BusiestRate, roundDuration(e.Kernel))
+	if _, ok := rec.History(); ok {
+		if e.BytesPerEvent > 0 {
+			msg += fmt.Sprintf("; the compressed tier holds %s more at %.2f bytes/event", roundDuration(e.Tier), e.BytesPerEvent)
+		} else {
+			msg += "; the compressed tier has drained nothing yet"
+		}
+	}
+	fmt.Fprintln(os.Stderr, msg)
+}
+
+func roundDuration(d time.Duration) time.Duration {
+	switch {
+	case d > time.Hour:
+		return d.Round(time.Minute)
+	case d > time.Minute:
+		return d.Round(time.Second)
+	}
+	return d.Round(time.Millisecond)
 }
 
 func finish(rec *record.Recorder, cfg *recordConfig, trig snapshot.Trigger) error {
