@@ -59,7 +59,7 @@ var zstdCodec struct {
 func codecs() (*zstd.Encoder, *zstd.Decoder, error) {
 	zstdCodec.once.Do(func() {
 		n := runtime.GOMAXPROCS(0)
-		zstdCodec.enc, zstdCodec.err = zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedDefault),
+		zstdCodec.enc, zstdCodec.err = zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest),
 			zstd.WithEncoderConcurrency(n), zstd.WithEncoderCRC(false), zstd.WithLowerEncoderMem(true))
 		if zstdCodec.err != nil {
 			return
@@ -139,32 +139,50 @@ func (e *Encoder) EncodeChunk(in ChunkInput) ([]byte, ChunkSummary, error) {
 	sum := ChunkSummary{CPU: in.CPU, Events: len(ev), FirstTS: ev[0].TS, LastTS: ev[len(ev)-1].TS, Lost: in.Lost}
 	e.cols = e.cols[:0]
 
-	// Common columns.
-	e.vals = e.vals[:0]
-	for i := range ev {
-		e.vals = append(e.vals, uint64(ev[i].Type))
+	// Common columns. Event ids are narrow; tids and pids take the width
+	// their largest value needs.
+	typeWidth := 1
+	if e.schema.MaxID() > 0xff {
+		typeWidth = 2
 	}
-	e.addFixed(0, colType, e.vals, false)
-	e.vals = e.vals[:0]
+	buf := e.scratch(len(ev) * typeWidth)
 	for i := range ev {
-		e.vals = append(e.vals, ev[i].TS)
+		if typeWidth == 1 {
+			buf = append(buf, byte(ev[i].Type))
+		} else {
+			buf = le.AppendUint16(buf, ev[i].Type)
+		}
 	}
-	e.addDelta(colTS, e.vals, sum.FirstTS)
-	e.vals = e.vals[:0]
+	e.cols = append(e.cols, colOut{field: colType, enc: encFixed, width: uint8(typeWidth), values: uint32(len(ev)), raw: buf})
+	buf = e.scratch(len(ev) * 2)
+	prev := sum.FirstTS
 	for i := range ev {
-		e.vals = append(e.vals, ev[i].Seq)
+		buf = binary.AppendUvarint(buf, zigzag(int64(ev[i].TS-prev)))
+		prev = ev[i].TS
 	}
-	e.addDelta(colSeq, e.vals, in.FirstSeq)
+	e.cols = append(e.cols, colOut{field: colTS, enc: encDelta, values: uint32(len(ev)), raw: buf})
+	buf = e.scratch(len(ev))
+	prev = in.FirstSeq
+	for i := range ev {
+		buf = binary.AppendUvarint(buf, zigzag(int64(ev[i].Seq-prev)))
+		prev = ev[i].Seq
+	}
+	e.cols = append(e.cols, colOut{field: colSeq, enc: encDelta, values: uint32(len(ev)), raw: buf})
+	var tidOr, pidOr uint32
+	for i := range ev {
+		tidOr |= ev[i].TID
+		pidOr |= ev[i].PID
+	}
 	e.vals = e.vals[:0]
 	for i := range ev {
 		e.vals = append(e.vals, uint64(ev[i].TID))
 	}
-	e.addFixed(0, colTID, e.vals, false)
+	e.addFixed(0, colTID, e.vals, widthOf(uint64(tidOr)))
 	e.vals = e.vals[:0]
 	for i := range ev {
 		e.vals = append(e.vals, uint64(ev[i].PID))
 	}
-	e.addFixed(0, colPID, e.vals, false)
+	e.addFixed(0, colPID, e.vals, widthOf(uint64(pidOr)))
 
 	// Field columns, event type by event type.
 	var types []uint16
@@ -179,28 +197,138 @@ func (e *Encoder) EncodeChunk(in ChunkInput) ([]byte, ChunkSummary, error) {
 				e.addStr(uint16(t), uint16(fi), f, ev, rows)
 				continue
 			}
-			size := f.Type.Size()
-			e.vals = e.vals[:0]
-			for _, r := range rows {
-				d := ev[r].Data
-				for k := 0; k < f.Count; k++ {
-					e.vals = append(e.vals, readRaw(d, f.Offset+k*size, size, f.Type.Signed()))
-				}
-			}
-			e.addFixed(uint16(t), uint16(fi), e.vals, f.Type.Signed())
+			var w int
+			e.vals, w = collect(e.vals[:0], ev, rows, f)
+			e.addFixed(uint16(t), uint16(fi), e.vals, w)
 		}
 	}
 	return e.finish(in, sum, types)
 }
 
+// collect appends field f of the events at rows to vals, widened to 64
+// bits (sign-extended for signed types), and returns the narrowest width
+// that holds them all. Scalars of each size have their own loop: this runs
+// for every field of every event the history tier drains.
+func collect(vals []uint64, ev []Event, rows []int32, f schema.Field) ([]uint64, int) {
+	var w widthTracker
+	size, signed := f.Type.Size(), f.Type.Signed()
+	start, off := len(vals), f.Offset
+	switch {
+	case f.Count > 1:
+		for _, r := range rows {
+			for k := 0; k < f.Count; k++ {
+				vals = append(vals, readRaw(ev[r].Data, off+k*size, size, false))
+			}
+		}
+	case size == 1:
+		for _, r := range rows {
+			var v uint64
+			if d := ev[r].Data; off < len(d) {
+				v = uint64(d[off])
+			}
+			vals = append(vals, v)
+		}
+	case size == 2:
+		for _, r := range rows {
+			var v uint64
+			if d := ev[r].Data; off+2 <= len(d) {
+				v = uint64(le.Uint16(d[off:]))
+			}
+			vals = append(vals, v)
+		}
+	case size == 4:
+		for _, r := range rows {
+			var v uint64
+			if d := ev[r].Data; off+4 <= len(d) {
+				v = uint64(le.Uint32(d[off:]))
+			}
+			vals = append(vals, v)
+		}
+	default:
+		for _, r := range rows {
+			var v uint64
+			if d := ev[r].Data; off+8 <= len(d) {
+				v = le.Uint64(d[off:])
+			}
+			vals = append(vals, v)
+		}
+	}
+	if signed && size < 8 {
+		shift := uint(64 - 8*size)
+		for i := start; i < len(vals); i++ {
+			vals[i] = uint64(int64(vals[i]<<shift) >> shift)
+		}
+	}
+	for _, v := range vals[start:] {
+		w.add(v, signed)
+	}
+	return vals, w.width(signed)
+}
+
+// widthTracker finds the narrowest width that holds every value added.
+type widthTracker struct {
+	or     uint64
+	lo, hi int64
+}
+
+func (w *widthTracker) add(v uint64, signed bool) {
+	if signed {
+		w.lo, w.hi = min(w.lo, int64(v)), max(w.hi, int64(v))
+	} else {
+		w.or |= v
+	}
+}
+
+func (w *widthTracker) width(signed bool) int {
+	if !signed {
+		return widthOf(w.or)
+	}
+	switch {
+	case w.lo >= -1<<7 && w.hi < 1<<7:
+		return 1
+	case w.lo >= -1<<15 && w.hi < 1<<15:
+		return 2
+	case w.lo >= -1<<31 && w.hi < 1<<31:
+		return 4
+	}
+	return 8
+}
+
+// widthOf is the bytes an unsigned value (or the OR of several) needs.
+func widthOf(or uint64) int {
+	switch {
+	case or < 1<<8:
+		return 1
+	case or < 1<<16:
+		return 2
+	case or < 1<<32:
+		return 4
+	}
+	return 8
+}
+
 // readRaw reads a little-endian integer of size bytes at off, sign-extended
 // when signed; bytes past the end of d read as zero.
 func readRaw(d []byte, off, size int, signed bool) uint64 {
-	var b [8]byte
-	if off < len(d) {
-		copy(b[:size], d[off:min(len(d), off+size)])
+	var v uint64
+	if off+size <= len(d) {
+		switch size {
+		case 1:
+			v = uint64(d[off])
+		case 2:
+			v = uint64(le.Uint16(d[off:]))
+		case 4:
+			v = uint64(le.Uint32(d[off:]))
+		default:
+			return le.Uint64(d[off:])
+		}
+	} else {
+		var b [8]byte
+		if off < len(d) {
+			copy(b[:size], d[off:])
+		}
+		v = le.Uint64(b[:])
 	}
-	v := le.Uint64(b[:])
 	if signed && size < 8 {
 		shift := uint(64 - 8*size)
 		v = uint64(int64(v<<shift) >> shift)
@@ -208,9 +336,8 @@ func readRaw(d []byte, off, size int, signed bool) uint64 {
 	return v
 }
 
-// addFixed stores vals at the narrowest width that holds them all.
-func (e *Encoder) addFixed(typ, field uint16, vals []uint64, signed bool) {
-	w := fixedWidth(vals, signed)
+// addFixed stores vals at width w bytes each.
+func (e *Encoder) addFixed(typ, field uint16, vals []uint64, w int) {
 	buf := e.scratch(len(vals) * w)
 	for _, v := range vals {
 		switch w {
@@ -225,47 +352,6 @@ func (e *Encoder) addFixed(typ, field uint16, vals []uint64, signed bool) {
 		}
 	}
 	e.cols = append(e.cols, colOut{typ: typ, field: field, enc: encFixed, width: uint8(w), values: uint32(len(vals)), raw: buf})
-}
-
-func fixedWidth(vals []uint64, signed bool) int {
-	if signed {
-		lo, hi := int64(0), int64(0)
-		for _, v := range vals {
-			lo, hi = min(lo, int64(v)), max(hi, int64(v))
-		}
-		switch {
-		case lo >= -1<<7 && hi < 1<<7:
-			return 1
-		case lo >= -1<<15 && hi < 1<<15:
-			return 2
-		case lo >= -1<<31 && hi < 1<<31:
-			return 4
-		}
-		return 8
-	}
-	var or uint64
-	for _, v := range vals {
-		or |= v
-	}
-	switch {
-	case or < 1<<8:
-		return 1
-	case or < 1<<16:
-		return 2
-	case or < 1<<32:
-		return 4
-	}
-	return 8
-}
-
-func (e *Encoder) addDelta(field uint16, vals []uint64, base uint64) {
-	buf := e.scratch(len(vals) * 2)
-	prev := base
-	for _, v := range vals {
-		buf = binary.AppendUvarint(buf, zigzag(int64(v-prev)))
-		prev = v
-	}
-	e.cols = append(e.cols, colOut{typ: 0, field: field, enc: encDelta, values: uint32(len(vals)), raw: buf})
 }
 
 func (e *Encoder) addStr(typ, field uint16, f schema.Field, ev []Event, rows []int32) {
