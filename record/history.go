@@ -1,7 +1,6 @@
 package record
 
 import (
-	"runtime"
 	"sync"
 	"time"
 
@@ -57,9 +56,9 @@ func (r *Recorder) startDrainer(maxBytes uint64, maxAge time.Duration) error {
 
 func (r *Recorder) drainLoop(d *drainer) {
 	defer close(d.done)
-	// One thread, so that its CPU time is the drain's.
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
+	// One thread, so that its CPU time is the drain's, at the snapshots'
+	// priority: a drain that falls a ring behind loses events.
+	defer boost()()
 	ticker := time.NewTicker(drainInterval(r.ring.SlotsPerCPU()))
 	defer ticker.Stop()
 	for {

@@ -6,6 +6,7 @@ import (
 	"math/bits"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -329,10 +330,15 @@ func (r *Recorder) Snapshot(path string, trig snapshot.Trigger) (*Result, error)
 	return r.snapshot(path, trig)
 }
 
+// snapshotNice is the nice value the threads copying and encoding a
+// snapshot run at, so that a loaded machine cannot starve a snapshot.
+const snapshotNice = -10
+
 func (r *Recorder) snapshot(path string, trig snapshot.Trigger) (_ *Result, err error) {
 	if r.closed {
 		return nil, os.ErrClosed
 	}
+	defer boost()()
 	t0 := time.Now()
 	taken := sysx.BootNow()
 	res := &Result{Path: path, Windows: make([]*ringbuf.Window, r.ring.CPUs())}
@@ -342,6 +348,7 @@ func (r *Recorder) snapshot(path string, trig snapshot.Trigger) (_ *Result, err 
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			defer boost()()
 			res.Windows[cpu], errs[cpu] = r.ring.Read(cpu)
 		}()
 	}
@@ -388,6 +395,17 @@ func (r *Recorder) snapshot(path string, trig snapshot.Trigger) (_ *Result, err 
 	return res, nil
 }
 
+// boost locks the goroutine to its thread and raises the thread's priority
+// to snapshotNice; call the result to undo both.
+func boost() func() {
+	runtime.LockOSThread()
+	restore := sysx.RaiseThreadPriority(snapshotNice)
+	return func() {
+		restore()
+		runtime.UnlockOSThread()
+	}
+}
+
 type encoded struct {
 	payload []byte
 	sum     snapshot.ChunkSummary
@@ -405,6 +423,7 @@ func (r *Recorder) writeChunks(w *snapshot.Writer, windows []*ringbuf.Window) (e
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			defer boost()()
 			start := win.First
 			if r.drain != nil {
 				blocks, next := r.drain.tier.Blocks(win.CPU)

@@ -142,6 +142,16 @@ func run() error {
 		return err
 	}
 	report := render(tracers, times, cpus, perOp, size)
+	snaps, err := snapshotLatency(dir)
+	if err != nil {
+		return err
+	}
+	report += snaps.render()
+	hist, err := historyTier(dir)
+	if err != nil {
+		return err
+	}
+	report += hist.render()
 	fmt.Print(report)
 	if *outFile != "" {
 		return os.WriteFile(*outFile, []byte(report), 0o644)
@@ -469,4 +479,14 @@ func render(tracers []tracer, times map[string][]float64, cpus map[string][]time
 	fmt.Fprintf(&b, "\nSnapshot of the default events (sched + syscalls + process) after one run: %d events in %d bytes = **%.2f bytes/event**, written in %.0f ms.\n",
 		size.events, size.bytes, float64(size.bytes)/float64(size.events), size.snapshotMS)
 	return b.String()
+}
+
+func mkdir(dir string) error { return os.MkdirAll(dir, 0o755) }
+
+func cpuCount() int {
+	n, err := ebpf.PossibleCPU()
+	if err != nil {
+		return 1
+	}
+	return n
 }

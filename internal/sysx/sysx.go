@@ -188,3 +188,20 @@ func ThreadCPUTime() time.Duration {
 	_ = unix.ClockGettime(unix.CLOCK_THREAD_CPUTIME_ID, &t)
 	return time.Duration(t.Nano())
 }
+
+// RaiseThreadPriority sets the calling thread's nice value (lock the
+// goroutine to its thread first) and returns a function that restores the
+// old one. It needs CAP_SYS_NICE to go below the current value; without it
+// nothing changes and restore is a no-op.
+func RaiseThreadPriority(nice int) (restore func()) {
+	tid := unix.Gettid()
+	// getpriority returns 20 - nice for PRIO_PROCESS.
+	old, err := unix.Getpriority(unix.PRIO_PROCESS, tid)
+	if err != nil {
+		return func() {}
+	}
+	if unix.Setpriority(unix.PRIO_PROCESS, tid, nice) != nil {
+		return func() {}
+	}
+	return func() { _ = unix.Setpriority(unix.PRIO_PROCESS, tid, 20-old) }
+}

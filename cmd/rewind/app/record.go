@@ -171,7 +171,11 @@ func runRecord(cliContext *cli.Context) error {
 				continue
 			}
 			if !cfg.final {
-				return rec.Close()
+				err := printHistory(rec, cfg)
+				if cerr := rec.Close(); err == nil {
+					err = cerr
+				}
+				return err
 			}
 			return finish(rec, cfg, snapshot.Trigger{Kind: snapshot.TriggerExit, Signal: name})
 		}
@@ -208,10 +212,53 @@ func roundDuration(d time.Duration) time.Duration {
 
 func finish(rec *record.Recorder, cfg *recordConfig, trig snapshot.Trigger) error {
 	err := takeSnapshot(rec, cfg, trig)
+	if herr := printHistory(rec, cfg); err == nil {
+		err = herr
+	}
 	if cerr := rec.Close(); err == nil {
 		err = cerr
 	}
 	return err
+}
+
+// historyJSON is the last line of `rewind record --json` with a compressed
+// tier (docs/JSON.md).
+type historyJSON struct {
+	History struct {
+		DrainedEvents uint64  `json:"drained_events"`
+		LostEvents    uint64  `json:"lost_events"`
+		HeldEvents    uint64  `json:"held_events"`
+		HeldBytes     uint64  `json:"held_bytes"`
+		EvictedEvents uint64  `json:"evicted_events"`
+		DrainCPUNS    int64   `json:"drain_cpu_ns"`
+		CPUNSPerEvent float64 `json:"cpu_ns_per_event"`
+		BytesPerEvent float64 `json:"bytes_per_event"`
+		Drains        int     `json:"drains"`
+	} `json:"history"`
+}
+
+// printHistory reports what the compressed tier did, when there is one.
+func printHistory(rec *record.Recorder, cfg *recordConfig) error {
+	h, ok := rec.History()
+	if !ok {
+		return nil
+	}
+	var out historyJSON
+	o := &out.History
+	o.DrainedEvents, o.LostEvents, o.HeldEvents, o.HeldBytes = h.Drained, h.Lost, h.Held.Events, h.Held.Bytes
+	o.EvictedEvents, o.DrainCPUNS, o.Drains = h.Evicted.Events, h.CPU.Nanoseconds(), h.Drains
+	if h.Drained > 0 {
+		o.CPUNSPerEvent = float64(h.CPU.Nanoseconds()) / float64(h.Drained)
+	}
+	if h.Held.Events > 0 {
+		o.BytesPerEvent = float64(h.Held.Bytes) / float64(h.Held.Events)
+	}
+	if cfg.json {
+		return json.NewEncoder(os.Stdout).Encode(out)
+	}
+	fmt.Fprintf(os.Stderr, "rewind: compressed tier: drained %d events (%d lost before a drain reached them) in %v of CPU, %.0f ns/event; holds %d events in %s, %.2f bytes/event; dropped the oldest %d to fit\n",
+		h.Drained, h.Lost, h.CPU.Round(time.Millisecond), o.CPUNSPerEvent, h.Held.Events, formatSize(h.Held.Bytes), o.BytesPerEvent, h.Evicted.Events)
+	return nil
 }
 
 func takeSnapshot(rec *record.Recorder, cfg *recordConfig, trig snapshot.Trigger) error {
