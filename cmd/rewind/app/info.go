@@ -51,6 +51,7 @@ type infoJSON struct {
 	EventCounts   map[string]uint64  `json:"event_counts"`
 	Recording     snapshot.Recording `json:"recording"`
 	ProgramMisses map[string]uint64  `json:"program_misses"`
+	Unavailable   map[string]string  `json:"unavailable"`
 	Processes     int                `json:"processes"`
 	Chunks        int                `json:"chunks"`
 	Damaged       []damageJSON       `json:"damaged"`
@@ -106,6 +107,10 @@ func buildInfo(r *snapshot.Reader, path string, sum *snapshot.Summary) *infoJSON
 	if info.ProgramMisses == nil {
 		info.ProgramMisses = map[string]uint64{}
 	}
+	info.Unavailable = m.Unavailable
+	if info.Unavailable == nil {
+		info.Unavailable = map[string]string{}
+	}
 	if sum.LastTS > sum.FirstTS {
 		info.DurationNS = sum.LastTS - sum.FirstTS
 	}
@@ -157,6 +162,17 @@ func printInfo(w io.Writer, info *infoJSON, m *snapshot.Meta) error {
 	fmt.Fprintf(tw, "span:\t%s to %s (%.3f s)\n", wall(info.FirstNS), wall(info.LastNS), float64(info.DurationNS)/1e9)
 	fmt.Fprintf(tw, "recording:\t%s\n", strings.Join(info.Recording.Events, ","))
 	fmt.Fprintf(tw, "buffer:\t%s per CPU (%d slots of %d bytes); filter: %s\n", formatSize(info.Recording.BufferBytes), info.Recording.SlotsPerCPU, info.Recording.SlotSize, filter)
+	if h := info.Recording.History; h != nil {
+		limits := []string{}
+		if h.BudgetBytes > 0 {
+			limits = append(limits, "up to "+formatSize(h.BudgetBytes))
+		}
+		if h.MaxAgeNS > 0 {
+			limits = append(limits, "up to "+time.Duration(h.MaxAgeNS).String()+" old")
+		}
+		fmt.Fprintf(tw, "history:\tcompressed tier (%s) held %d events in %s; %d older ones dropped to fit\n",
+			strings.Join(limits, ", "), h.HeldEvents, formatSize(h.HeldBytes), h.EvictedEvents)
+	}
 	fmt.Fprintf(tw, "events:\t%d, lost %d\n", info.EventsTotal, info.LostTotal)
 	fmt.Fprintf(tw, "processes:\t%d in the table at snapshot time\n", info.Processes)
 	tw.Flush()
@@ -186,6 +202,17 @@ func printInfo(w io.Writer, info *infoJSON, m *snapshot.Meta) error {
 		misses += n
 	}
 	fmt.Fprintf(w, "\nprogram runs the kernel skipped (another BPF program running on the CPU): %d\n", misses)
+	if len(info.Unavailable) > 0 {
+		fmt.Fprintln(w, "asked for but not recordable on this kernel:")
+		names := make([]string, 0, len(info.Unavailable))
+		for n := range info.Unavailable {
+			names = append(names, n)
+		}
+		sort.Strings(names)
+		for _, n := range names {
+			fmt.Fprintf(w, "  %s: %s\n", n, info.Unavailable[n])
+		}
+	}
 	if len(info.Damaged) > 0 {
 		fmt.Fprintf(w, "damaged: %d byte ranges (see the warnings above); events there are not counted\n", len(info.Damaged))
 	}
