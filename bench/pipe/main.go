@@ -476,7 +476,7 @@ func render(tracers []tracer, times map[string][]float64, cpus map[string][]time
 		fmt.Fprintf(&b, "| %s | %.3f | %s | %.1f | %.2f | %.2f | %s |\n", t.name, median(times[t.name]), strings.Join(runs, " "),
 			nsPer(t.name), nsPer(t.name)/nsPer("ftrace"), nsPer(t.name)/nsPer("perf --overwrite"), cpu)
 	}
-	fmt.Fprintf(&b, "\nSnapshot of the default events (sched + syscalls + process) after one run: %d events in %d bytes = **%.2f bytes/event**, written in %.0f ms.\n",
+	fmt.Fprintf(&b, "\nSnapshot of the default event group after one run: %d events in %d bytes = **%.2f bytes/event**, written in %.0f ms.\n",
 		size.events, size.bytes, float64(size.bytes)/float64(size.events), size.snapshotMS)
 	return b.String()
 }
