@@ -9,10 +9,11 @@ import (
 	"github.com/rewindtrace/rewind/snapshot"
 )
 
-// drainInterval is how often the drainer runs: the time half a ring takes
+// drainInterval is how often the drainer looks: the time half a ring takes
 // to fill at maxRate, within [minDrainInterval, maxDrainInterval]. It
 // depends on the ring alone: an interval fitted to the rate of the moment
-// would leave a small ring to a burst that follows a quiet spell.
+// would leave a small ring to a burst that follows a quiet spell. A look
+// that finds little to drain reads only the heads.
 func drainInterval(slots uint64) time.Duration {
 	d := time.Duration(float64(slots) / 2 / maxRate * float64(time.Second))
 	return min(max(d, minDrainInterval), maxDrainInterval)
@@ -76,8 +77,14 @@ func (r *Recorder) drainLoop(d *drainer) {
 	}
 }
 
-// drainOnce moves every CPU's new records into the tier. Call with r.mu
-// held.
+// drainThreshold is how many slots must wait in a CPU's ring before a drain
+// moves them: a full chunk, or a quarter of a small ring. Records stay in
+// the ring until then, where snapshots find them; small blocks would cost
+// their fixed overhead per few events.
+func drainThreshold(slots uint64) uint64 { return min(chunkEvents, slots/4) }
+
+// drainOnce moves the new records of every CPU with enough of them into the
+// tier. Call with r.mu held.
 func (r *Recorder) drainOnce(d *drainer) error {
 	t0 := sysx.ThreadCPUTime()
 	defer func() {
@@ -85,7 +92,11 @@ func (r *Recorder) drainOnce(d *drainer) error {
 		d.drains++
 	}()
 	now := sysx.BootNow()
+	threshold := drainThreshold(r.ring.SlotsPerCPU())
 	for cpu := range d.cursors {
+		if r.ring.Head(cpu)-d.cursors[cpu] < threshold {
+			continue
+		}
 		w, err := r.ring.ReadRange(cpu, d.cursors[cpu])
 		if err != nil {
 			return err
