@@ -361,18 +361,7 @@ func memoryCgroup(t *testing.T, limit int64) func(pid int) {
 	} else {
 		t.Fatal("no memory cgroup controller (v1 or v2) to contain an OOM kill")
 	}
-	if err := os.Mkdir(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		for i := 0; i < 100; i++ {
-			if err := os.Remove(dir); err == nil || errors.Is(err, os.ErrNotExist) {
-				return
-			}
-			time.Sleep(50 * time.Millisecond) // the killed task leaves the cgroup asynchronously
-		}
-		t.Errorf("could not remove %s", dir)
-	})
+	mkCgroup(t, dir)
 	if err := os.WriteFile(filepath.Join(dir, limitFile), []byte(strconv.FormatInt(limit, 10)), 0); err != nil {
 		t.Fatal(err)
 	}
@@ -381,6 +370,23 @@ func memoryCgroup(t *testing.T, limit int64) func(pid int) {
 			t.Fatal(err)
 		}
 	}
+}
+
+// mkCgroup makes a cgroup directory and removes it when the test ends, once
+// the tasks that were in it have left (exited tasks leave asynchronously).
+func mkCgroup(t *testing.T, dir string) {
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		for i := 0; i < 100; i++ {
+			if err := os.Remove(dir); err == nil || errors.Is(err, os.ErrNotExist) {
+				return
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		t.Errorf("could not remove %s", dir)
+	})
 }
 
 func ports(t *testing.T, out, tag string) (int, int) {

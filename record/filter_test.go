@@ -2,7 +2,6 @@ package record
 
 import (
 	"bufio"
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -97,18 +96,7 @@ func v2Cgroup(t *testing.T) string {
 		t.Fatal(err)
 	}
 	dir := filepath.Join(mnt, fmt.Sprintf("rewind-test-%d", os.Getpid()))
-	if err := os.Mkdir(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		for i := 0; i < 100; i++ {
-			if err := os.Remove(dir); err == nil || errors.Is(err, os.ErrNotExist) {
-				return
-			}
-			time.Sleep(50 * time.Millisecond) // exited tasks leave asynchronously
-		}
-		t.Errorf("could not remove %s", dir)
-	})
+	mkCgroup(t, dir)
 	return dir
 }
 
