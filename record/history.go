@@ -40,6 +40,7 @@ type drainer struct {
 	lost    uint64        // sequence numbers lost between drains
 	cpu     time.Duration // thread CPU time spent draining
 	drains  int
+	err     error // the last drain's, nil once one succeeds
 }
 
 // startDrainer starts draining into a new tier.
@@ -69,11 +70,8 @@ func (r *Recorder) drainLoop(d *drainer) {
 		case <-ticker.C:
 		}
 		r.mu.Lock()
-		err := r.drainOnce(d)
+		d.err = r.drainOnce(d)
 		r.mu.Unlock()
-		if err != nil {
-			r.drainErr.Store(err)
-		}
 	}
 }
 
@@ -133,6 +131,9 @@ type HistoryStats struct {
 	Lost    uint64             // events the kernel tier overwrote before a drain reached them
 	CPU     time.Duration      // CPU time spent draining and compressing
 	Drains  int
+	// Err is the last drain's failure, if it failed: the tier stops
+	// growing until a drain succeeds again.
+	Err error
 }
 
 // History returns the compressed tier's counters; ok is false when the
@@ -149,7 +150,7 @@ func (r *Recorder) History() (s HistoryStats, ok bool) {
 
 // stats reads the counters; call with r.mu held.
 func (d *drainer) stats() HistoryStats {
-	return HistoryStats{Held: d.tier.Held(), Evicted: d.tier.Evicted(), Drained: d.drained, Lost: d.lost, CPU: d.cpu, Drains: d.drains}
+	return HistoryStats{Held: d.tier.Held(), Evicted: d.tier.Evicted(), Drained: d.drained, Lost: d.lost, CPU: d.cpu, Drains: d.drains, Err: d.err}
 }
 
 // Progress is a reading of how far each CPU's ring has been written.

@@ -105,6 +105,8 @@ type History struct {
 	// drain reached them; the chunks' lost counts include them.
 	LostEvents uint64 `json:"lost_events"`
 	DrainCPUNS uint64 `json:"drain_cpu_ns"`
+	// Error is why the last drain failed, if it did.
+	Error string `json:"error,omitempty"`
 }
 
 // Filter is the in-kernel filter that was active.

@@ -243,6 +243,9 @@ func printHistory(rec *record.Recorder, cfg *recordConfig) error {
 	if !ok {
 		return nil
 	}
+	if h.Err != nil {
+		fmt.Fprintf(os.Stderr, "rewind: warning: the compressed tier's last drain failed: %v\n", h.Err)
+	}
 	var out historyJSON
 	o := &out.History
 	o.DrainedEvents, o.LostEvents, o.HeldEvents, o.HeldBytes = h.Drained, h.Lost, h.Held.Events, h.Held.Bytes
