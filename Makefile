@@ -19,7 +19,7 @@ bin/rewind: $(SOURCES)
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $@ ./cmd/rewind
 
 deps:
-	scripts/deps.sh bpf
+	scripts/deps.sh bpf test
 	$(GO) mod download
 
 # The BPF objects and the syscall tables are generated and committed, so a

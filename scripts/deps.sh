@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # deps.sh TOOLSET... installs the Debian packages a make target needs, only
 # when something is missing. Toolsets: bpf (clang, llvm-strip, libbpf
-# headers, bpftool), perf (perf, for benchmarks and ground truth).
+# headers, bpftool), test (what the kernel tests run: ip, unshare), perf
+# (perf, for benchmarks and ground truth).
 set -euo pipefail
 
 pkgs=()
@@ -13,6 +14,10 @@ for set in "$@"; do
 		have llvm-strip || pkgs+=(llvm)
 		[ -f /usr/include/bpf/bpf_helpers.h ] || pkgs+=(libbpf-dev)
 		have bpftool || pkgs+=(bpftool)
+		;;
+	test)
+		have ip || pkgs+=(iproute2)
+		have unshare || pkgs+=(util-linux)
 		;;
 	perf)
 		have perf || pkgs+=(linux-perf)
