@@ -65,8 +65,7 @@ type Column struct {
 	N     int // rows
 	width int // bytes per stored element (fixed columns)
 	data  []byte
-	offs  []uint32 // string columns: N+1 offsets into data
-	sbuf  []byte   // string columns: the bytes, reused
+	offs  []uint32 // string columns: row i is data[offs[2i]:offs[2i+1]]
 }
 
 // Uint returns the first element of row as an unsigned integer.
@@ -102,16 +101,49 @@ func (c *Column) UintAt(row, elem int) uint64 {
 func (c *Column) Int(row int) int64 { return int64(c.UintAt(row, 0)) }
 
 // Bytes returns a string field's bytes; they alias the chunk.
-func (c *Column) Bytes(row int) []byte { return c.data[c.offs[row]:c.offs[row+1]] }
+func (c *Column) Bytes(row int) []byte { return c.data[c.offs[2*row]:c.offs[2*row+1]] }
 
 // IsStr reports whether the column holds strings.
 func (c *Column) IsStr() bool { return c.offs != nil }
 
 var errShort = errors.New("chunk ends early")
 
+// Want selects the columns to decode, so that readers skip decompressing
+// what they do not read. The zero Want decodes the common columns but Seq.
+type Want struct {
+	Seq bool
+	// Fields[id][i] asks for field i of event id.
+	Fields [][]bool
+}
+
+// Field asks for an event's field by name; unknown names are ignored.
+func (w *Want) Field(s *schema.Schema, event, field string) {
+	e := s.ByName(event)
+	if e == nil || e.Field(field) < 0 {
+		return
+	}
+	for len(w.Fields) <= int(e.ID) {
+		w.Fields = append(w.Fields, nil)
+	}
+	if w.Fields[e.ID] == nil {
+		w.Fields[e.ID] = make([]bool, len(e.Fields))
+	}
+	w.Fields[e.ID][e.Field(field)] = true
+}
+
+func (w *Want) field(typ uint16, f int) bool {
+	return int(typ) < len(w.Fields) && f < len(w.Fields[typ]) && w.Fields[typ][f]
+}
+
 // DecodeChunk decodes a chunk section payload into c. Unknown event types
 // keep their events (Type says which) but no columns.
 func DecodeChunk(s *schema.Schema, p []byte, c *Chunk) error {
+	return DecodeChunkWant(s, p, c, nil)
+}
+
+// DecodeChunkWant is DecodeChunk for the columns want selects (all when
+// nil); the others read as absent (Column returns nil, Seq is empty).
+func DecodeChunkWant(s *schema.Schema, p []byte, c *Chunk, want *Want) error {
 	if len(p) < chunkHeaderSize {
 		return errShort
 	}
@@ -168,8 +200,15 @@ func DecodeChunk(s *schema.Schema, p []byte, c *Chunk) error {
 		if rawLen > maxRawLen(s, typ, field, n) {
 			return fmt.Errorf("column %d: raw length %d is more than %d events can need", i, rawLen, n)
 		}
-		raw, err := c.unpack(data[:storedLen], codec, rawLen)
+		stored := data[:storedLen]
 		data = data[storedLen:]
+		if want != nil && (typ == 0 && field == colSeq && !want.Seq || typ != 0 && !want.field(typ, field)) {
+			if typ == 0 {
+				seen[field] = true
+			}
+			continue
+		}
+		raw, err := c.unpack(stored, codec, rawLen)
 		if err != nil {
 			return fmt.Errorf("column %d: %w", i, err)
 		}
@@ -210,12 +249,18 @@ func DecodeChunk(s *schema.Schema, p []byte, c *Chunk) error {
 			return fmt.Errorf("common column %d missing", f)
 		}
 	}
+	if want != nil && !want.Seq {
+		c.Seq = c.Seq[:0]
+	}
 	for _, tc := range c.counts {
 		et := s.ByID(tc.Type)
 		if et == nil {
 			continue
 		}
 		for f := range et.Fields {
+			if want != nil && !want.field(tc.Type, f) {
+				continue
+			}
 			if c.cols[tc.Type][f].data == nil {
 				return fmt.Errorf("event type %s: column %s missing", et.Name, et.Fields[f].Name)
 			}
@@ -259,7 +304,7 @@ func (c *Chunk) resetColumns(s *schema.Schema) {
 		c.cols[t] = c.cols[t][:len(et.Fields)]
 		for f := range c.cols[t] {
 			old := c.cols[t][f]
-			c.cols[t][f] = Column{Field: et.Fields[f], offs: old.offs[:0], sbuf: old.sbuf[:0]}
+			c.cols[t][f] = Column{Field: et.Fields[f], offs: old.offs[:0]}
 		}
 	}
 }
@@ -399,28 +444,22 @@ func decodeField(col *Column, f schema.Field, enc uint8, width int, raw []byte, 
 		if enc != encStr || values != rows {
 			return fmt.Errorf("encoding %d with %d values, want strings for %d rows", enc, values, rows)
 		}
-		// Copy the bytes without their length prefixes so that row i is
-		// data[offs[i]:offs[i+1]].
-		col.offs = grow(col.offs, rows+1)
-		col.sbuf = col.sbuf[:0]
+		// Index the strings where they are, between length prefixes.
+		col.offs = grow(col.offs, 2*rows)
 		pos := 0
 		for i := 0; i < rows; i++ {
 			l, k := binary.Uvarint(raw[pos:])
 			if k <= 0 || l > uint64(f.Count) || uint64(len(raw)-pos-k) < l {
 				return errShort
 			}
-			col.offs[i] = uint32(len(col.sbuf))
-			col.sbuf = append(col.sbuf, raw[pos+k:pos+k+int(l)]...)
+			col.offs[2*i] = uint32(pos + k)
 			pos += k + int(l)
+			col.offs[2*i+1] = uint32(pos)
 		}
 		if pos != len(raw) {
 			return fmt.Errorf("%d bytes left over", len(raw)-pos)
 		}
-		col.offs[rows] = uint32(len(col.sbuf))
-		col.data = col.sbuf
-		if col.data == nil {
-			col.data = []byte{}
-		}
+		col.data = raw
 		return nil
 	}
 	if enc != encFixed || (width != 1 && width != 2 && width != 4 && width != 8) || width > f.Type.Size() {

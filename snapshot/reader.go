@@ -353,10 +353,13 @@ func (r *Reader) readJSON(s Section, v any) error {
 
 // ReadChunk reads, checks and decodes one chunk into c. A damaged chunk
 // returns a *CorruptionError, which Damage also reports afterwards.
-func (r *Reader) ReadChunk(s Section, c *Chunk) error {
+func (r *Reader) ReadChunk(s Section, c *Chunk) error { return r.ReadChunkWant(s, c, nil) }
+
+// ReadChunkWant is ReadChunk decoding only the columns want selects.
+func (r *Reader) ReadChunkWant(s Section, c *Chunk, want *Want) error {
 	p, err := r.payload(s)
 	if err == nil {
-		if err = DecodeChunk(r.schema, p, c); err != nil {
+		if err = DecodeChunkWant(r.schema, p, c, want); err != nil {
 			err = corrupt(s.Offset, s.End(), "chunk: %v", err)
 		}
 	}

@@ -356,3 +356,35 @@ func TestAbortLeavesNothing(t *testing.T) {
 		t.Fatalf("left %v", ents)
 	}
 }
+
+func TestDecodeWant(t *testing.T) {
+	path, all := writeTestFile(t, 1, 1, 3000)
+	r, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	s := r.Schema()
+	var want Want
+	want.Field(s, "exit", "ret")
+	want.Field(s, "nope", "ret") // ignored
+	var c Chunk
+	if err := r.ReadChunkWant(r.Chunks()[0], &c, &want); err != nil {
+		t.Fatal(err)
+	}
+	exit, enter := s.ByName("exit"), s.ByName("enter")
+	if c.Column(exit.ID, exit.Field("ret")) == nil || c.Column(exit.ID, exit.Field("id")) != nil || c.Column(enter.ID, 0) != nil || len(c.Seq) != 0 {
+		t.Fatal("decoded other columns than asked for")
+	}
+	if c.Len() != 3000 || c.TS[0] != all[0][0].TS {
+		t.Fatal("common columns wrong")
+	}
+	for i := 0; i < c.Len(); i++ {
+		if c.Type[i] == exit.ID {
+			f := exit.Fields[exit.Field("ret")]
+			if got, want := c.Column(exit.ID, exit.Field("ret")).UintAt(int(c.Row[i]), 0), payloadField(all[0][i], f, 0); got != want {
+				t.Fatalf("event %d ret %d, want %d", i, got, want)
+			}
+		}
+	}
+}
