@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # deps.sh TOOLSET... installs the Debian packages a make target needs, only
 # when something is missing. Toolsets: bpf (clang, llvm-strip, libbpf
-# headers, bpftool), test (what the kernel tests run: ip, unshare), perf
+# headers, bpftool), test (what tests run: ip, unshare, promtool), perf
 # (perf, for benchmarks and ground truth).
 set -euo pipefail
 
@@ -18,6 +18,7 @@ for set in "$@"; do
 	test)
 		have ip || pkgs+=(iproute2)
 		have unshare || pkgs+=(util-linux)
+		have promtool || pkgs+=(prometheus)
 		;;
 	perf)
 		have perf || pkgs+=(linux-perf)

@@ -25,6 +25,8 @@ func New() *cli.App {
 			recordCommand(),
 			infoCommand(),
 			viewCommand(),
+			analyzeCommand(),
+			diffCommand(),
 			listCommand(),
 		},
 		// Errors are printed once, by main.

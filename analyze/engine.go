@@ -1,0 +1,381 @@
+package analyze
+
+import (
+	"fmt"
+	"runtime"
+	"sort"
+	"strings"
+	"sync"
+
+	"github.com/rewindtrace/rewind/analyze/hist"
+	"github.com/rewindtrace/rewind/snapshot"
+	"github.com/rewindtrace/rewind/snapshot/schema"
+)
+
+// Analyses, by the names --only takes.
+const (
+	RunqLatency    = "runq_latency"
+	OffCPU         = "offcpu"
+	OnCPU          = "oncpu"
+	SyscallLatency = "syscall_latency"
+	BioLatency     = "bio_latency"
+	BioSize        = "bio_size"
+	IRQ            = "irq"
+	Softirq        = "softirq"
+	Faults         = "faults"
+	Processes      = "processes"
+)
+
+// All lists every analysis.
+var All = []string{RunqLatency, OffCPU, OnCPU, SyscallLatency, BioLatency, BioSize, IRQ, Softirq, Faults, Processes}
+
+// needs lists, per analysis, the events it cannot do without.
+var needs = map[string][]string{
+	RunqLatency:    {"sched_switch", "sched_waking"},
+	OffCPU:         {"sched_switch"},
+	OnCPU:          {"sched_switch"},
+	SyscallLatency: {"sys_enter", "sys_exit"},
+	BioLatency:     {"block_rq_issue", "block_rq_complete"},
+	BioSize:        {"block_rq_issue"},
+	IRQ:            {"irq_handler_entry", "irq_handler_exit"},
+	Softirq:        {"softirq_entry", "softirq_exit"},
+	Faults:         {"page_fault_user|page_fault_kernel"},
+}
+
+// Options select what to analyse.
+type Options struct {
+	// Only names the analyses to run; empty means all.
+	Only []string
+	// Error is the histograms' largest relative error (0: hist.DefaultError).
+	Error float64
+	// PIDs, TIDs and Comms keep the events of those processes, threads and
+	// task names: the task an event is about (the woken or switched task
+	// for scheduling analyses, the calling task otherwise).
+	PIDs, TIDs []uint32
+	Comms      []string
+	// CPUs keeps events of those CPUs (empty: all).
+	CPUs []int
+	// Range keeps events in it; the zero Range means all.
+	Range snapshot.Range
+	// Workers decode and analyse chunks in parallel (0: GOMAXPROCS).
+	Workers int
+}
+
+// Run analyses r.
+func Run(r *snapshot.Reader, opts Options) (*Result, error) {
+	a, err := newAnalyzer(r, opts)
+	if err != nil {
+		return nil, err
+	}
+	return a.run()
+}
+
+// analyzer holds what every worker shares, read-only once built.
+type analyzer struct {
+	r       *snapshot.Reader
+	opts    Options
+	m       int
+	want    map[string]bool
+	ids     eventIDs
+	kinds   []kind // by event id
+	decode  snapshot.Want
+	machine string
+	filter  *filter
+	rng     snapshot.Range
+
+	procOnce sync.Once
+	procComm map[uint32]string
+}
+
+func newAnalyzer(r *snapshot.Reader, opts Options) (*analyzer, error) {
+	a := &analyzer{r: r, opts: opts, want: map[string]bool{}, machine: r.Meta().Kernel.Machine}
+	e := opts.Error
+	if e == 0 {
+		e = hist.DefaultError
+	}
+	var err error
+	if a.m, err = hist.MBits(e); err != nil {
+		return nil, err
+	}
+	only := opts.Only
+	if len(only) == 0 {
+		only = All
+	}
+	for _, name := range only {
+		known := false
+		for _, x := range All {
+			known = known || x == name
+		}
+		if !known {
+			return nil, fmt.Errorf("unknown analysis %q; analyses: %s", name, strings.Join(All, ", "))
+		}
+		a.want[name] = true
+	}
+	a.rng = opts.Range
+	if a.rng == (snapshot.Range{}) {
+		a.rng = snapshot.All
+	}
+	a.resolve(r.Schema())
+	if a.filter, err = newFilter(r, opts); err != nil {
+		return nil, err
+	}
+	return a, nil
+}
+
+// chunkOut is what a worker hands the merge pass for one chunk.
+type chunkOut struct {
+	cpu   int
+	sched []schedRec
+	bio   []bioRec
+	sys   []sysRec // syscall halves the chunk could not pair
+	irqs  []irqRec // interrupt halves the chunk could not pair
+	comms []commRec
+	err   error
+}
+
+func (a *analyzer) run() (*Result, error) {
+	var chunks []snapshot.Section
+	for _, c := range a.r.Chunks() {
+		if c.LastTS < a.rng.From || c.FirstTS > a.rng.To {
+			continue
+		}
+		chunks = append(chunks, c)
+	}
+	// Dispatch in time order, so that the merge, which walks time, needs
+	// few chunks at once.
+	sort.SliceStable(chunks, func(i, j int) bool { return chunks[i].FirstTS < chunks[j].FirstTS })
+	workers := a.opts.Workers
+	if workers <= 0 {
+		workers = runtime.GOMAXPROCS(0)
+	}
+	outs := make([]chan *chunkOut, len(chunks))
+	for i := range outs {
+		outs[i] = make(chan *chunkOut, 1)
+	}
+	inFlight := make(chan struct{}, 2*workers+2)
+	jobs := make(chan int)
+	stop := make(chan struct{})
+	ws := make([]*worker, workers)
+	var wg sync.WaitGroup
+	for i := range ws {
+		ws[i] = newWorker(a)
+		wg.Add(1)
+		go func(w *worker) {
+			defer wg.Done()
+			for j := range jobs {
+				outs[j] <- w.chunk(chunks[j])
+			}
+		}(ws[i])
+	}
+	go func() {
+		defer close(jobs)
+		for j := range chunks {
+			select {
+			case inFlight <- struct{}{}:
+			case <-stop:
+				return
+			}
+			select {
+			case jobs <- j:
+			case <-stop:
+				return
+			}
+		}
+	}()
+	m := newMerger(a)
+	err := m.walk(chunks, outs, inFlight)
+	close(stop) // the dispatcher stops; workers finish what they hold
+	wg.Wait()
+	if err != nil {
+		return nil, err
+	}
+	res := &Result{Skipped: map[string]string{}}
+	series := map[string]*Series{}
+	for _, w := range ws {
+		if err := w.collect(series, res); err != nil {
+			return nil, err
+		}
+	}
+	if err := m.collect(series, res); err != nil {
+		return nil, err
+	}
+	a.finish(res, series, ws, m)
+	return res, nil
+}
+
+// finish fills the result's summary and says which analyses had nothing.
+func (a *analyzer) finish(res *Result, series map[string]*Series, ws []*worker, m *merger) {
+	counts := map[string]uint64{}
+	res.LostByCPU = map[int]uint64{}
+	for _, w := range ws {
+		res.Events += w.events
+		res.Lost += w.lost
+		for cpu, n := range w.lostByCPU {
+			res.LostByCPU[cpu] += n
+		}
+		res.Damaged += w.damaged
+		for id, n := range w.typeCounts {
+			if e := a.r.Schema().ByID(uint16(id)); e != nil && n > 0 {
+				counts[e.Name] += n
+			}
+		}
+		if w.first != 0 && (res.FirstNS == 0 || w.first < res.FirstNS) {
+			res.FirstNS = w.first
+		}
+		res.LastNS = max(res.LastNS, w.last)
+	}
+	for _, name := range All {
+		if !a.want[name] {
+			continue
+		}
+		for _, need := range needs[name] {
+			have := false
+			for _, alt := range strings.Split(need, "|") {
+				have = have || counts[alt] > 0
+			}
+			if !have {
+				res.Skipped[name] = fmt.Sprintf("no %s events in the snapshot (or the selection)", strings.ReplaceAll(need, "|", " or "))
+				break
+			}
+		}
+	}
+	for _, s := range series {
+		if _, skipped := res.Skipped[s.Name]; !skipped && s.Hist.Count() > 0 {
+			res.Histograms = append(res.Histograms, s)
+		}
+	}
+	if a.want[Processes] {
+		res.Processes = m.processes(ws)
+		if len(res.Processes) == 0 {
+			res.Skipped[Processes] = "no events of any process in the snapshot (or the selection)"
+		}
+	}
+	res.sortResult()
+}
+
+// eventIDs are the ids of the events the analyses read, 0 when the
+// snapshot's schema lacks them, and their fields' indexes.
+type eventIDs struct {
+	sw, waking, wakeNew                         uint16
+	swPrevComm, swNextTID, swPrevState          int
+	wkTargetTID, wkTargetPID                    int
+	enter, exit                                 uint16
+	enterID, exitID, exitRet                    int
+	issue, complete                             uint16
+	rqDev, rqBytes, rqRWBS, rqRQ, cDev, cBytes  int
+	cRWBS, cRQ, cError                          int
+	irqEntry, irqExit, softEntry, softExit      uint16
+	irqEntryIRQ, irqEntryName, irqExitIRQ, vecE int
+	vecX                                        int
+	faultUser, faultKernel                      uint16
+}
+
+// kind is what the worker does with an event.
+type kind uint8
+
+const (
+	kNone kind = iota
+	kSwitch
+	kWaking
+	kEnter
+	kExit
+	kIssue
+	kComplete
+	kIRQEntry
+	kIRQExit
+	kSoftEntry
+	kSoftExit
+	kFaultUser
+	kFaultKernel
+)
+
+// resolve finds the events and fields in the file's schema and what to
+// decode.
+func (a *analyzer) resolve(s *schema.Schema) {
+	id := func(name string) uint16 {
+		if e := s.ByName(name); e != nil {
+			return e.ID
+		}
+		return 0
+	}
+	field := func(event, name string) int {
+		if e := s.ByName(event); e != nil {
+			return e.Field(name)
+		}
+		return -1
+	}
+	i := &a.ids
+	i.sw, i.waking, i.wakeNew = id("sched_switch"), id("sched_waking"), id("sched_wakeup_new")
+	i.swPrevComm, i.swNextTID, i.swPrevState = field("sched_switch", "prev_comm"), field("sched_switch", "next_tid"), field("sched_switch", "prev_state")
+	i.wkTargetTID, i.wkTargetPID = field("sched_waking", "target_tid"), field("sched_waking", "target_pid")
+	i.enter, i.exit = id("sys_enter"), id("sys_exit")
+	i.enterID, i.exitID, i.exitRet = field("sys_enter", "id"), field("sys_exit", "id"), field("sys_exit", "ret")
+	i.issue, i.complete = id("block_rq_issue"), id("block_rq_complete")
+	i.rqDev, i.rqBytes, i.rqRWBS, i.rqRQ = field("block_rq_issue", "dev"), field("block_rq_issue", "bytes"), field("block_rq_issue", "rwbs"), field("block_rq_issue", "rq")
+	i.cDev, i.cBytes, i.cRWBS, i.cRQ, i.cError = field("block_rq_complete", "dev"), field("block_rq_complete", "bytes"), field("block_rq_complete", "rwbs"), field("block_rq_complete", "rq"), field("block_rq_complete", "error")
+	i.irqEntry, i.irqExit, i.softEntry, i.softExit = id("irq_handler_entry"), id("irq_handler_exit"), id("softirq_entry"), id("softirq_exit")
+	i.irqEntryIRQ, i.irqEntryName, i.irqExitIRQ = field("irq_handler_entry", "irq"), field("irq_handler_entry", "name"), field("irq_handler_exit", "irq")
+	i.vecE, i.vecX = field("softirq_entry", "vec"), field("softirq_exit", "vec")
+	i.faultUser, i.faultKernel = id("page_fault_user"), id("page_fault_kernel")
+
+	a.kinds = make([]kind, int(s.MaxID())+1)
+	on := func(ev uint16, k kind, fields ...string) {
+		if ev == 0 {
+			return
+		}
+		a.kinds[ev] = k
+		e := s.ByID(ev)
+		for _, f := range fields {
+			a.decode.Field(s, e.Name, f)
+		}
+	}
+	sched := a.want[RunqLatency] || a.want[OffCPU] || a.want[OnCPU] || a.want[Processes]
+	if sched {
+		on(i.sw, kSwitch, "prev_comm", "next_tid", "prev_state")
+		on(i.waking, kWaking, "target_tid", "target_pid")
+		if i.wakeNew != 0 && s.ByID(i.wakeNew).Field("target_tid") >= 0 {
+			on(i.wakeNew, kWaking, "target_tid", "target_pid")
+		}
+	}
+	if a.want[SyscallLatency] || a.want[Processes] {
+		on(i.enter, kEnter, "id")
+		on(i.exit, kExit, "id", "ret")
+	}
+	if a.want[BioLatency] || a.want[BioSize] || a.want[Processes] {
+		on(i.issue, kIssue, "dev", "bytes", "rwbs", "rq")
+		on(i.complete, kComplete, "dev", "bytes", "rwbs", "rq", "error")
+	}
+	if a.want[IRQ] {
+		on(i.irqEntry, kIRQEntry, "irq", "name")
+		on(i.irqExit, kIRQExit, "irq")
+	}
+	if a.want[Softirq] {
+		on(i.softEntry, kSoftEntry, "vec")
+		on(i.softExit, kSoftExit, "vec")
+	}
+	if a.want[Faults] || a.want[Processes] {
+		on(i.faultUser, kFaultUser)
+		on(i.faultKernel, kFaultKernel)
+	}
+}
+
+// mergeSeries adds s into the set, by name and labels.
+func mergeSeries(set map[string]*Series, s *Series) error {
+	key := s.Name + "\x00" + s.Labels.key()
+	if have, ok := set[key]; ok {
+		return have.Hist.Merge(s.Hist)
+	}
+	set[key] = s
+	return nil
+}
+
+// procs returns the process names of the snapshot's process table.
+func (a *analyzer) procs() map[uint32]string {
+	a.procOnce.Do(func() {
+		a.procComm = map[uint32]string{}
+		for _, p := range a.r.Procs() {
+			a.procComm[uint32(p.PID)] = p.Comm
+		}
+	})
+	return a.procComm
+}

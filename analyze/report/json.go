@@ -1,0 +1,121 @@
+package report
+
+import (
+	"encoding/json"
+	"io"
+
+	"github.com/rewindtrace/rewind/analyze"
+)
+
+// Snapshot describes the analysed file in the JSON output.
+type Snapshot struct {
+	File       string `json:"file"`
+	Host       string `json:"host"`
+	Kernel     string `json:"kernel"`
+	CPUs       int    `json:"cpus"`
+	FirstNS    uint64 `json:"first_ns"`
+	LastNS     uint64 `json:"last_ns"`
+	DurationNS uint64 `json:"duration_ns"`
+	Events     uint64 `json:"events"`
+	Lost       uint64 `json:"lost"`
+	Damaged    int    `json:"damaged_chunks"`
+}
+
+// JSONHistogram is one histogram in the JSON output: percentiles in its
+// unit, and its non-empty buckets, cumulative, each up to le inclusive.
+type JSONHistogram struct {
+	Name    string            `json:"name"`
+	Labels  map[string]string `json:"labels"`
+	Unit    string            `json:"unit"`
+	Count   uint64            `json:"count"`
+	Sum     float64           `json:"sum"`
+	Min     uint64            `json:"min"`
+	Max     uint64            `json:"max"`
+	Mean    float64           `json:"mean"`
+	P50     uint64            `json:"p50"`
+	P90     uint64            `json:"p90"`
+	P99     uint64            `json:"p99"`
+	P999    uint64            `json:"p999"`
+	P9999   uint64            `json:"p9999"`
+	Buckets []JSONBucket      `json:"buckets"`
+}
+
+// JSONBucket counts the values up to Le, cumulatively.
+type JSONBucket struct {
+	Le    uint64 `json:"le"`
+	Count uint64 `json:"count"`
+}
+
+// JSONCounter is one counter.
+type JSONCounter struct {
+	Name   string            `json:"name"`
+	Labels map[string]string `json:"labels"`
+	Value  uint64            `json:"value"`
+}
+
+// JSONProcess is one process's summary; times in ns.
+type JSONProcess struct {
+	PID        uint32 `json:"pid"`
+	Comm       string `json:"comm"`
+	OnCPUNS    uint64 `json:"on_cpu_ns"`
+	OffCPUNS   uint64 `json:"off_cpu_ns"`
+	RunqWaitNS uint64 `json:"runq_wait_ns"`
+	Syscalls   uint64 `json:"syscalls"`
+	SyscallNS  uint64 `json:"syscall_ns"`
+	Errors     uint64 `json:"syscall_errors"`
+	IOOps      uint64 `json:"io_ops"`
+	IOBytes    uint64 `json:"io_bytes"`
+	Faults     uint64 `json:"page_faults"`
+}
+
+// JSONResult is `rewind analyze --format json`.
+type JSONResult struct {
+	Snapshot   Snapshot          `json:"snapshot"`
+	Skipped    map[string]string `json:"skipped"`
+	Histograms []JSONHistogram   `json:"histograms"`
+	Counters   []JSONCounter     `json:"counters"`
+	Processes  []JSONProcess     `json:"processes"`
+}
+
+// ToJSON converts a result.
+func ToJSON(snap Snapshot, res *analyze.Result) JSONResult {
+	out := JSONResult{Snapshot: snap, Skipped: res.Skipped, Histograms: []JSONHistogram{}, Counters: []JSONCounter{}, Processes: []JSONProcess{}}
+	for _, s := range res.Histograms {
+		out.Histograms = append(out.Histograms, jsonHistogram(s))
+	}
+	for _, c := range res.Counters {
+		out.Counters = append(out.Counters, JSONCounter{Name: c.Name, Labels: labelMap(c.Labels), Value: c.Value})
+	}
+	for _, p := range res.Processes {
+		out.Processes = append(out.Processes, JSONProcess{PID: p.PID, Comm: p.Comm, OnCPUNS: p.OnCPU, OffCPUNS: p.OffCPU, RunqWaitNS: p.RunqWait,
+			Syscalls: p.Syscalls, SyscallNS: p.SyscallNS, Errors: p.Errors, IOOps: p.IOOps, IOBytes: p.IOBytes, Faults: p.Faults})
+	}
+	return out
+}
+
+func jsonHistogram(s *analyze.Series) JSONHistogram {
+	h := s.Hist
+	j := JSONHistogram{Name: s.Name, Labels: labelMap(s.Labels), Unit: s.Unit, Count: h.Count(), Sum: h.Sum(), Min: h.Min(), Max: h.Max(), Mean: h.Mean(),
+		P50: h.Quantile(0.5), P90: h.Quantile(0.9), P99: h.Quantile(0.99), P999: h.Quantile(0.999), P9999: h.Quantile(0.9999), Buckets: []JSONBucket{}}
+	var cum uint64
+	for _, b := range h.Buckets() {
+		cum += b.Count
+		j.Buckets = append(j.Buckets, JSONBucket{Le: b.Hi, Count: cum})
+	}
+	return j
+}
+
+func labelMap(l analyze.Labels) map[string]string {
+	m := make(map[string]string, len(l))
+	for _, x := range l {
+		m[x.Name] = x.Value
+	}
+	return m
+}
+
+// WriteJSON writes the result as one indented JSON object.
+func WriteJSON(w io.Writer, snap Snapshot, res *analyze.Result) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(ToJSON(snap, res))
+}

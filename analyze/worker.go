@@ -1,0 +1,522 @@
+package analyze
+
+import (
+	"errors"
+	"strconv"
+
+	"github.com/rewindtrace/rewind/analyze/hist"
+	"github.com/rewindtrace/rewind/internal/syscalls"
+	"github.com/rewindtrace/rewind/snapshot"
+)
+
+// Records the merge pass walks.
+type schedRec struct {
+	ts       uint64
+	tid, pid uint32 // the task switching out, or the waker
+	other    uint32 // next tid, or the woken tid
+	otherPID uint32 // the woken task's pid (wakeups)
+	state    uint16 // prev_state (switches)
+	cpu      uint16
+	wake     bool
+}
+
+type bioRec struct {
+	ts, rq   uint64
+	dev      uint32
+	bytes    uint32
+	pid      uint32
+	op       byte // R, W, D, F or N
+	complete bool
+	err      uint8
+}
+
+type sysRec struct {
+	ts       uint64
+	tid, pid uint32
+	id       int32
+	ret      int64
+	enter    bool
+}
+
+type irqRec struct {
+	ts    uint64
+	cpu   int
+	num   int32 // irq number, or softirq vector
+	soft  bool
+	entry bool
+	name  string
+}
+
+type commRec struct {
+	pid  uint32
+	comm string
+}
+
+// maxSyscall bounds the syscall numbers histograms are kept for by number;
+// larger ones (none on x86_64 and arm64) share the last.
+const maxSyscall = 1024
+
+// worker analyses chunks; what it accumulates is merged when all are done.
+// It is used by one goroutine.
+type worker struct {
+	a *analyzer
+	c snapshot.Chunk
+
+	// Per chunk, cleared after each.
+	sysOpen  table[sysOpen]
+	irqOpen  [1024]irqOpen
+	softOpen [16]irqOpen
+	comms    table[bool]
+
+	// Accumulated.
+	sysAll     *hist.Histogram
+	sysByNR    [maxSyscall]*hist.Histogram
+	sysCount   [maxSyscall]uint64
+	sysErrors  map[uint64]uint64 // nr << 16 | errno
+	sysByPID   table[*hist.Histogram]
+	procs      table[*procAgg]
+	irqHist    map[string]*hist.Histogram // by irq number and name
+	softHist   [16]*hist.Histogram
+	bioSize    map[string]*hist.Histogram // by device and op
+	faults     table[[2]uint64]           // by pid: user, kernel
+	typeCounts []uint64
+	events     uint64
+	lost       uint64
+	lostByCPU  map[int]uint64
+	damaged    int
+	first      uint64
+	last       uint64
+}
+
+type sysOpen struct {
+	ts  uint64
+	id  int32
+	pid uint32
+	ok  bool
+}
+
+type irqOpen struct {
+	ts   uint64
+	name string
+	ok   bool
+}
+
+// procAgg is what workers count per process.
+type procAgg struct {
+	syscalls, sysNS, errors, ioOps, ioBytes, faults uint64
+}
+
+func newWorker(a *analyzer) *worker {
+	return &worker{a: a, sysAll: hist.New(a.m), sysErrors: map[uint64]uint64{}, irqHist: map[string]*hist.Histogram{},
+		bioSize: map[string]*hist.Histogram{}, typeCounts: make([]uint64, len(a.kinds)), lostByCPU: map[int]uint64{}}
+}
+
+func (w *worker) newHist() *hist.Histogram { return hist.New(w.a.m) }
+
+func (w *worker) proc(pid uint32) *procAgg {
+	p := w.procs.at(pid)
+	if *p == nil {
+		*p = &procAgg{}
+		w.procs.used = append(w.procs.used, pid)
+	}
+	return *p
+}
+
+// chunk reads and analyses one chunk.
+func (w *worker) chunk(sec snapshot.Section) *chunkOut {
+	out := &chunkOut{cpu: sec.CPU}
+	c := &w.c
+	if err := w.a.r.ReadChunkWant(sec, c, &w.a.decode); err != nil {
+		var ce *snapshot.CorruptionError
+		if errors.As(err, &ce) {
+			w.damaged++ // reported by the reader's Damage
+			return out
+		}
+		out.err = err
+		return out
+	}
+	w.lost += c.Lost
+	w.lostByCPU[c.CPU] += c.Lost
+	a, ids, rng, f := w.a, &w.a.ids, w.a.rng, w.a.filter
+	col := func(ev uint16, field int) *snapshot.Column {
+		if ev == 0 || field < 0 {
+			return nil
+		}
+		return c.Column(ev, field)
+	}
+	swNext, swState, swComm := col(ids.sw, ids.swNextTID), col(ids.sw, ids.swPrevState), col(ids.sw, ids.swPrevComm)
+	wkTID, wkPID := col(ids.waking, ids.wkTargetTID), col(ids.waking, ids.wkTargetPID)
+	wnTID, wnPID := col(ids.wakeNew, ids.wkTargetTID), col(ids.wakeNew, ids.wkTargetPID)
+	enID, exID, exRet := col(ids.enter, ids.enterID), col(ids.exit, ids.exitID), col(ids.exit, ids.exitRet)
+	irqE, irqName, irqX := col(ids.irqEntry, ids.irqEntryIRQ), col(ids.irqEntry, ids.irqEntryName), col(ids.irqExit, ids.irqExitIRQ)
+	vecE, vecX := col(ids.softEntry, ids.vecE), col(ids.softExit, ids.vecX)
+	cpu := uint16(c.CPU)
+	// Scheduling and block records go to the merge whatever the CPU
+	// selection: a wakeup on one CPU pairs with a switch on another.
+	local := f.cpu(c.CPU)
+
+	for i, n := 0, c.Len(); i < n; i++ {
+		ts := c.TS[i]
+		if ts < rng.From || ts > rng.To {
+			continue
+		}
+		t := c.Type[i]
+		if int(t) >= len(a.kinds) {
+			continue
+		}
+		w.events++
+		w.typeCounts[t]++
+		if w.first == 0 || ts < w.first {
+			w.first = ts
+		}
+		w.last = max(w.last, ts)
+		row := int(c.Row[i])
+		tid, pid := c.TID[i], c.PID[i]
+		switch a.kinds[t] {
+		case kSwitch:
+			r := schedRec{ts: ts, tid: tid, pid: pid, cpu: cpu}
+			if swNext != nil {
+				r.other = uint32(swNext.Uint(row))
+			}
+			if swState != nil {
+				r.state = uint16(swState.Uint(row))
+			}
+			out.sched = append(out.sched, r)
+			if swComm != nil && pid != 0 {
+				if seen := w.comms.at(pid); !*seen {
+					w.comms.set(pid, true)
+					out.comms = append(out.comms, commRec{pid, string(swComm.Bytes(row))})
+				}
+			}
+		case kWaking:
+			tc, pc := wkTID, wkPID
+			if t == ids.wakeNew {
+				tc, pc = wnTID, wnPID
+			}
+			if tc == nil {
+				continue
+			}
+			r := schedRec{ts: ts, tid: tid, pid: pid, cpu: cpu, wake: true, other: uint32(tc.Uint(row))}
+			if pc != nil {
+				r.otherPID = uint32(pc.Uint(row))
+			}
+			out.sched = append(out.sched, r)
+		case kEnter:
+			if !local || enID == nil || !f.task(tid, pid) {
+				continue
+			}
+			nr := int32(enID.Int(row))
+			if o := w.sysOpen.at(tid); o.ok {
+				out.sys = append(out.sys, sysRec{ts: o.ts, tid: tid, pid: o.pid, id: o.id, enter: true})
+			}
+			w.sysOpen.set(tid, sysOpen{ts: ts, id: nr, pid: pid, ok: true})
+			w.sysCount[sysIndex(nr)]++
+			w.proc(pid).syscalls++
+		case kExit:
+			if !local || exID == nil || exRet == nil || !f.task(tid, pid) {
+				continue
+			}
+			nr, ret := int32(exID.Int(row)), exRet.Int(row)
+			o := w.sysOpen.at(tid)
+			if o.ok && o.id == nr && ts >= o.ts {
+				w.syscall(nr, pid, ts-o.ts, ret)
+				*o = sysOpen{}
+				continue
+			}
+			if o.ok {
+				out.sys = append(out.sys, sysRec{ts: o.ts, tid: tid, pid: o.pid, id: o.id, enter: true})
+				*o = sysOpen{}
+			}
+			out.sys = append(out.sys, sysRec{ts: ts, tid: tid, pid: pid, id: nr, ret: ret})
+		case kIssue, kComplete:
+			out.bio = append(out.bio, w.bio(c, i, t == ids.complete, local))
+		case kIRQEntry:
+			if irqE == nil || !local {
+				continue
+			}
+			num := int32(irqE.Int(row))
+			name := ""
+			if irqName != nil {
+				name = string(irqName.Bytes(row))
+			}
+			if num < 0 || num >= int32(len(w.irqOpen)) {
+				continue
+			}
+			w.irqOpen[num] = irqOpen{ts: ts, name: name, ok: true}
+		case kIRQExit:
+			if irqX == nil || !local {
+				continue
+			}
+			num := int32(irqX.Int(row))
+			if num < 0 || num >= int32(len(w.irqOpen)) {
+				continue
+			}
+			if o := &w.irqOpen[num]; o.ok && ts >= o.ts {
+				w.irq(num, o.name, ts-o.ts)
+				*o = irqOpen{}
+			} else {
+				out.irqs = append(out.irqs, irqRec{ts: ts, cpu: c.CPU, num: num})
+			}
+		case kSoftEntry:
+			if vecE == nil || !local {
+				continue
+			}
+			if v := vecE.Uint(row); v < uint64(len(w.softOpen)) {
+				w.softOpen[v] = irqOpen{ts: ts, ok: true}
+			}
+		case kSoftExit:
+			if vecX == nil || !local {
+				continue
+			}
+			v := vecX.Uint(row)
+			if v >= uint64(len(w.softOpen)) {
+				continue
+			}
+			if o := &w.softOpen[v]; o.ok && ts >= o.ts {
+				w.softirq(int(v), ts-o.ts)
+				*o = irqOpen{}
+			} else {
+				out.irqs = append(out.irqs, irqRec{ts: ts, cpu: c.CPU, num: int32(v), soft: true})
+			}
+		case kFaultUser, kFaultKernel:
+			if !local || !f.task(tid, pid) {
+				continue
+			}
+			fc := w.faults.at(pid)
+			if fc[0]+fc[1] == 0 {
+				w.faults.used = append(w.faults.used, pid)
+			}
+			if a.kinds[t] == kFaultUser {
+				fc[0]++
+			} else {
+				fc[1]++
+			}
+			w.proc(pid).faults++
+		}
+	}
+	// What is still open at the chunk's end may close in a later chunk, or
+	// on another CPU: the merge pairs it.
+	for _, tid := range w.sysOpen.used {
+		if o := w.sysOpen.at(tid); o.ok {
+			out.sys = append(out.sys, sysRec{ts: o.ts, tid: tid, pid: o.pid, id: o.id, enter: true})
+		}
+	}
+	w.sysOpen.reset()
+	for num := range w.irqOpen {
+		if o := &w.irqOpen[num]; o.ok {
+			out.irqs = append(out.irqs, irqRec{ts: o.ts, cpu: c.CPU, num: int32(num), entry: true, name: o.name})
+			*o = irqOpen{}
+		}
+	}
+	for v := range w.softOpen {
+		if o := &w.softOpen[v]; o.ok {
+			out.irqs = append(out.irqs, irqRec{ts: o.ts, cpu: c.CPU, num: int32(v), soft: true, entry: true})
+			*o = irqOpen{}
+		}
+	}
+	w.comms.reset()
+	return out
+}
+
+func sysIndex(nr int32) int {
+	if nr < 0 || nr >= maxSyscall {
+		return maxSyscall - 1
+	}
+	return int(nr)
+}
+
+// syscall counts one syscall that returned, d ns after it entered.
+func (w *worker) syscall(nr int32, pid uint32, d uint64, ret int64) {
+	if !w.a.want[SyscallLatency] && !w.a.want[Processes] {
+		return
+	}
+	i := sysIndex(nr)
+	if w.sysByNR[i] == nil {
+		w.sysByNR[i] = w.newHist()
+	}
+	w.sysByNR[i].Record(d)
+	w.sysAll.Record(d)
+	ph := w.sysByPID.at(pid)
+	if *ph == nil {
+		*ph = w.newHist()
+		w.sysByPID.used = append(w.sysByPID.used, pid)
+	}
+	(*ph).Record(d)
+	p := w.proc(pid)
+	p.sysNS += d
+	if ret < 0 && ret > -4096 {
+		w.sysErrors[uint64(i)<<16|uint64(-ret)]++
+		p.errors++
+	}
+}
+
+func (w *worker) irq(num int32, name string, d uint64) {
+	key := strconv.Itoa(int(num)) + "\x00" + name
+	h := w.irqHist[key]
+	if h == nil {
+		h = w.newHist()
+		w.irqHist[key] = h
+	}
+	h.Record(d)
+}
+
+func (w *worker) softirq(vec int, d uint64) {
+	if w.softHist[vec] == nil {
+		w.softHist[vec] = w.newHist()
+	}
+	w.softHist[vec].Record(d)
+}
+
+// bio extracts a block request event and counts issued sizes.
+func (w *worker) bio(c *snapshot.Chunk, i int, complete, local bool) bioRec {
+	ids := &w.a.ids
+	ev, dev, bytes, rwbs, rq := ids.issue, ids.rqDev, ids.rqBytes, ids.rqRWBS, ids.rqRQ
+	if complete {
+		ev, dev, bytes, rwbs, rq = ids.complete, ids.cDev, ids.cBytes, ids.cRWBS, ids.cRQ
+	}
+	row := int(c.Row[i])
+	get := func(f int) uint64 {
+		if col := c.Column(ev, f); col != nil {
+			return col.Uint(row)
+		}
+		return 0
+	}
+	r := bioRec{ts: c.TS[i], rq: get(rq), dev: uint32(get(dev)), bytes: uint32(get(bytes)), pid: c.PID[i], complete: complete, op: 'N'}
+	if col := c.Column(ev, rwbs); col != nil {
+		r.op = rwOp(col.Bytes(row))
+	}
+	if complete {
+		r.err = uint8(get(ids.cError))
+		return r
+	}
+	if local && w.a.filter.task(c.TID[i], c.PID[i]) {
+		if w.a.want[BioSize] {
+			key := devName(r.dev) + "\x00" + string(r.op)
+			h := w.bioSize[key]
+			if h == nil {
+				h = w.newHist()
+				w.bioSize[key] = h
+			}
+			h.Record(uint64(r.bytes))
+		}
+		p := w.proc(r.pid)
+		p.ioOps++
+		p.ioBytes += uint64(r.bytes)
+	}
+	return r
+}
+
+// rwOp is a request's operation from its rwbs letters: R, W, D(iscard),
+// F(lush) or N.
+func rwOp(rwbs []byte) byte {
+	for _, b := range rwbs {
+		switch b {
+		case 'R', 'W', 'D':
+			return b
+		}
+	}
+	if len(rwbs) > 0 && rwbs[0] == 'F' {
+		return 'F'
+	}
+	return 'N'
+}
+
+func devName(dev uint32) string {
+	return strconv.Itoa(int(dev>>20)) + ":" + strconv.Itoa(int(dev&0xfffff))
+}
+
+// collect adds what the worker counted to the result.
+func (w *worker) collect(series map[string]*Series, res *Result) error {
+	a := w.a
+	add := func(name string, unit string, h *hist.Histogram, labels ...Label) error {
+		if h == nil || h.Count() == 0 {
+			return nil
+		}
+		return mergeSeries(series, &Series{Name: name, Labels: labels, Unit: unit, Hist: h})
+	}
+	if a.want[SyscallLatency] {
+		if err := add(SyscallLatency, UnitNanoseconds, w.sysAll, Label{"by", "all"}); err != nil {
+			return err
+		}
+		for nr, h := range w.sysByNR {
+			if err := add(SyscallLatency, UnitNanoseconds, h, Label{"by", "syscall"}, Label{"syscall", syscallName(a.machine, nr)}); err != nil {
+				return err
+			}
+		}
+		for _, pid := range w.sysByPID.used {
+			h, _ := w.sysByPID.get(pid)
+			if err := add(SyscallLatency, UnitNanoseconds, h, Label{"by", "process"}, Label{"pid", strconv.Itoa(int(pid))}); err != nil {
+				return err
+			}
+		}
+		for nr, n := range w.sysCount {
+			if n > 0 {
+				res.Counters = append(res.Counters, Counter{Name: "syscalls", Labels: Labels{{"syscall", syscallName(a.machine, nr)}}, Value: n})
+			}
+		}
+		for key, n := range w.sysErrors {
+			res.Counters = append(res.Counters, Counter{Name: "syscall_errors",
+				Labels: Labels{{"syscall", syscallName(a.machine, int(key>>16))}, {"errno", errnoName(int(key & 0xffff))}}, Value: n})
+		}
+	}
+	if a.want[IRQ] {
+		for key, h := range w.irqHist {
+			num, name := splitKey(key)
+			if err := add(IRQ, UnitNanoseconds, h, Label{"irq", num}, Label{"name", name}); err != nil {
+				return err
+			}
+		}
+	}
+	if a.want[Softirq] {
+		for v, h := range w.softHist {
+			if err := add(Softirq, UnitNanoseconds, h, Label{"vec", softirqName(v)}); err != nil {
+				return err
+			}
+		}
+	}
+	if a.want[BioSize] {
+		for key, h := range w.bioSize {
+			dev, op := splitKey(key)
+			if err := add(BioSize, UnitBytes, h, Label{"dev", dev}, Label{"op", op}); err != nil {
+				return err
+			}
+		}
+	}
+	if a.want[Faults] {
+		for _, pid := range w.faults.used {
+			fc, _ := w.faults.get(pid)
+			for k, n := range fc {
+				if n > 0 {
+					res.Counters = append(res.Counters, Counter{Name: "page_faults",
+						Labels: Labels{{"pid", strconv.Itoa(int(pid))}, {"kind", [2]string{"user", "kernel"}[k]}}, Value: n})
+				}
+			}
+		}
+	}
+	return nil
+}
+
+func splitKey(key string) (string, string) {
+	for i := 0; i < len(key); i++ {
+		if key[i] == 0 {
+			return key[:i], key[i+1:]
+		}
+	}
+	return key, ""
+}
+
+func syscallName(machine string, nr int) string {
+	if name := syscalls.Name(machine, int64(nr)); name != "" {
+		return name
+	}
+	return strconv.Itoa(nr)
+}
+
+var softirqNames = []string{"HI", "TIMER", "NET_TX", "NET_RX", "BLOCK", "IRQ_POLL", "TASKLET", "SCHED", "HRTIMER", "RCU"}
+
+func softirqName(v int) string {
+	if v < len(softirqNames) {
+		return softirqNames[v]
+	}
+	return strconv.Itoa(v)
+}

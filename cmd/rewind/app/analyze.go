@@ -1,0 +1,192 @@
+package app
+
+import (
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/rewindtrace/rewind/analyze"
+	"github.com/rewindtrace/rewind/analyze/report"
+	"github.com/rewindtrace/rewind/formats/openmetrics"
+	"github.com/rewindtrace/rewind/snapshot"
+)
+
+// selectionFlags are what analyze and diff take to choose events.
+func selectionFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "only", Usage: "run only these analyses, comma-separated: " + strings.Join(analyze.All, ", ")},
+		&cli.StringFlag{Name: "pid", Usage: "only these processes, comma-separated"},
+		&cli.StringFlag{Name: "tid", Usage: "only these threads, comma-separated"},
+		&cli.StringFlag{Name: "comm", Usage: "only tasks with these names, comma-separated"},
+		&cli.StringFlag{Name: "cpu", Usage: "only these CPUs, comma-separated"},
+		&cli.StringFlag{Name: "from", Usage: "start this long after the first event (1.5s), or before the last (-2s)"},
+		&cli.StringFlag{Name: "to", Usage: "stop this long after the first event, or before the last"},
+		&cli.DurationFlag{Name: "last", Usage: "only the last D of the snapshot (same as --from -D)"},
+		&cli.Float64Flag{Name: "error", Value: 0.01, Usage: "largest relative error of the histograms' values"},
+		&cli.StringFlag{Name: "format", Aliases: []string{"f"}, Value: "text", Usage: "text, json or openmetrics"},
+		&cli.IntFlag{Name: "top", Value: 10, Usage: "rows per dimension in text output"},
+		strictFlag,
+	}
+}
+
+func analyzeCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "analyze",
+		Usage:     "histograms and percentiles of a snapshot: run-queue latency, off/on-CPU time, syscalls, block I/O, interrupts, faults, per-process summary",
+		ArgsUsage: "FILE",
+		Flags:     selectionFlags(),
+		Action:    runAnalyze,
+	}
+}
+
+// analysisRun is one snapshot analysed.
+type analysisRun struct {
+	path string
+	r    *snapshot.Reader
+	res  *analyze.Result
+	snap report.Snapshot
+}
+
+func analyzeFile(cliContext *cli.Context, path string) (*analysisRun, error) {
+	r, err := snapshot.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	opts, err := analyzeOptions(cliContext, r)
+	if err != nil {
+		r.Close()
+		return nil, err
+	}
+	res, err := analyze.Run(r, opts)
+	if err != nil {
+		r.Close()
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	m := r.Meta()
+	run := &analysisRun{path: path, r: r, res: res, snap: report.Snapshot{
+		File: path, Host: m.Host, Kernel: m.Kernel.Release, CPUs: m.CPUs, FirstNS: res.FirstNS, LastNS: res.LastNS,
+		Events: res.Events, Lost: res.Lost, Damaged: res.Damaged,
+	}}
+	if res.LastNS > res.FirstNS {
+		run.snap.DurationNS = res.LastNS - res.FirstNS
+	}
+	return run, nil
+}
+
+func analyzeOptions(cliContext *cli.Context, r *snapshot.Reader) (analyze.Options, error) {
+	var opts analyze.Options
+	var err error
+	opts.Only = splitList(cliContext.String("only"))
+	opts.Error = cliContext.Float64("error")
+	if opts.PIDs, err = parseIDs("--pid", cliContext.String("pid")); err != nil {
+		return opts, err
+	}
+	if opts.TIDs, err = parseIDs("--tid", cliContext.String("tid")); err != nil {
+		return opts, err
+	}
+	opts.Comms = splitList(cliContext.String("comm"))
+	for _, c := range splitList(cliContext.String("cpu")) {
+		n, err := strconv.Atoi(c)
+		if err != nil || n < 0 {
+			return opts, fmt.Errorf("--cpu %q: want CPU numbers", c)
+		}
+		opts.CPUs = append(opts.CPUs, n)
+	}
+	from, to := cliContext.String("from"), cliContext.String("to")
+	if last := cliContext.Duration("last"); last != 0 {
+		if from != "" || last < 0 {
+			return opts, fmt.Errorf("--last %v: give a positive duration, and not with --from", last)
+		}
+		from = "-" + last.String()
+	}
+	first, lastTS := r.Span()
+	if opts.Range, err = snapshot.ParseRange(from, to, first, lastTS); err != nil {
+		return opts, err
+	}
+	return opts, nil
+}
+
+func parseIDs(flag, s string) ([]uint32, error) {
+	var out []uint32
+	for _, f := range splitList(s) {
+		n, err := strconv.ParseUint(f, 10, 32)
+		if err != nil {
+			return nil, fmt.Errorf("%s %q: want numbers", flag, f)
+		}
+		out = append(out, uint32(n))
+	}
+	return out, nil
+}
+
+func runAnalyze(cliContext *cli.Context) error {
+	if cliContext.NArg() != 1 {
+		return fmt.Errorf("analyze: want one snapshot file, got %d arguments", cliContext.NArg())
+	}
+	format := cliContext.String("format")
+	if format != "text" && format != "json" && format != "openmetrics" {
+		return fmt.Errorf("--format %q: want text, json or openmetrics", format)
+	}
+	run, err := analyzeFile(cliContext, cliContext.Args().First())
+	if err != nil {
+		return err
+	}
+	defer run.r.Close()
+	if err := reportDamage(run.r, run.path, cliContext.Bool("strict")); err != nil {
+		return err
+	}
+	switch format {
+	case "json":
+		return report.WriteJSON(os.Stdout, run.snap, run.res)
+	case "openmetrics":
+		return openmetrics.Write(os.Stdout, run.res, wallSeconds(run.r.Meta(), run.res.LastNS), run.res.LostByCPU)
+	}
+	return report.WriteText(os.Stdout, run.snap, run.res, report.TextOptions{Top: cliContext.Int("top")})
+}
+
+// wallSeconds is a boottime timestamp as seconds since the epoch.
+func wallSeconds(m *snapshot.Meta, boot uint64) float64 {
+	if ns, ok := m.WallNS(boot); ok {
+		return float64(ns) / 1e9
+	}
+	return float64(time.Now().UnixNano()) / 1e9
+}
+
+func diffCommand() *cli.Command {
+	flags := selectionFlags()
+	return &cli.Command{
+		Name:      "diff",
+		Usage:     "the same analyses of two snapshots side by side, with the change in each percentile",
+		ArgsUsage: "BEFORE AFTER",
+		Flags:     flags,
+		Action: func(cliContext *cli.Context) error {
+			if cliContext.NArg() != 2 {
+				return fmt.Errorf("diff: want two snapshot files, got %d arguments", cliContext.NArg())
+			}
+			format := cliContext.String("format")
+			if format != "text" && format != "json" {
+				return fmt.Errorf("--format %q: diff writes text or json", format)
+			}
+			var runs [2]*analysisRun
+			for i, path := range cliContext.Args().Slice() {
+				run, err := analyzeFile(cliContext, path)
+				if err != nil {
+					return err
+				}
+				defer run.r.Close()
+				if err := reportDamage(run.r, run.path, cliContext.Bool("strict")); err != nil {
+					return err
+				}
+				runs[i] = run
+			}
+			d := report.Diff(runs[0].snap, runs[0].res, runs[1].snap, runs[1].res)
+			if format == "json" {
+				return report.WriteDiffJSON(os.Stdout, d)
+			}
+			return report.WriteDiffText(os.Stdout, d, cliContext.Int("top"))
+		},
+	}
+}
