@@ -23,6 +23,9 @@ type taskState struct {
 	runnable uint64 // runnable since (woken or preempted), 0 when not
 	offSince uint64 // switched out not runnable at, 0 when not
 	offState uint16
+	// woken: runnable since a wakeup rather than a preemption. Only waits
+	// after a wakeup are run-queue latency; all count as time runnable.
+	woken bool
 }
 
 // procSums are the merge's per-process times.
@@ -195,7 +198,7 @@ func (m *merger) sched(r *schedRec) {
 		}
 		// A wakeup of a task already runnable or running changes nothing.
 		if t.onSince == 0 && t.runnable == 0 {
-			t.runnable = r.ts
+			t.runnable, t.woken = r.ts, true
 		}
 		return
 	}
@@ -215,7 +218,7 @@ func (m *merger) sched(r *schedRec) {
 		}
 		t.onSince = 0
 		if r.state == stateRunning || r.state == statePreempted {
-			t.runnable, t.offSince = r.ts, 0
+			t.runnable, t.offSince, t.woken = r.ts, 0, false
 		} else {
 			t.offSince, t.offState, t.runnable = r.ts, r.state, 0
 		}
@@ -228,7 +231,7 @@ func (m *merger) sched(r *schedRec) {
 	keep := cpuOK && f.task(r.other, t.pid)
 	if t.runnable != 0 && r.ts >= t.runnable && keep {
 		d := r.ts - t.runnable
-		if a.want[RunqLatency] {
+		if a.want[RunqLatency] && t.woken {
 			m.hist(RunqLatency, UnitNanoseconds, Label{"by", "all"}).Record(d)
 			h := m.byCPU[r.cpu]
 			if h == nil {
@@ -257,7 +260,7 @@ func (m *merger) sched(r *schedRec) {
 			m.sum(t.pid).offCPU += d
 		}
 	}
-	t.onSince, t.runnable, t.offSince = r.ts, 0, 0
+	t.onSince, t.runnable, t.offSince, t.woken = r.ts, 0, 0, false
 }
 
 // stateName names a report-encoded task state as ftrace prints it.

@@ -77,8 +77,8 @@ type worker struct {
 	procs      table[*procAgg]
 	irqHist    map[string]*hist.Histogram // by irq number and name
 	softHist   [16]*hist.Histogram
-	bioSize    map[string]*hist.Histogram // by device and op
-	faults     table[[2]uint64]           // by pid: user, kernel
+	bioSize    map[devOp]*hist.Histogram
+	faults     table[[2]uint64] // by pid: user, kernel
 	typeCounts []uint64
 	events     uint64
 	lost       uint64
@@ -101,6 +101,17 @@ type irqOpen struct {
 	ok   bool
 }
 
+// devOp keys block I/O by device and operation.
+type devOp struct {
+	dev uint32
+	op  byte
+}
+
+// exactSizes is how many distinct request sizes bio_size counts exactly
+// (requests are whole sectors up to the queue's limit, typically 1280 KiB:
+// 2560 sizes, but far fewer in practice).
+const exactSizes = 1024
+
 // procAgg is what workers count per process.
 type procAgg struct {
 	syscalls, sysNS, errors, ioOps, ioBytes, faults uint64
@@ -108,7 +119,7 @@ type procAgg struct {
 
 func newWorker(a *analyzer) *worker {
 	return &worker{a: a, sysAll: hist.New(a.m), sysErrors: map[uint64]uint64{}, irqHist: map[string]*hist.Histogram{},
-		bioSize: map[string]*hist.Histogram{}, typeCounts: make([]uint64, len(a.kinds)), lostByCPU: map[int]uint64{}}
+		bioSize: map[devOp]*hist.Histogram{}, typeCounts: make([]uint64, len(a.kinds)), lostByCPU: map[int]uint64{}}
 }
 
 func (w *worker) newHist() *hist.Histogram { return hist.New(w.a.m) }
@@ -391,10 +402,10 @@ func (w *worker) bio(c *snapshot.Chunk, i int, complete, local bool) bioRec {
 	}
 	if local && w.a.filter.task(c.TID[i], c.PID[i]) {
 		if w.a.want[BioSize] {
-			key := devName(r.dev) + "\x00" + string(r.op)
+			key := devOp{r.dev, r.op}
 			h := w.bioSize[key]
 			if h == nil {
-				h = w.newHist()
+				h = hist.NewExact(w.a.m, exactSizes)
 				w.bioSize[key] = h
 			}
 			h.Record(uint64(r.bytes))
@@ -476,8 +487,7 @@ func (w *worker) collect(series map[string]*Series, res *Result) error {
 	}
 	if a.want[BioSize] {
 		for key, h := range w.bioSize {
-			dev, op := splitKey(key)
-			if err := add(BioSize, UnitBytes, h, Label{"dev", dev}, Label{"op", op}); err != nil {
+			if err := add(BioSize, UnitBytes, h, Label{"dev", devName(key.dev)}, Label{"op", string(key.op)}); err != nil {
 				return err
 			}
 		}

@@ -27,6 +27,7 @@ import (
 	"github.com/rewindtrace/rewind/internal/testkernel"
 	"github.com/rewindtrace/rewind/snapshot"
 	"github.com/rewindtrace/rewind/snapshot/schema"
+	"github.com/rewindtrace/rewind/snapshot/snaptest"
 )
 
 // row is one recorded event, its fields by name.
@@ -58,11 +59,7 @@ func (r row) s(name string) string {
 // readRows decodes every event of a snapshot into rows by event name.
 func readRows(t *testing.T, path string) (map[string][]row, *snapshot.Meta) {
 	t.Helper()
-	r, err := snapshot.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
+	r := snaptest.Open(t, path)
 	s := r.Schema()
 	out := map[string][]row{}
 	var c snapshot.Chunk
@@ -442,7 +439,7 @@ func raiseMinFree(t *testing.T) {
 	if free < 1<<20 {
 		t.Fatalf("only %d kB free", free)
 	}
-	if err := os.WriteFile(knob, []byte(strconv.Itoa(free-64<<10)), 0); err != nil {
+	if err := os.WriteFile(knob, []byte(strconv.Itoa(free-32<<10)), 0); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -493,7 +490,7 @@ func TestCatalogEvents(t *testing.T) {
 	if err := os.WriteFile(sparse, nil, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.Truncate(sparse, 512<<20); err != nil {
+	if err := os.Truncate(sparse, 1<<30); err != nil {
 		t.Fatal(err)
 	}
 	os.Setenv("REWIND_TEST_FILE", sparse)

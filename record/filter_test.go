@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"runtime"
 	"strconv"
-	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -17,6 +16,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/rewindtrace/rewind/internal/sysx"
+	"github.com/rewindtrace/rewind/internal/testchild"
 	"github.com/rewindtrace/rewind/internal/testkernel"
 	"github.com/rewindtrace/rewind/snapshot"
 )
@@ -67,26 +67,8 @@ type busy struct {
 
 func startBusy(t *testing.T, name string) *busy {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), "REWIND_TEST_CHILD=busy", "REWIND_TEST_NAME="+name)
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	line, err := bufio.NewReader(out).ReadString('\n')
-	if err != nil {
-		t.Fatal(err)
-	}
-	tid, _ := strconv.ParseUint(strings.TrimSpace(line), 10, 32)
-	return &busy{cmd: cmd, stdin: stdin, tid: tid}
+	c := testchild.Start(t, "busy", []string{"REWIND_TEST_NAME=" + name})
+	return &busy{cmd: c.Cmd, stdin: c.Stdin, tid: uint64(c.Int(t))}
 }
 
 // v2Cgroup makes a cgroup v2 directory for the test and removes it after.

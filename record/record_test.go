@@ -14,10 +14,12 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/rewindtrace/rewind/internal/testchild"
 	"github.com/rewindtrace/rewind/internal/testkernel"
 	"github.com/rewindtrace/rewind/ringbuf"
 	"github.com/rewindtrace/rewind/snapshot"
 	"github.com/rewindtrace/rewind/snapshot/schema"
+	"github.com/rewindtrace/rewind/snapshot/snaptest"
 )
 
 // The test binary doubles as the workload: REWIND_TEST_CHILD selects what
@@ -27,15 +29,9 @@ func TestMain(m *testing.M) {
 	case "":
 		os.Exit(m.Run())
 	case "getppid":
-		runtime.LockOSThread()
-		if cpu := os.Getenv("REWIND_TEST_CPU"); cpu != "" {
-			n, _ := strconv.Atoi(cpu)
-			var set unix.CPUSet
-			set.Set(n)
-			if err := unix.SchedSetaffinity(0, &set); err != nil {
-				fmt.Fprintln(os.Stderr, err)
-				os.Exit(2)
-			}
+		if err := testchild.Pin(); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(2)
 		}
 		n, _ := strconv.Atoi(os.Getenv("REWIND_TEST_N"))
 		var b [1]byte
@@ -95,7 +91,7 @@ func startChild(t *testing.T, n, cpu int) *child {
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), "REWIND_TEST_CHILD=getppid", "REWIND_TEST_N="+strconv.Itoa(n))
 	if cpu >= 0 {
-		cmd.Env = append(cmd.Env, "REWIND_TEST_CPU="+strconv.Itoa(cpu))
+		cmd.Env = append(cmd.Env, testchild.PinEnv+"="+strconv.Itoa(cpu))
 	}
 	r, w, err := os.Pipe()
 	if err != nil {
@@ -129,11 +125,7 @@ type call struct {
 // recorded of the child's getppid calls, and the file's summary.
 func readGetppid(t *testing.T, path string, pid int) (map[uint64]*call, *snapshot.Reader, *snapshot.Summary) {
 	t.Helper()
-	r, err := snapshot.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { r.Close() })
+	r := snaptest.Open(t, path)
 	s := r.Schema()
 	enter, exit := s.ByName("sys_enter"), s.ByName("sys_exit")
 	calls := map[uint64]*call{}
@@ -300,11 +292,7 @@ func TestSchedAndProcessEvents(t *testing.T) {
 	if _, err := rec.Snapshot(path, snapshot.Trigger{Kind: snapshot.TriggerManual}); err != nil {
 		t.Fatal(err)
 	}
-	r, err := snapshot.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
+	r := snaptest.Open(t, path)
 	s := r.Schema()
 	sw, wk := s.ByName("sched_switch"), s.ByName("sched_waking")
 	fork, execE, exit := s.ByName("sched_process_fork"), s.ByName("sched_process_exec"), s.ByName("sched_process_exit")

@@ -7,9 +7,11 @@
 package hist
 
 import (
+	"cmp"
 	"fmt"
 	"math"
 	"math/bits"
+	"slices"
 )
 
 // DefaultError is the relative error the default precision guarantees.
@@ -35,12 +37,29 @@ type Histogram struct {
 	sum    float64 // values can overflow a uint64 sum; a float keeps 53 bits
 	min    uint64
 	max    uint64
+	// exact counts each distinct value while there are at most exactLimit
+	// of them (see NewExact); nil otherwise.
+	exact      map[uint64]uint64
+	exactLimit int
 }
 
 // New returns an empty histogram with 2^m sub-buckets per power of two.
 func New(m int) *Histogram {
 	return &Histogram{m: uint(m), min: math.MaxUint64}
 }
+
+// NewExact returns a histogram that also counts each distinct value exactly
+// while there are at most limit of them: quantiles, buckets and counts are
+// then exact. Sizes of block requests, which are few whole sectors, are
+// such values. Past limit distinct values it is an ordinary histogram.
+func NewExact(m, limit int) *Histogram {
+	h := New(m)
+	h.exact, h.exactLimit = map[uint64]uint64{}, limit
+	return h
+}
+
+// Exact reports whether the histogram still counts values exactly.
+func (h *Histogram) Exact() bool { return h.exact != nil }
 
 // M is the histogram's sub-bucket bits.
 func (h *Histogram) M() int { return int(h.m) }
@@ -79,6 +98,12 @@ func (h *Histogram) RecordN(v, n uint64) {
 	h.sum += float64(v) * float64(n)
 	h.min = min(h.min, v)
 	h.max = max(h.max, v)
+	if h.exact != nil {
+		h.exact[v] += n
+		if len(h.exact) > h.exactLimit {
+			h.exact = nil
+		}
+	}
 }
 
 // grow widens the bucket range to include bucket i.
@@ -116,6 +141,16 @@ func (h *Histogram) Merge(o *Histogram) error {
 	h.sum += o.sum
 	h.min = min(h.min, o.min)
 	h.max = max(h.max, o.max)
+	if h.exact != nil && o.exact != nil {
+		for v, n := range o.exact {
+			h.exact[v] += n
+		}
+		if len(h.exact) > h.exactLimit {
+			h.exact = nil
+		}
+	} else {
+		h.exact = nil
+	}
 	return nil
 }
 
@@ -141,7 +176,8 @@ func (h *Histogram) Mean() float64 {
 }
 
 // Quantile returns the value at quantile q (0..1): the midpoint of the
-// bucket that holds the ceil(q*count)-th value, kept within [Min, Max].
+// bucket that holds the ceil(q*count)-th value, kept within [Min, Max]; or
+// that value itself while the histogram is exact.
 func (h *Histogram) Quantile(q float64) uint64 {
 	if h.count == 0 {
 		return 0
@@ -149,6 +185,13 @@ func (h *Histogram) Quantile(q float64) uint64 {
 	rank := uint64(math.Ceil(q * float64(h.count)))
 	rank = min(max(rank, 1), h.count)
 	var seen uint64
+	if h.exact != nil {
+		for _, b := range h.Buckets() {
+			if seen += b.Count; seen >= rank {
+				return b.Lo
+			}
+		}
+	}
 	for i, c := range h.counts {
 		seen += c
 		if seen >= rank {
@@ -166,9 +209,17 @@ type Bucket struct {
 	Count  uint64
 }
 
-// Buckets returns the non-empty buckets in order.
+// Buckets returns the non-empty buckets in order: one per distinct value
+// while the histogram is exact.
 func (h *Histogram) Buckets() []Bucket {
 	var out []Bucket
+	if h.exact != nil {
+		for v, n := range h.exact {
+			out = append(out, Bucket{v, v, n})
+		}
+		slices.SortFunc(out, func(a, b Bucket) int { return cmp.Compare(a.Lo, b.Lo) })
+		return out
+	}
 	for i, c := range h.counts {
 		if c == 0 {
 			continue
@@ -180,9 +231,18 @@ func (h *Histogram) Buckets() []Bucket {
 }
 
 // CountAtMost returns how many values are at most v, counting whole
-// buckets whose upper bound is at most v. With bucket-aligned v it is exact.
+// buckets whose upper bound is at most v: exact for bucket-aligned v and
+// while the histogram is exact.
 func (h *Histogram) CountAtMost(v uint64) uint64 {
 	var n uint64
+	if h.exact != nil {
+		for x, c := range h.exact {
+			if x <= v {
+				n += c
+			}
+		}
+		return n
+	}
 	for i, c := range h.counts {
 		if _, hi := Bounds(h.offset+i, h.m); hi > v {
 			break

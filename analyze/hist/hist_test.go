@@ -1,6 +1,7 @@
 package hist
 
 import (
+	"fmt"
 	"math"
 	"math/rand"
 	"sort"
@@ -99,6 +100,41 @@ func TestMerge(t *testing.T) {
 	}
 	if m, _ := MBits(0.01); m != 6 {
 		t.Fatalf("MBits(0.01) = %d", m)
+	}
+}
+
+// An exact histogram answers exactly while its values are few, merges
+// exactly, and becomes an ordinary one past its limit.
+func TestExact(t *testing.T) {
+	a, b := NewExact(6, 3), NewExact(6, 3)
+	a.RecordN(65536, 3)
+	a.Record(66048) // same log-linear bucket as 65536
+	b.Record(4096)
+	if err := a.Merge(b); err != nil {
+		t.Fatal(err)
+	}
+	want := []Bucket{{4096, 4096, 1}, {65536, 65536, 3}, {66048, 66048, 1}}
+	if got := a.Buckets(); !a.Exact() || fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("exact buckets %v, want %v", got, want)
+	}
+	if a.Quantile(0.5) != 65536 || a.Quantile(1) != 66048 || a.Quantile(0) != 4096 {
+		t.Errorf("quantiles %d %d %d", a.Quantile(0), a.Quantile(0.5), a.Quantile(1))
+	}
+	if a.CountAtMost(65536) != 4 || a.CountAtMost(65535) != 1 {
+		t.Errorf("CountAtMost(65536) = %d, (65535) = %d", a.CountAtMost(65536), a.CountAtMost(65535))
+	}
+	a.Record(512)
+	if a.Exact() {
+		t.Fatal("still exact with 4 distinct values, limit 3")
+	}
+	if a.Count() != 6 || len(a.Buckets()) != 3 || a.CountAtMost(65536) != 2 {
+		t.Errorf("past the limit: %d values, buckets %v", a.Count(), a.Buckets())
+	}
+	c, d := NewExact(6, 3), New(6)
+	c.Record(1)
+	d.Record(2)
+	if c.Merge(d); c.Exact() {
+		t.Error("exact after merging an inexact histogram")
 	}
 }
 

@@ -14,7 +14,7 @@ import (
 
 // Describe says what each analysis measures.
 var Describe = map[string]string{
-	analyze.RunqLatency:    "run-queue latency: from a wakeup or a preemption to running again",
+	analyze.RunqLatency:    "run-queue latency: from a wakeup to running",
 	analyze.OffCPU:         "off-CPU time: from switching out (not runnable) to switching back in",
 	analyze.OnCPU:          "on-CPU time slices",
 	analyze.SyscallLatency: "system call latency: from enter to exit",

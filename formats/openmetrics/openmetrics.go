@@ -53,9 +53,9 @@ func Write(w io.Writer, res *analyze.Result, ts float64, lostByCPU map[int]uint6
 	}
 	for _, name := range order {
 		series := families[name]
-		unit, bounds, scale := "seconds", durationBounds, 1e-9
+		unit, bounds, div := "seconds", durationBounds, 1e9
 		if series[0].Unit == analyze.UnitBytes {
-			unit, bounds, scale = "bytes", sizeBounds, 1
+			unit, bounds, div = "bytes", sizeBounds, 1
 		}
 		metric := Prefix + name + "_" + unit
 		fmt.Fprintf(bw, "# TYPE %s histogram\n# UNIT %s %s\n# HELP %s %s\n", metric, metric, unit, metric, help(name))
@@ -63,12 +63,17 @@ func Write(w io.Writer, res *analyze.Result, ts float64, lostByCPU map[int]uint6
 			labels := formatLabels(s.Labels)
 			h := s.Hist
 			for _, b := range bounds {
-				le := strconv.FormatFloat(float64(b)*scale, 'g', -1, 64)
+				// Dividing, not multiplying by 1e-9, gives the double
+				// nearest the decimal bound: 1e-06, not 1.0000000000000002e-06.
+				le := strconv.FormatFloat(float64(b)/div, 'g', -1, 64)
+				if div == 1 {
+					le = strconv.FormatUint(b, 10)
+				}
 				fmt.Fprintf(bw, "%s_bucket{%s} %d %s\n", metric, join(labels, `le="`+le+`"`), h.CountAtMost(b), t)
 			}
 			fmt.Fprintf(bw, "%s_bucket{%s} %d %s\n", metric, join(labels, `le="+Inf"`), h.Count(), t)
 			fmt.Fprintf(bw, "%s_count{%s} %d %s\n", metric, labels, h.Count(), t)
-			fmt.Fprintf(bw, "%s_sum{%s} %s %s\n", metric, labels, strconv.FormatFloat(h.Sum()*scale, 'g', -1, 64), t)
+			fmt.Fprintf(bw, "%s_sum{%s} %s %s\n", metric, labels, strconv.FormatFloat(h.Sum()/div, 'g', -1, 64), t)
 		}
 	}
 	counters := map[string][]analyze.Counter{}
@@ -105,7 +110,7 @@ func Write(w io.Writer, res *analyze.Result, ts float64, lostByCPU map[int]uint6
 func help(name string) string {
 	switch name {
 	case analyze.RunqLatency:
-		return "Time runnable tasks waited to run, from a wakeup or a preemption."
+		return "Time woken tasks waited to run, from the wakeup to the switch-in."
 	case analyze.OffCPU:
 		return "Time tasks spent switched out and not runnable."
 	case analyze.OnCPU:

@@ -9,6 +9,7 @@ import (
 
 	"github.com/rewindtrace/rewind/snapshot"
 	"github.com/rewindtrace/rewind/snapshot/schema"
+	"github.com/rewindtrace/rewind/snapshot/snaptest"
 )
 
 func testFile(t *testing.T) *snapshot.Reader {
@@ -64,31 +65,13 @@ func testFile(t *testing.T) *snapshot.Reader {
 			{TS: 600, Seq: 2, TID: 7, PID: 7, Type: 7, Data: enter},
 		},
 	}
-	path := filepath.Join(t.TempDir(), "v.rwd")
-	w, err := snapshot.Create(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	w.WriteMeta(&snapshot.Meta{CPUs: 2, Kernel: snapshot.Kernel{Machine: "x86_64"}})
-	w.WriteSchema(s)
-	w.WriteProcs([]snapshot.Proc{{PID: 3, Comm: "bash", Threads: []snapshot.Thread{{TID: 3, Comm: "bash"}}}})
-	enc := snapshot.NewEncoder(s)
+	var chunks []snapshot.ChunkInput
 	for cpu, ev := range events {
-		p, sum, err := enc.EncodeChunk(snapshot.ChunkInput{CPU: cpu, Events: ev, FirstSeq: 0, NextSeq: 3})
-		if err != nil {
-			t.Fatal(err)
-		}
-		w.WriteChunk(p, sum)
+		chunks = append(chunks, snapshot.ChunkInput{CPU: cpu, Events: ev, FirstSeq: 0, NextSeq: 3})
 	}
-	if err := w.Commit(); err != nil {
-		t.Fatal(err)
-	}
-	r, err := snapshot.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { r.Close() })
-	return r
+	meta := &snapshot.Meta{CPUs: 2, Kernel: snapshot.Kernel{Machine: "x86_64"}}
+	procs := []snapshot.Proc{{PID: 3, Comm: "bash", Threads: []snapshot.Thread{{TID: 3, Comm: "bash"}}}}
+	return snaptest.Write(t, filepath.Join(t.TempDir(), "v.rwd"), meta, s, procs, chunks)
 }
 
 func TestText(t *testing.T) {

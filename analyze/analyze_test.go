@@ -1,0 +1,307 @@
+package analyze
+
+import (
+	"encoding/binary"
+	"path/filepath"
+	"sort"
+	"testing"
+
+	"github.com/rewindtrace/rewind/snapshot"
+	"github.com/rewindtrace/rewind/snapshot/schema"
+	"github.com/rewindtrace/rewind/snapshot/snaptest"
+)
+
+// testSchema has the events the analyses read, laid out as the recorder's.
+func testSchema(t *testing.T) *schema.Schema {
+	comm := func(name string, off int) schema.Field {
+		return schema.Field{Name: name, Type: schema.Str, Count: 16, Offset: off, Kind: schema.KindComm}
+	}
+	u32 := func(name string, off int) schema.Field {
+		return schema.Field{Name: name, Type: schema.U32, Count: 1, Offset: off}
+	}
+	s, err := schema.New([]schema.Event{
+		{ID: 1, Name: "sched_switch", Size: 40, Fields: []schema.Field{comm("prev_comm", 0), comm("next_comm", 16), u32("next_tid", 32),
+			{Name: "prev_state", Type: schema.U16, Count: 1, Offset: 38}}},
+		{ID: 2, Name: "sched_waking", Size: 32, Fields: []schema.Field{comm("target_comm", 0), u32("target_tid", 16), u32("target_pid", 20)}},
+		{ID: 7, Name: "sys_enter", Size: 40, Fields: []schema.Field{{Name: "id", Type: schema.S32, Count: 1, Offset: 0}}},
+		{ID: 8, Name: "sys_exit", Size: 16, Fields: []schema.Field{{Name: "id", Type: schema.S32, Count: 1, Offset: 0}, {Name: "ret", Type: schema.S64, Count: 1, Offset: 8}}},
+		{ID: 10, Name: "block_rq_issue", Size: 32, Fields: []schema.Field{u32("dev", 0), u32("bytes", 4), {Name: "rwbs", Type: schema.Str, Count: 8, Offset: 16},
+			{Name: "rq", Type: schema.U64, Count: 1, Offset: 24}}},
+		{ID: 11, Name: "block_rq_complete", Size: 40, Fields: []schema.Field{u32("dev", 0), u32("bytes", 4), {Name: "rwbs", Type: schema.Str, Count: 8, Offset: 16},
+			{Name: "rq", Type: schema.U64, Count: 1, Offset: 24}, {Name: "error", Type: schema.U8, Count: 1, Offset: 32}}},
+		{ID: 12, Name: "irq_handler_entry", Size: 36, Fields: []schema.Field{{Name: "irq", Type: schema.S32, Count: 1, Offset: 0}, {Name: "name", Type: schema.Str, Count: 32, Offset: 4}}},
+		{ID: 13, Name: "irq_handler_exit", Size: 8, Fields: []schema.Field{{Name: "irq", Type: schema.S32, Count: 1, Offset: 0}}},
+		{ID: 16, Name: "page_fault_user", Size: 24, Fields: []schema.Field{{Name: "address", Type: schema.U64, Count: 1, Offset: 0}}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// ev is one synthetic event; fields are written at the schema's offsets.
+type ev struct {
+	cpu      int
+	ts       uint64
+	name     string
+	tid, pid uint32
+	f        map[string]any
+}
+
+// build writes a snapshot of the events; split cuts each CPU's events into
+// chunks of at most split events (0: one chunk per CPU).
+func build(t *testing.T, events []ev, split int, procs []snapshot.Proc) *snapshot.Reader {
+	t.Helper()
+	s := testSchema(t)
+	per := map[int][]snapshot.Event{}
+	for _, e := range events {
+		et := s.ByName(e.name)
+		data := make([]byte, et.Size)
+		for name, v := range e.f {
+			f := et.Fields[et.Field(name)]
+			switch v := v.(type) {
+			case string:
+				copy(data[f.Offset:], v)
+			case int:
+				var b [8]byte
+				binary.LittleEndian.PutUint64(b[:], uint64(v))
+				copy(data[f.Offset:], b[:f.Type.Size()])
+			}
+		}
+		seq := uint64(len(per[e.cpu]))
+		per[e.cpu] = append(per[e.cpu], snapshot.Event{TS: e.ts, Seq: seq, TID: e.tid, PID: e.pid, Type: et.ID, Data: data})
+	}
+	cpus := make([]int, 0, len(per))
+	for cpu := range per {
+		cpus = append(cpus, cpu)
+	}
+	sort.Ints(cpus)
+	var chunks []snapshot.ChunkInput
+	for _, cpu := range cpus {
+		evs := per[cpu]
+		n := split
+		if n <= 0 {
+			n = len(evs)
+		}
+		for i := 0; i < len(evs); i += n {
+			part := evs[i:min(len(evs), i+n)]
+			chunks = append(chunks, snapshot.ChunkInput{CPU: cpu, Events: part, FirstSeq: part[0].Seq, NextSeq: part[len(part)-1].Seq + 1})
+		}
+	}
+	meta := &snapshot.Meta{CPUs: 2, Kernel: snapshot.Kernel{Machine: "x86_64"}}
+	return snaptest.Write(t, filepath.Join(t.TempDir(), "a.rwd"), meta, s, procs, chunks)
+}
+
+func only(t *testing.T, res *Result, name string, labels ...Label) *Series {
+	t.Helper()
+	s := res.Find(name, labels...)
+	if s == nil {
+		var have []string
+		for _, h := range res.Histograms {
+			have = append(have, h.Name+h.Labels.key())
+		}
+		t.Fatalf("no series %s %v; have %q", name, labels, have)
+	}
+	return s
+}
+
+func sw(cpu int, ts uint64, prev, prevPID uint32, next uint32, state int) ev {
+	return ev{cpu: cpu, ts: ts, name: "sched_switch", tid: prev, pid: prevPID, f: map[string]any{"prev_comm": "task", "next_tid": int(next), "prev_state": state}}
+}
+
+func wake(cpu int, ts uint64, waker, target, targetPID uint32) ev {
+	return ev{cpu: cpu, ts: ts, name: "sched_waking", tid: waker, pid: waker, f: map[string]any{"target_tid": int(target), "target_pid": int(targetPID)}}
+}
+
+// Scheduling: a task sleeps (S) on CPU 0, is woken from CPU 1, and runs on
+// CPU 1; another is preempted and waits. Each wait is measured exactly,
+// though its halves lie on different CPUs and in different chunks.
+func TestSchedulingAcrossCPUs(t *testing.T) {
+	events := []ev{
+		sw(0, 1000, 0, 0, 100, 0),       // 100 runs on CPU 0
+		sw(0, 5000, 100, 100, 0, 1),     // 100 sleeps (S) after 4000 ns on CPU
+		wake(1, 9000, 200, 100, 100),    // woken from CPU 1; off CPU 5000..9500 = 4500 ns
+		sw(1, 9500, 200, 200, 100, 256), // 200 preempted (R+), 100 runs after 500 ns
+		sw(1, 12000, 100, 100, 200, 2),  // 100 blocks (D); 200 waited 2500 ns
+		sw(1, 20000, 200, 200, 100, 1),  // 100 back after 8000 ns off CPU, without a wakeup; 200 ran 8000 ns
+	}
+	for _, split := range []int{0, 1, 2} {
+		r := build(t, events, split, []snapshot.Proc{{PID: 100, Comm: "hundred"}})
+		res, err := Run(r, Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		runq := only(t, res, RunqLatency, Label{"by", "all"})
+		// 200's wait after its preemption is time runnable, not run-queue
+		// latency, which starts at a wakeup.
+		if runq.Hist.Count() != 1 || runq.Hist.Min() != 500 {
+			t.Errorf("split %d: runq %d samples, %d..%d", split, runq.Hist.Count(), runq.Hist.Min(), runq.Hist.Max())
+		}
+		if s := only(t, res, RunqLatency, Label{"by", "cpu"}, Label{"cpu", "1"}); s.Hist.Count() != 1 {
+			t.Errorf("split %d: runq on cpu 1: %d", split, s.Hist.Count())
+		}
+		p := only(t, res, RunqLatency, Label{"by", "process"}, Label{"pid", "100"}, Label{"comm", "hundred"})
+		if p.Hist.Count() != 1 || p.Hist.Min() != 500 {
+			t.Errorf("split %d: runq of 100: %d, %d", split, p.Hist.Count(), p.Hist.Min())
+		}
+		off := only(t, res, OffCPU, Label{"by", "all"})
+		if off.Hist.Count() != 2 || off.Hist.Min() != 4500 || off.Hist.Max() != 8000 {
+			t.Errorf("split %d: offcpu %d, %d..%d", split, off.Hist.Count(), off.Hist.Min(), off.Hist.Max())
+		}
+		if d := only(t, res, OffCPU, Label{"by", "state"}, Label{"state", "D"}); d.Hist.Min() != 8000 {
+			t.Errorf("split %d: D state %d", split, d.Hist.Min())
+		}
+		on := only(t, res, OnCPU, Label{"by", "all"})
+		if on.Hist.Count() != 3 || on.Hist.Min() != 2500 || on.Hist.Max() != 8000 {
+			t.Errorf("split %d: oncpu %d, %d..%d", split, on.Hist.Count(), on.Hist.Min(), on.Hist.Max())
+		}
+		var proc, proc200 *Process
+		for i := range res.Processes {
+			switch res.Processes[i].PID {
+			case 100:
+				proc = &res.Processes[i]
+			case 200:
+				proc200 = &res.Processes[i]
+			}
+		}
+		if proc200 == nil || proc200.RunqWait != 2500 {
+			t.Errorf("split %d: process 200: %+v", split, proc200)
+		}
+		if proc == nil || proc.OnCPU != 4000+2500 || proc.OffCPU != 4500+8000 || proc.RunqWait != 500 || proc.Comm != "hundred" {
+			t.Errorf("split %d: process 100: %+v", split, proc)
+		}
+	}
+}
+
+func enter(cpu int, ts uint64, tid uint32, nr int) ev {
+	return ev{cpu: cpu, ts: ts, name: "sys_enter", tid: tid, pid: tid, f: map[string]any{"id": nr}}
+}
+
+func exit(cpu int, ts uint64, tid uint32, nr, ret int) ev {
+	return ev{cpu: cpu, ts: ts, name: "sys_exit", tid: tid, pid: tid, f: map[string]any{"id": nr, "ret": ret}}
+}
+
+// Syscalls pair within a chunk, across chunks, and across CPUs when the task
+// migrated while blocked; errors are counted by errno.
+func TestSyscallsPairEverywhere(t *testing.T) {
+	events := []ev{
+		enter(0, 100, 7, 0), exit(0, 1100, 7, 0, 5), // read: 1000 ns
+		enter(0, 2000, 7, 0), exit(0, 4000, 7, 0, -11), // read: 2000 ns, EAGAIN
+		enter(0, 5000, 8, 230),                       // clock_nanosleep on CPU 0...
+		enter(1, 6000, 9, 1), exit(1, 6500, 9, 1, 3), // write: 500 ns
+		exit(1, 8000, 8, 230, 0), // ...returns on CPU 1: 3000 ns
+		enter(0, 9000, 7, 0),     // never returns in the snapshot
+	}
+	for _, split := range []int{0, 1, 3} {
+		res, err := Run(build(t, events, split, nil), Options{Only: []string{SyscallLatency}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		all := only(t, res, SyscallLatency, Label{"by", "all"})
+		if all.Hist.Count() != 4 || all.Hist.Min() != 500 || all.Hist.Max() != 3000 {
+			t.Errorf("split %d: %d syscalls, %d..%d", split, all.Hist.Count(), all.Hist.Min(), all.Hist.Max())
+		}
+		if s := only(t, res, SyscallLatency, Label{"by", "syscall"}, Label{"syscall", "clock_nanosleep"}); s.Hist.Min() != 3000 {
+			t.Errorf("split %d: clock_nanosleep %d", split, s.Hist.Min())
+		}
+		if s := only(t, res, SyscallLatency, Label{"by", "syscall"}, Label{"syscall", "read"}); s.Hist.Count() != 2 {
+			t.Errorf("split %d: read %d", split, s.Hist.Count())
+		}
+		counts := map[string]uint64{}
+		for _, c := range res.Counters {
+			counts[c.Name+":"+c.Labels.Get("syscall")+":"+c.Labels.Get("errno")] = c.Value
+		}
+		if counts["syscalls:read:"] != 3 || counts["syscall_errors:read:EAGAIN"] != 1 || counts["syscalls:write:"] != 1 {
+			t.Errorf("split %d: counters %v", split, counts)
+		}
+		if _, ok := res.Skipped[SyscallLatency]; ok || len(res.Skipped) != 0 {
+			t.Errorf("split %d: skipped %v", split, res.Skipped)
+		}
+	}
+}
+
+func TestBlockAndIRQ(t *testing.T) {
+	dev := 8<<20 | 16
+	events := []ev{
+		{cpu: 0, ts: 1000, name: "block_rq_issue", tid: 5, pid: 5, f: map[string]any{"dev": dev, "bytes": 4096, "rwbs": "R", "rq": 0xabc}},
+		{cpu: 0, ts: 1500, name: "block_rq_issue", tid: 5, pid: 5, f: map[string]any{"dev": dev, "bytes": 65536, "rwbs": "WS", "rq": 0xdef}},
+		{cpu: 1, ts: 3000, name: "irq_handler_entry", f: map[string]any{"irq": 11, "name": "virtio0"}},
+		{cpu: 1, ts: 3100, name: "block_rq_complete", f: map[string]any{"dev": dev, "bytes": 4096, "rwbs": "R", "rq": 0xabc}},
+		{cpu: 1, ts: 3700, name: "irq_handler_exit", f: map[string]any{"irq": 11}},
+		{cpu: 0, ts: 9500, name: "block_rq_complete", f: map[string]any{"dev": dev, "bytes": 65536, "rwbs": "WS", "rq": 0xdef}},
+		// The same request address, reused for a new request.
+		{cpu: 0, ts: 10000, name: "block_rq_issue", tid: 5, pid: 5, f: map[string]any{"dev": dev, "bytes": 4096, "rwbs": "R", "rq": 0xabc}},
+		{cpu: 1, ts: 10300, name: "block_rq_complete", f: map[string]any{"dev": dev, "bytes": 4096, "rwbs": "R", "rq": 0xabc}},
+		{cpu: 0, ts: 11000, name: "page_fault_user", tid: 5, pid: 5},
+	}
+	for _, split := range []int{0, 1} {
+		res, err := Run(build(t, events, split, nil), Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		lat := only(t, res, BioLatency, Label{"by", "all"})
+		if lat.Hist.Count() != 3 || lat.Hist.Min() != 300 || lat.Hist.Max() != 8000 {
+			t.Errorf("split %d: bio latency %d, %d..%d", split, lat.Hist.Count(), lat.Hist.Min(), lat.Hist.Max())
+		}
+		if s := only(t, res, BioLatency, Label{"by", "device"}, Label{"dev", "8:16"}, Label{"op", "R"}); s.Hist.Max() != 2100 {
+			t.Errorf("split %d: reads %d", split, s.Hist.Max())
+		}
+		r := only(t, res, BioSize, Label{"dev", "8:16"}, Label{"op", "R"})
+		if b := r.Hist.Buckets(); len(b) != 1 || b[0].Lo != 4096 || b[0].Count != 2 {
+			t.Errorf("split %d: read sizes %+v", split, b)
+		}
+		if b := only(t, res, BioSize, Label{"dev", "8:16"}, Label{"op", "W"}).Hist.Buckets(); len(b) != 1 || b[0].Lo != 65536 {
+			t.Errorf("split %d: write sizes %+v", split, b)
+		}
+		if s := only(t, res, IRQ, Label{"irq", "11"}, Label{"name", "virtio0"}); s.Hist.Min() != 700 {
+			t.Errorf("split %d: irq %d", split, s.Hist.Min())
+		}
+		if _, ok := res.Skipped[Softirq]; !ok {
+			t.Errorf("split %d: softirq not skipped: %v", split, res.Skipped)
+		}
+		faults := 0
+		for _, c := range res.Counters {
+			if c.Name == "page_faults" && c.Labels.Get("pid") == "5" && c.Labels.Get("kind") == "user" {
+				faults += int(c.Value)
+			}
+		}
+		if faults != 1 {
+			t.Errorf("split %d: faults %d", split, faults)
+		}
+	}
+}
+
+func TestSelection(t *testing.T) {
+	events := []ev{
+		enter(0, 100, 7, 0), exit(0, 1100, 7, 0, 5),
+		enter(1, 2000, 8, 0), exit(1, 4000, 8, 0, 5),
+		enter(0, 10000, 7, 1), exit(0, 10500, 7, 1, 5),
+	}
+	r := build(t, events, 0, []snapshot.Proc{{PID: 8, Comm: "eight", Threads: []snapshot.Thread{{TID: 8, Comm: "eight"}}}})
+	for _, c := range []struct {
+		name  string
+		opts  Options
+		count uint64
+	}{
+		{"pid", Options{PIDs: []uint32{7}}, 2},
+		{"tid", Options{TIDs: []uint32{8}}, 1},
+		{"comm", Options{Comms: []string{"eight"}}, 1},
+		{"cpu", Options{CPUs: []int{1}}, 1},
+		{"range", Options{Range: snapshot.Range{From: 0, To: 5000}}, 2},
+	} {
+		c.opts.Only = []string{SyscallLatency}
+		res, err := Run(r, c.opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := only(t, res, SyscallLatency, Label{"by", "all"}).Hist.Count(); n != c.count {
+			t.Errorf("%s: %d syscalls, want %d", c.name, n, c.count)
+		}
+	}
+	if _, err := Run(r, Options{Only: []string{"nope"}}); err == nil {
+		t.Error("unknown analysis accepted")
+	}
+	if _, err := Run(r, Options{Error: 0.7}); err == nil {
+		t.Error("error 0.7 accepted")
+	}
+}

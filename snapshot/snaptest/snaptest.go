@@ -1,0 +1,46 @@
+// Package snaptest holds helpers for tests that read snapshots.
+package snaptest
+
+import (
+	"testing"
+
+	"github.com/rewindtrace/rewind/snapshot"
+	"github.com/rewindtrace/rewind/snapshot/schema"
+)
+
+// Open opens the snapshot at path, failing the test if it cannot, and
+// closes it when the test ends.
+func Open(t testing.TB, path string) *snapshot.Reader {
+	t.Helper()
+	r, err := snapshot.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close() })
+	return r
+}
+
+// Write writes a committed snapshot at path: meta, schema, processes and
+// one chunk per input, each encoded with s; then opens it as Open does.
+func Write(t testing.TB, path string, meta *snapshot.Meta, s *schema.Schema, procs []snapshot.Proc, chunks []snapshot.ChunkInput) *snapshot.Reader {
+	t.Helper()
+	w, err := snapshot.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.WriteMeta(meta)
+	w.WriteSchema(s)
+	w.WriteProcs(procs)
+	enc := snapshot.NewEncoder(s)
+	for _, in := range chunks {
+		p, sum, err := enc.EncodeChunk(in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.WriteChunk(p, sum)
+	}
+	if err := w.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	return Open(t, path)
+}
