@@ -3,6 +3,7 @@ package analyze
 import (
 	"fmt"
 	"runtime"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -61,6 +62,17 @@ type Options struct {
 	Workers int
 }
 
+// CheckNames returns an error naming the first of names that is not an
+// analysis.
+func CheckNames(names []string) error {
+	for _, name := range names {
+		if !slices.Contains(All, name) {
+			return fmt.Errorf("unknown analysis %q; analyses: %s", name, strings.Join(All, ", "))
+		}
+	}
+	return nil
+}
+
 // Run analyses r.
 func Run(r *snapshot.Reader, opts Options) (*Result, error) {
 	a, err := newAnalyzer(r, opts)
@@ -101,14 +113,10 @@ func newAnalyzer(r *snapshot.Reader, opts Options) (*analyzer, error) {
 	if len(only) == 0 {
 		only = All
 	}
+	if err := CheckNames(only); err != nil {
+		return nil, err
+	}
 	for _, name := range only {
-		known := false
-		for _, x := range All {
-			known = known || x == name
-		}
-		if !known {
-			return nil, fmt.Errorf("unknown analysis %q; analyses: %s", name, strings.Join(All, ", "))
-		}
 		a.want[name] = true
 	}
 	a.rng = opts.Range

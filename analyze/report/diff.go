@@ -9,6 +9,7 @@ import (
 	"text/tabwriter"
 
 	"github.com/rewindtrace/rewind/analyze"
+	"github.com/rewindtrace/rewind/analyze/hist"
 )
 
 // Summary is a histogram's count and percentiles.
@@ -48,36 +49,41 @@ func summary(s *analyze.Series) *Summary {
 	return &Summary{h.Count(), h.Quantile(0.5), h.Quantile(0.9), h.Quantile(0.99), h.Quantile(0.999), h.Max()}
 }
 
-// Diff pairs the series of two results by name and labels.
+// Diff pairs the series of two results by name and labels. Process ids
+// differ from run to run, so per-process series pair by process name: the
+// series of all processes of one name are merged.
 func Diff(sa Snapshot, a *analyze.Result, sb Snapshot, b *analyze.Result) DiffResult {
 	d := DiffResult{Before: sa, After: sb}
 	type pair struct{ a, b *analyze.Series }
 	pairs := map[string]*pair{}
+	owned := map[*analyze.Series]bool{} // merged copies, not the results' own
 	var order []string
-	key := func(s *analyze.Series) string {
-		var ls []string
-		for _, l := range s.Labels {
-			if l.Name != "comm" { // pids differ between runs; keep them, names may not
-				ls = append(ls, l.Name+"="+l.Value)
-			}
-		}
-		sort.Strings(ls)
-		return s.Name + "{" + strings.Join(ls, ",") + "}"
-	}
 	for i, res := range []*analyze.Result{a, b} {
 		for _, s := range res.Histograms {
-			k := key(s)
+			s = byName(s)
+			k := seriesKey(s)
 			p := pairs[k]
 			if p == nil {
 				p = &pair{}
 				pairs[k] = p
 				order = append(order, k)
 			}
-			if i == 0 {
-				p.a = s
-			} else {
-				p.b = s
+			side := &p.a
+			if i == 1 {
+				side = &p.b
 			}
+			if *side == nil {
+				*side = s
+				continue
+			}
+			if !owned[*side] {
+				c := **side
+				c.Hist = hist.New(c.Hist.M())
+				c.Hist.Merge((*side).Hist)
+				*side = &c
+				owned[&c] = true
+			}
+			(*side).Hist.Merge(s.Hist)
 		}
 	}
 	for _, k := range order {
@@ -109,6 +115,30 @@ func Diff(sa Snapshot, a *analyze.Result, sb Snapshot, b *analyze.Result) DiffRe
 		return count(x) > count(y)
 	})
 	return d
+}
+
+// byName drops the pid label of a series that has a process name.
+func byName(s *analyze.Series) *analyze.Series {
+	if s.Labels.Get("pid") == "" || s.Labels.Get("comm") == "" {
+		return s
+	}
+	c := *s
+	c.Labels = nil
+	for _, l := range s.Labels {
+		if l.Name != "pid" {
+			c.Labels = append(c.Labels, l)
+		}
+	}
+	return &c
+}
+
+func seriesKey(s *analyze.Series) string {
+	var ls []string
+	for _, l := range s.Labels {
+		ls = append(ls, l.Name+"="+l.Value)
+	}
+	sort.Strings(ls)
+	return s.Name + "{" + strings.Join(ls, ",") + "}"
 }
 
 func count(r DiffRow) uint64 {
@@ -151,19 +181,25 @@ func WriteDiffText(w io.Writer, d DiffResult, top int) error {
 	fmt.Fprintf(w, "before: %s (%d events)\nafter:  %s (%d events)\n", d.Before.File, d.Before.Events, d.After.File, d.After.Events)
 	var tw *tabwriter.Writer
 	name := ""
-	shown := map[string]int{}
+	shown, hidden := map[string]int{}, map[string]int{}
+	flush := func() {
+		if tw == nil {
+			return
+		}
+		tw.Flush()
+		writeHidden(w, hidden)
+	}
 	for _, r := range d.Rows {
 		if r.Name != name {
-			if tw != nil {
-				tw.Flush()
-			}
+			flush()
 			name = r.Name
 			fmt.Fprintf(w, "\n== %s: %s\n", name, Describe[name])
 			tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 			fmt.Fprintln(tw, "\tcount\tp50\tp90\tp99\tp99.9\t")
-			shown = map[string]int{}
+			shown, hidden = map[string]int{}, map[string]int{}
 		}
 		if shown[r.by]++; shown[r.by] > top {
+			hidden[r.by]++
 			continue
 		}
 		f := func(get func(*Summary) uint64, pct string) string {
@@ -192,8 +228,6 @@ func WriteDiffText(w io.Writer, d DiffResult, top int) error {
 			f(func(s *Summary) uint64 { return s.P50 }, "p50"), f(func(s *Summary) uint64 { return s.P90 }, "p90"),
 			f(func(s *Summary) uint64 { return s.P99 }, "p99"), f(func(s *Summary) uint64 { return s.P999 }, "p999"))
 	}
-	if tw != nil {
-		tw.Flush()
-	}
+	flush()
 	return nil
 }

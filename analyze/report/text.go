@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"math/bits"
+	"sort"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -108,8 +109,18 @@ func writeAnalysis(w io.Writer, name string, group []*analyze.Series, top int) {
 			f(h.Quantile(0.99)), f(h.Quantile(0.999)), f(h.Quantile(0.9999)), f(h.Max()))
 	}
 	tw.Flush()
-	for by, n := range hidden {
-		fmt.Fprintf(w, "  (%d more by %s; --top shows more, --format json all)\n", n, by)
+	writeHidden(w, hidden)
+}
+
+// writeHidden says how many rows of each dimension --top left out.
+func writeHidden(w io.Writer, hidden map[string]int) {
+	bys := make([]string, 0, len(hidden))
+	for by := range hidden {
+		bys = append(bys, by)
+	}
+	sort.Strings(bys)
+	for _, by := range bys {
+		fmt.Fprintf(w, "  (%d more by %s; --top shows more, --format json all)\n", hidden[by], by)
 	}
 }
 

@@ -20,6 +20,7 @@ import (
 	"github.com/rewindtrace/rewind/internal/testkernel"
 	"github.com/rewindtrace/rewind/snapshot"
 	"github.com/rewindtrace/rewind/snapshot/schema"
+	"github.com/rewindtrace/rewind/snapshot/snaptest"
 )
 
 var rewindBin string
@@ -265,10 +266,7 @@ func waitFor(t *testing.T, cond func() bool) {
 // writeSynthetic writes a snapshot without the kernel, for the tests of
 // damaged input.
 func writeSynthetic(t *testing.T) string {
-	s, err := schema.New([]schema.Event{{ID: 7, Name: "sys_enter", Size: 40, Fields: []schema.Field{
-		{Name: "id", Type: schema.S32, Count: 1, Kind: schema.KindSyscall},
-		{Name: "args", Type: schema.U64, Count: 4, Offset: 8, Kind: schema.KindHex},
-	}}})
+	s, err := schema.New(snaptest.SyscallEvents()[:1])
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -346,7 +344,7 @@ func TestNotASnapshot(t *testing.T) {
 		{broken, "snapshot header is broken"},
 		{filepath.Join(t.TempDir(), "missing.rwd"), "no such file"},
 	} {
-		for _, cmd := range []string{"info", "view"} {
+		for _, cmd := range []string{"info", "view", "analyze"} {
 			r := run(t, cmd, c.file)
 			if r.code != 1 || strings.Count(r.stderr, "\n") != 1 || !strings.Contains(r.stderr, c.want) || strings.Contains(r.stderr, "panic") {
 				t.Errorf("%s %s: exit %d, stderr %q; want one line with %q", cmd, filepath.Base(c.file), r.code, r.stderr, c.want)
@@ -435,6 +433,189 @@ func TestBadInput(t *testing.T) {
 		r := run(t, c.args...)
 		if r.code == 0 || !strings.Contains(r.stderr, c.want) || strings.Contains(r.stderr, "panic") {
 			t.Errorf("rewind %s: exit %d, stderr %q; want an error naming %q", strings.Join(c.args, " "), r.code, r.stderr, c.want)
+		}
+	}
+}
+
+// writeSyscalls writes a one-CPU snapshot of n getppid calls by process 5
+// ("worker"), one every 10 µs, each lasting d ns.
+func writeSyscalls(t *testing.T, name string, n int, d uint64) string {
+	t.Helper()
+	s, err := schema.New(snaptest.SyscallEvents())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ev []snapshot.Event
+	for i := 0; i < n; i++ {
+		enter, exit := make([]byte, 40), make([]byte, 16)
+		enter[0], exit[0] = 110, 110
+		ts := uint64(i+1) * 10000
+		ev = append(ev, snapshot.Event{TS: ts, Seq: uint64(2 * i), TID: 5, PID: 5, Type: 7, Data: enter},
+			snapshot.Event{TS: ts + d, Seq: uint64(2*i + 1), TID: 5, PID: 5, Type: 8, Data: exit})
+	}
+	path := filepath.Join(t.TempDir(), name)
+	meta := &snapshot.Meta{Recorder: "test", CPUs: 1, Kernel: snapshot.Kernel{Machine: "x86_64"}, Trigger: snapshot.Trigger{Kind: "manual"}}
+	procs := []snapshot.Proc{{PID: 5, Comm: "worker", Threads: []snapshot.Thread{{TID: 5, Comm: "worker"}}}}
+	snaptest.Write(t, path, meta, s, procs, []snapshot.ChunkInput{{Events: ev, FirstSeq: 0, NextSeq: uint64(len(ev))}})
+	return path
+}
+
+type analyzeOut struct {
+	Skipped    map[string]string `json:"skipped"`
+	Histograms []struct {
+		Name    string            `json:"name"`
+		Labels  map[string]string `json:"labels"`
+		Count   uint64            `json:"count"`
+		P50     uint64            `json:"p50"`
+		Buckets []struct {
+			Le    uint64 `json:"le"`
+			Count uint64 `json:"count"`
+		} `json:"buckets"`
+	} `json:"histograms"`
+	Counters []struct {
+		Name   string            `json:"name"`
+		Labels map[string]string `json:"labels"`
+		Value  uint64            `json:"value"`
+	} `json:"counters"`
+	Processes []struct {
+		PID      uint32 `json:"pid"`
+		Comm     string `json:"comm"`
+		Syscalls uint64 `json:"syscalls"`
+	} `json:"processes"`
+}
+
+func analyzeJSON(t *testing.T, args ...string) analyzeOut {
+	t.Helper()
+	r := run(t, append([]string{"analyze", "--format", "json"}, args...)...)
+	if r.code != 0 {
+		t.Fatalf("analyze %v: exit %d: %s", args, r.code, r.stderr)
+	}
+	var out analyzeOut
+	if err := json.Unmarshal([]byte(r.stdout), &out); err != nil {
+		t.Fatalf("analyze --format json: %v\n%s", err, r.stdout)
+	}
+	return out
+}
+
+// getppids is the count and p50 of the getppid latency histogram.
+func (o analyzeOut) getppids() (uint64, uint64) {
+	for _, h := range o.Histograms {
+		if h.Name == "syscall_latency" && h.Labels["by"] == "syscall" && h.Labels["syscall"] == "getppid" {
+			return h.Count, h.P50
+		}
+	}
+	return 0, 0
+}
+
+func within(v, want uint64, rel float64) bool {
+	return float64(v) >= float64(want)*(1-rel) && float64(v) <= float64(want)*(1+rel)
+}
+
+func TestAnalyze(t *testing.T) {
+	path := writeSyscalls(t, "a.rwd", 1000, 2000)
+
+	text := run(t, "analyze", path)
+	for _, want := range []string{"== syscall_latency", "getppid", "== runq_latency: skipped", "1000 samples", "worker"} {
+		if text.code != 0 || !strings.Contains(text.stdout, want) {
+			t.Errorf("analyze: exit %d, output lacks %q:\n%s%s", text.code, want, text.stdout, text.stderr)
+		}
+	}
+
+	out := analyzeJSON(t, path)
+	if n, p50 := out.getppids(); n != 1000 || !within(p50, 2000, 0.01) {
+		t.Errorf("json: %d getppid calls, p50 %d; want 1000 of 2000 ns", n, p50)
+	}
+	if out.Skipped["runq_latency"] == "" || len(out.Processes) != 1 || out.Processes[0].Comm != "worker" || out.Processes[0].Syscalls != 1000 {
+		t.Errorf("json: skipped %v, processes %+v", out.Skipped, out.Processes)
+	}
+	for _, h := range out.Histograms {
+		if n := len(h.Buckets); n == 0 || h.Buckets[n-1].Count != h.Count {
+			t.Errorf("%s %v: cumulative buckets end at %v, count %d", h.Name, h.Labels, h.Buckets, h.Count)
+		}
+	}
+
+	// Selection: the last 5 ms hold the last 500 calls; pid 6 made none.
+	if n, _ := analyzeJSON(t, "--last", "5ms", path).getppids(); n < 499 || n > 501 {
+		t.Errorf("--last 5ms: %d calls, want 500", n)
+	}
+	if n, _ := analyzeJSON(t, "--pid", "6", path).getppids(); n != 0 {
+		t.Errorf("--pid 6: %d calls, want none", n)
+	}
+	if o := analyzeJSON(t, "--only", "processes", path); len(o.Histograms) != 0 || len(o.Processes) != 1 {
+		t.Errorf("--only processes: %d histograms, %d processes", len(o.Histograms), len(o.Processes))
+	}
+
+	om := run(t, "analyze", "--format", "openmetrics", path)
+	if om.code != 0 || !strings.HasSuffix(om.stdout, "# EOF\n") ||
+		!strings.Contains(om.stdout, `rewind_syscall_latency_seconds_count{by="syscall",syscall="getppid"} 1000 `) {
+		t.Errorf("openmetrics: exit %d:\n%s%s", om.code, om.stdout, om.stderr)
+	}
+}
+
+// diff pairs the same series of two runs, per-process ones by name, and
+// gives the change in each percentile.
+func TestDiff(t *testing.T) {
+	a, b := writeSyscalls(t, "a.rwd", 1000, 2000), writeSyscalls(t, "b.rwd", 1000, 3000)
+	r := run(t, "diff", "--format", "json", a, b)
+	if r.code != 0 {
+		t.Fatalf("diff: exit %d: %s", r.code, r.stderr)
+	}
+	var d struct {
+		Before, After struct{ File string }
+		Histograms    []struct {
+			Name          string            `json:"name"`
+			Labels        map[string]string `json:"labels"`
+			Before, After *struct{ P50 uint64 }
+			Change        map[string]float64 `json:"change"`
+		} `json:"histograms"`
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &d); err != nil {
+		t.Fatalf("diff json: %v\n%s", err, r.stdout)
+	}
+	found := 0
+	for _, h := range d.Histograms {
+		if h.Name != "syscall_latency" {
+			continue
+		}
+		if h.Before == nil || h.After == nil || h.Change["p50"] < 0.48 || h.Change["p50"] > 0.52 {
+			t.Errorf("%v: before %+v after %+v change %v; want p50 +50%%", h.Labels, h.Before, h.After, h.Change)
+		}
+		if h.Labels["by"] == "process" && (h.Labels["comm"] != "worker" || h.Labels["pid"] != "") {
+			t.Errorf("per-process row %v: want it by name", h.Labels)
+		}
+		found++
+	}
+	if found != 3 || d.Before.File != a || d.After.File != b {
+		t.Errorf("diff: %d syscall_latency rows (want all, by syscall, by process), files %s %s", found, d.Before.File, d.After.File)
+	}
+	text := run(t, "diff", a, b)
+	if text.code != 0 || !strings.Contains(text.stdout, "(+50%)") {
+		t.Errorf("diff text: exit %d:\n%s%s", text.code, text.stdout, text.stderr)
+	}
+}
+
+func TestAnalyzeBadInput(t *testing.T) {
+	snap := writeSyscalls(t, "a.rwd", 10, 2000)
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"analyze"}, "want one snapshot file"},
+		{[]string{"analyze", "--format", "xml", snap}, `--format "xml"`},
+		{[]string{"analyze", "--only", "runq_latency,nope", snap}, `--only: unknown analysis "nope"`},
+		{[]string{"analyze", "--last", "1s", "--from", "0s", snap}, "--last"},
+		{[]string{"analyze", "--last", "-1s", snap}, "--last"},
+		{[]string{"analyze", "--error", "0.7", snap}, "--error: relative error 0.7"},
+		{[]string{"analyze", "--pid", "x", snap}, `--pid "x"`},
+		{[]string{"analyze", "--cpu", "-1", snap}, `--cpu "-1"`},
+		{[]string{"analyze", "--to", "soon", snap}, `--to "soon"`},
+		{[]string{"analyze", filepath.Join(t.TempDir(), "missing.rwd")}, "no such file"},
+		{[]string{"diff", snap}, "want two snapshot files"},
+		{[]string{"diff", "--format", "openmetrics", snap, snap}, `--format "openmetrics"`},
+	} {
+		r := run(t, c.args...)
+		if r.code == 0 || !strings.Contains(r.stderr, c.want) || strings.Contains(r.stderr, "panic") || r.stdout != "" {
+			t.Errorf("rewind %s: exit %d, stdout %q, stderr %q; want an error naming %q", strings.Join(c.args, " "), r.code, r.stdout, r.stderr, c.want)
 		}
 	}
 }

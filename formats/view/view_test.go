@@ -13,7 +13,7 @@ import (
 )
 
 func testFile(t *testing.T) *snapshot.Reader {
-	s, err := schema.New([]schema.Event{
+	s, err := schema.New(append([]schema.Event{
 		{ID: 1, Name: "sched_switch", Size: 40, Fields: []schema.Field{
 			{Name: "prev_comm", Type: schema.Str, Count: 16, Kind: schema.KindComm},
 			{Name: "next_comm", Type: schema.Str, Count: 16, Offset: 16, Kind: schema.KindComm},
@@ -23,15 +23,7 @@ func testFile(t *testing.T) *snapshot.Reader {
 		{ID: 5, Name: "sched_process_exec", Size: 240, Fields: []schema.Field{
 			{Name: "filename", Type: schema.Str, Count: 236, Offset: 4},
 		}},
-		{ID: 7, Name: "sys_enter", Size: 40, Fields: []schema.Field{
-			{Name: "id", Type: schema.S32, Count: 1, Kind: schema.KindSyscall},
-			{Name: "args", Type: schema.U64, Count: 4, Offset: 8, Kind: schema.KindHex},
-		}},
-		{ID: 8, Name: "sys_exit", Size: 16, Fields: []schema.Field{
-			{Name: "id", Type: schema.S32, Count: 1, Kind: schema.KindSyscall},
-			{Name: "ret", Type: schema.S64, Count: 1, Offset: 8, Kind: schema.KindErrnoRet},
-		}},
-	})
+	}, snaptest.SyscallEvents()...))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -44,3 +44,19 @@ func Write(t testing.TB, path string, meta *snapshot.Meta, s *schema.Schema, pro
 	}
 	return Open(t, path)
 }
+
+// SyscallEvents are sys_enter (id 7) and sys_exit (id 8) laid out as the
+// recorder lays them out: the syscall number at 0, the arguments or the
+// return value at 8.
+func SyscallEvents() []schema.Event {
+	return []schema.Event{
+		{ID: 7, Name: "sys_enter", Size: 40, Fields: []schema.Field{
+			{Name: "id", Type: schema.S32, Count: 1, Kind: schema.KindSyscall},
+			{Name: "args", Type: schema.U64, Count: 4, Offset: 8, Kind: schema.KindHex},
+		}},
+		{ID: 8, Name: "sys_exit", Size: 16, Fields: []schema.Field{
+			{Name: "id", Type: schema.S32, Count: 1, Kind: schema.KindSyscall},
+			{Name: "ret", Type: schema.S64, Count: 1, Offset: 8, Kind: schema.KindErrnoRet},
+		}},
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/rewindtrace/rewind/analyze"
+	"github.com/rewindtrace/rewind/analyze/hist"
 	"github.com/rewindtrace/rewind/analyze/report"
 	"github.com/rewindtrace/rewind/formats/openmetrics"
 	"github.com/rewindtrace/rewind/snapshot"
@@ -52,9 +53,9 @@ type analysisRun struct {
 }
 
 func analyzeFile(cliContext *cli.Context, path string) (*analysisRun, error) {
-	r, err := snapshot.Open(path)
+	r, err := openFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("open %s: %w", path, err)
+		return nil, err
 	}
 	opts, err := analyzeOptions(cliContext, r)
 	if err != nil {
@@ -81,7 +82,13 @@ func analyzeOptions(cliContext *cli.Context, r *snapshot.Reader) (analyze.Option
 	var opts analyze.Options
 	var err error
 	opts.Only = splitList(cliContext.String("only"))
+	if err := analyze.CheckNames(opts.Only); err != nil {
+		return opts, fmt.Errorf("--only: %w", err)
+	}
 	opts.Error = cliContext.Float64("error")
+	if _, err := hist.MBits(opts.Error); err != nil {
+		return opts, fmt.Errorf("--error: %w", err)
+	}
 	if opts.PIDs, err = parseIDs("--pid", cliContext.String("pid")); err != nil {
 		return opts, err
 	}

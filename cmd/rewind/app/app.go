@@ -3,7 +3,9 @@
 package app
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 
 	"github.com/urfave/cli/v2"
@@ -43,11 +45,18 @@ func openSnapshot(cliContext *cli.Context) (*snapshot.Reader, string, error) {
 		return nil, "", fmt.Errorf("%s: want one snapshot file, got %d arguments", cliContext.Command.Name, cliContext.NArg())
 	}
 	path := cliContext.Args().First()
+	r, err := openFile(path)
+	return r, path, err
+}
+
+// openFile opens a snapshot; its errors name the file once.
+func openFile(path string) (*snapshot.Reader, error) {
 	r, err := snapshot.Open(path)
-	if err != nil {
-		return nil, path, fmt.Errorf("open %s: %w", path, err)
+	var pathErr *fs.PathError
+	if err != nil && !errors.As(err, &pathErr) {
+		err = fmt.Errorf("open %s: %w", path, err)
 	}
-	return r, path, nil
+	return r, err
 }
 
 // reportDamage warns on stderr about every damaged byte range, or, with
