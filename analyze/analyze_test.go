@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"sort"
 	"testing"
+	"time"
 
 	"github.com/rewindtrace/rewind/snapshot"
 	"github.com/rewindtrace/rewind/snapshot/schema"
@@ -50,7 +51,7 @@ type ev struct {
 
 // build writes a snapshot of the events; split cuts each CPU's events into
 // chunks of at most split events (0: one chunk per CPU).
-func build(t *testing.T, events []ev, split int, procs []snapshot.Proc) *snapshot.Reader {
+func build(t *testing.T, events []ev, split int, procs []snapshot.Proc, recorded ...string) *snapshot.Reader {
 	t.Helper()
 	s := testSchema(t)
 	per := map[int][]snapshot.Event{}
@@ -88,7 +89,7 @@ func build(t *testing.T, events []ev, split int, procs []snapshot.Proc) *snapsho
 			chunks = append(chunks, snapshot.ChunkInput{CPU: cpu, Events: part, FirstSeq: part[0].Seq, NextSeq: part[len(part)-1].Seq + 1})
 		}
 	}
-	meta := &snapshot.Meta{CPUs: 2, Kernel: snapshot.Kernel{Machine: "x86_64"}}
+	meta := &snapshot.Meta{CPUs: 2, Kernel: snapshot.Kernel{Machine: "x86_64"}, Recording: snapshot.Recording{Events: recorded}}
 	return snaptest.Write(t, filepath.Join(t.TempDir(), "a.rwd"), meta, s, procs, chunks)
 }
 
@@ -218,6 +219,79 @@ func TestSyscallsPairEverywhere(t *testing.T) {
 			t.Errorf("split %d: skipped %v", split, res.Skipped)
 		}
 	}
+}
+
+// With many chunks on several CPUs, one worker, and chunks that give the
+// merge nothing to walk, the merge still takes every chunk in the order it
+// was dispatched: the window of chunks in flight never starves it. Tasks
+// migrate mid-syscall between CPUs, so the merge pairs half the calls.
+func TestManyChunksOneWorker(t *testing.T) {
+	var events []ev
+	for i := 0; i < 400; i++ {
+		ts := uint64(i) * 1000
+		tid := uint32(10 + i%3)
+		events = append(events, enter(i%2, ts, tid, 0), exit((i/7)%2, ts+400, tid, 0, 1))
+	}
+	sort.SliceStable(events, func(i, j int) bool { return events[i].ts < events[j].ts })
+	r := build(t, events, 16, nil)
+	for _, only := range [][]string{nil, {SyscallLatency}} {
+		done := make(chan error, 1)
+		var res *Result
+		go func() {
+			var err error
+			res, err = Run(r, Options{Only: only, Workers: 1})
+			done <- err
+		}()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatal(err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatalf("analysis of %v did not finish", only)
+		}
+		if s := only_(t, res); s.Hist.Count() != 400 || s.Hist.Min() != 400 || s.Hist.Max() != 400 {
+			t.Errorf("%v: %d syscalls of %d..%d ns, want 400 of 400", only, s.Hist.Count(), s.Hist.Min(), s.Hist.Max())
+		}
+	}
+}
+
+// A task that blocks in a syscall on CPU 0, returns from it on CPU 1,
+// makes another there, and comes back to CPU 0 to return from that one:
+// with switches recorded, CPU 0's chunk must not pair the first enter with
+// the second exit. Tasks that stayed on their CPU pair within the chunk.
+func TestSyscallMigratesAndReturns(t *testing.T) {
+	events := []ev{
+		enter(0, 1000, 7, 0),
+		sw(0, 1100, 7, 7, 0, 1), // blocks
+		sw(1, 2000, 0, 0, 7, 0),
+		exit(1, 2100, 7, 0, 1), // read 1: 1100 ns
+		enter(1, 3000, 7, 0),
+		sw(1, 3100, 7, 7, 0, 1),
+		sw(0, 4000, 0, 0, 7, 0),
+		exit(0, 4500, 7, 0, 1), // read 2: 1500 ns
+		enter(0, 5000, 8, 1), exit(0, 5200, 8, 1, 1), // write: 200 ns, no switch
+	}
+	for _, split := range []int{0, 2} {
+		res, err := Run(build(t, events, split, nil, "sched_switch", "sys_enter", "sys_exit"), Options{Only: []string{SyscallLatency}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := only_(t, res)
+		var got []uint64
+		for _, b := range s.Hist.Buckets() {
+			for i := uint64(0); i < b.Count; i++ {
+				got = append(got, b.Lo)
+			}
+		}
+		if len(got) != 3 || s.Hist.Min() != 200 || s.Hist.Max() != 1500 || s.Hist.Sum() != 1100+1500+200 {
+			t.Errorf("split %d: syscalls %v (min %d max %d sum %g), want 200, 1100, 1500", split, got, s.Hist.Min(), s.Hist.Max(), s.Hist.Sum())
+		}
+	}
+}
+
+func only_(t *testing.T, res *Result) *Series {
+	return only(t, res, SyscallLatency, Label{"by", "all"})
 }
 
 func TestBlockAndIRQ(t *testing.T) {

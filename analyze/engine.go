@@ -84,16 +84,22 @@ func Run(r *snapshot.Reader, opts Options) (*Result, error) {
 
 // analyzer holds what every worker shares, read-only once built.
 type analyzer struct {
-	r       *snapshot.Reader
-	opts    Options
-	m       int
-	want    map[string]bool
-	ids     eventIDs
-	kinds   []kind // by event id
-	decode  snapshot.Want
-	machine string
-	filter  *filter
-	rng     snapshot.Range
+	r    *snapshot.Reader
+	opts Options
+	m    int
+	want map[string]bool
+	// hot: the wants the per-event paths test, without a map lookup.
+	hot struct{ sched, runq, off, on, sys, bioLat, bioSize bool }
+	// switches: the snapshot recorded every sched_switch, so a task that
+	// did not switch out between a syscall's enter and exit on a CPU did
+	// not migrate.
+	switches bool
+	ids      eventIDs
+	kinds    []kind // by event id
+	decode   snapshot.Want
+	machine  string
+	filter   *filter
+	rng      snapshot.Range
 
 	procOnce sync.Once
 	procComm map[uint32]string
@@ -119,6 +125,9 @@ func newAnalyzer(r *snapshot.Reader, opts Options) (*analyzer, error) {
 	for _, name := range only {
 		a.want[name] = true
 	}
+	a.hot.runq, a.hot.off, a.hot.on = a.want[RunqLatency], a.want[OffCPU], a.want[OnCPU]
+	a.hot.sys = a.want[SyscallLatency] || a.want[Processes]
+	a.hot.bioLat, a.hot.bioSize = a.want[BioLatency], a.want[BioSize]
 	a.rng = opts.Range
 	if a.rng == (snapshot.Range{}) {
 		a.rng = snapshot.All
@@ -130,15 +139,19 @@ func newAnalyzer(r *snapshot.Reader, opts Options) (*analyzer, error) {
 	return a, nil
 }
 
-// chunkOut is what a worker hands the merge pass for one chunk.
+// chunkOut is what a worker hands the merge pass for one chunk. The merge
+// hands it back for reuse when done with it.
 type chunkOut struct {
 	cpu   int
-	sched []schedRec
-	bio   []bioRec
-	sys   []sysRec // syscall halves the chunk could not pair
+	recs  []rec    // in time order
 	irqs  []irqRec // interrupt halves the chunk could not pair
 	comms []commRec
 	err   error
+}
+
+func (o *chunkOut) reset(cpu int) {
+	o.cpu, o.err = cpu, nil
+	o.recs, o.irqs, o.comms = o.recs[:0], o.irqs[:0], o.comms[:0]
 }
 
 func (a *analyzer) run() (*Result, error) {
@@ -161,6 +174,7 @@ func (a *analyzer) run() (*Result, error) {
 		outs[i] = make(chan *chunkOut, 1)
 	}
 	inFlight := make(chan struct{}, 2*workers+2)
+	free := make(chan *chunkOut, cap(inFlight)+workers)
 	jobs := make(chan int)
 	stop := make(chan struct{})
 	ws := make([]*worker, workers)
@@ -171,7 +185,14 @@ func (a *analyzer) run() (*Result, error) {
 		go func(w *worker) {
 			defer wg.Done()
 			for j := range jobs {
-				outs[j] <- w.chunk(chunks[j])
+				var out *chunkOut
+				select {
+				case out = <-free:
+				default:
+					out = &chunkOut{}
+				}
+				w.chunk(chunks[j], out)
+				outs[j] <- out
 			}
 		}(ws[i])
 	}
@@ -190,7 +211,7 @@ func (a *analyzer) run() (*Result, error) {
 			}
 		}
 	}()
-	m := newMerger(a)
+	m := newMerger(a, free)
 	err := m.walk(chunks, outs, inFlight)
 	close(stop) // the dispatcher stops; workers finish what they hold
 	wg.Wait()
@@ -337,15 +358,21 @@ func (a *analyzer) resolve(s *schema.Schema) {
 			a.decode.Field(s, e.Name, f)
 		}
 	}
-	sched := a.want[RunqLatency] || a.want[OffCPU] || a.want[OnCPU] || a.want[Processes]
-	if sched {
+	a.hot.sched = a.want[RunqLatency] || a.want[OffCPU] || a.want[OnCPU] || a.want[Processes]
+	if a.hot.sched {
 		on(i.sw, kSwitch, "prev_comm", "next_tid", "prev_state")
 		on(i.waking, kWaking, "target_tid", "target_pid")
 		if i.wakeNew != 0 && s.ByID(i.wakeNew).Field("target_tid") >= 0 {
 			on(i.wakeNew, kWaking, "target_tid", "target_pid")
 		}
 	}
-	if a.want[SyscallLatency] || a.want[Processes] {
+	if a.hot.sys {
+		// A syscall pairs within its chunk only if its task stayed on
+		// the CPU in between, which only recorded switches can tell.
+		a.switches = i.sw != 0 && slices.Contains(a.r.Meta().Recording.Events, "sched_switch")
+		if a.switches {
+			on(i.sw, kSwitch)
+		}
 		on(i.enter, kEnter, "id")
 		on(i.exit, kExit, "id", "ret")
 	}

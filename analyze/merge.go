@@ -1,7 +1,6 @@
 package analyze
 
 import (
-	"container/heap"
 	"sort"
 	"strconv"
 
@@ -33,145 +32,187 @@ type procSums struct {
 	onCPU, offCPU, runq uint64
 }
 
-// merger walks the scheduling and block records of every chunk in time
-// order across CPUs and pairs what workers could not.
+// perPID is a histogram per process; the one over all tasks is merged
+// from them at the end.
+type perPID struct {
+	pids table[*hist.Histogram]
+}
+
+func (p *perPID) record(m int, pid uint32, d uint64) {
+	h := p.pids.at(pid)
+	if *h == nil {
+		*h = hist.New(m)
+		p.pids.used = append(p.pids.used, pid)
+	}
+	(*h).Record(d)
+}
+
+// merger walks the records of every chunk in time order across CPUs and
+// pairs what workers could not: wakeups with switches, switches out with
+// switches in, block issues with completions, syscalls a chunk left open.
 type merger struct {
-	a      *analyzer
-	tasks  table[taskState]
-	sums   table[*procSums]
-	series map[string]*Series
-	byCPU  map[uint16]*hist.Histogram
-	bio    map[uint64]bioRec // issued requests by address
-	sys    []sysRec
-	irqs   []irqRec
-	comms  map[uint32]string
-	err    error
+	a       *analyzer
+	free    chan *chunkOut // outputs done with, for workers to reuse
+	tasks   table[taskState]
+	sums    table[*procSums]
+	sysOpen table[sysOpen] // syscalls entered in one chunk, by tid
+	runq    perPID
+	off     perPID
+	on      perPID
+	runqCPU []*hist.Histogram
+	offBy   []stateHist
+	bioAll  *hist.Histogram
+	bioDev  map[devOp]*hist.Histogram
+	bio     map[uint64]rec // issued requests by address
+	irqs    []irqRec
+	comms   map[uint32]string
 	// tail counts the pairs the merge completes, as a worker would.
 	tail *worker
 }
 
-func newMerger(a *analyzer) *merger {
-	return &merger{a: a, series: map[string]*Series{}, byCPU: map[uint16]*hist.Histogram{}, bio: map[uint64]bioRec{},
+type stateHist struct {
+	state uint16
+	h     *hist.Histogram
+}
+
+func newMerger(a *analyzer, free chan *chunkOut) *merger {
+	return &merger{a: a, free: free, bioDev: map[devOp]*hist.Histogram{}, bio: map[uint64]rec{},
 		comms: map[uint32]string{}, tail: newWorker(a)}
 }
 
 // stream is one CPU's chunks, as the merge walks them.
 type stream struct {
-	queue []int // chunk indexes, in time order
+	queue []int // chunk indexes not yet received, in time order
 	cur   *chunkOut
-	s, b  int // next sched and bio record
+	i     int    // next of cur.recs
+	key   uint64 // time of the next record, or the next chunk's start
+	idx   int    // chunk index, to order ties as the chunks were dispatched
 }
 
-func (st *stream) next() uint64 {
-	ts := ^uint64(0)
-	if st.s < len(st.cur.sched) {
-		ts = st.cur.sched[st.s].ts
+// heap is a binary min-heap of streams by (key, idx).
+type streamHeap []*stream
+
+func (h streamHeap) less(a, b int) bool {
+	return h[a].key < h[b].key || h[a].key == h[b].key && h[a].idx < h[b].idx
+}
+
+func (h streamHeap) down(i int) {
+	for {
+		c := 2*i + 1
+		if c >= len(h) {
+			return
+		}
+		if c+1 < len(h) && h.less(c+1, c) {
+			c++
+		}
+		if !h.less(c, i) {
+			return
+		}
+		h[i], h[c] = h[c], h[i]
+		i = c
 	}
-	if st.b < len(st.cur.bio) && st.cur.bio[st.b].ts < ts {
-		ts = st.cur.bio[st.b].ts
+}
+
+// second is the smallest key below the root.
+func (h streamHeap) second() uint64 {
+	k := ^uint64(0)
+	for c := 1; c <= 2 && c < len(h); c++ {
+		k = min(k, h[c].key)
 	}
-	return ts
+	return k
 }
 
-type streams []*stream
-
-func (h streams) Len() int           { return len(h) }
-func (h streams) Less(i, j int) bool { return h[i].next() < h[j].next() }
-func (h streams) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
-func (h *streams) Push(x any)        { *h = append(*h, x.(*stream)) }
-func (h *streams) Pop() any {
-	old := *h
-	x := old[len(old)-1]
-	*h = old[:len(old)-1]
-	return x
-}
-
-// walk consumes the chunks' outputs as workers finish them, releasing a
-// slot of inFlight for each one done.
+// walk merges the chunks' outputs as workers finish them. A stream takes
+// its next chunk only when that chunk's start is the earliest time left,
+// so chunks are taken in the order they were dispatched: the merge never
+// waits for one the window of chunks in flight does not hold.
 func (m *merger) walk(chunks []snapshot.Section, outs []chan *chunkOut, inFlight chan struct{}) error {
 	byCPU := map[int]*stream{}
-	var order []int
+	var h streamHeap
 	for i, c := range chunks {
 		st := byCPU[c.CPU]
 		if st == nil {
-			st = &stream{}
+			st = &stream{key: c.FirstTS, idx: i}
 			byCPU[c.CPU] = st
-			order = append(order, c.CPU)
+			h = append(h, st)
 		}
 		st.queue = append(st.queue, i)
 	}
-	// load takes a stream's next chunk that has records, freeing the
-	// empty ones; it returns false when the stream is done.
-	load := func(st *stream) (bool, error) {
-		for len(st.queue) > 0 {
-			out := <-outs[st.queue[0]]
-			st.queue = st.queue[1:]
-			<-inFlight
-			if out.err != nil {
-				return false, out.err
-			}
-			m.take(out)
-			if len(out.sched)+len(out.bio) > 0 {
-				st.cur, st.s, st.b = out, 0, 0
-				return true, nil
-			}
-		}
-		return false, nil
+	for i := len(h)/2 - 1; i >= 0; i-- {
+		h.down(i)
 	}
-	var h streams
-	for _, cpu := range order {
-		st := byCPU[cpu]
-		ok, err := load(st)
-		if err != nil {
-			return err
-		}
-		if ok {
-			h = append(h, st)
-		}
-	}
-	heap.Init(&h)
 	for len(h) > 0 {
 		st := h[0]
-		if st.b < len(st.cur.bio) && (st.s >= len(st.cur.sched) || st.cur.bio[st.b].ts < st.cur.sched[st.s].ts) {
-			m.bioEvent(st.cur.bio[st.b])
-			st.b++
+		if st.cur == nil {
+			// Its next chunk is due: take it.
+			j := st.queue[0]
+			st.queue = st.queue[1:]
+			out := <-outs[j]
+			<-inFlight
+			if out.err != nil {
+				return out.err
+			}
+			m.take(out)
+			st.cur, st.i, st.idx = out, 0, j
 		} else {
-			m.sched(&st.cur.sched[st.s])
-			st.s++
-		}
-		if st.s >= len(st.cur.sched) && st.b >= len(st.cur.bio) {
-			ok, err := load(st)
-			if err != nil {
-				return err
+			// Its records up to the next stream's time.
+			limit := h.second()
+			recs := st.cur.recs
+			i := st.i
+			for ; i < len(recs) && recs[i].ts <= limit; i++ {
+				m.record(&recs[i])
 			}
-			if !ok {
-				heap.Pop(&h)
-				continue
+			st.i = i
+		}
+		if st.i < len(st.cur.recs) {
+			st.key = st.cur.recs[st.i].ts
+		} else {
+			m.release(st.cur)
+			st.cur = nil
+			if len(st.queue) == 0 {
+				h[0] = h[len(h)-1]
+				h = h[:len(h)-1]
+			} else {
+				st.key, st.idx = chunks[st.queue[0]].FirstTS, st.queue[0]
 			}
 		}
-		heap.Fix(&h, 0)
+		h.down(0)
 	}
-	return m.err
+	return nil
 }
 
-// take keeps what a chunk's worker left unpaired.
+// release hands an output back for reuse.
+func (m *merger) release(out *chunkOut) {
+	select {
+	case m.free <- out:
+	default:
+	}
+}
+
+// take keeps what a chunk's worker left for the end.
 func (m *merger) take(out *chunkOut) {
-	m.sys = append(m.sys, out.sys...)
 	m.irqs = append(m.irqs, out.irqs...)
 	for _, c := range out.comms {
 		m.comms[c.pid] = c.comm
 	}
 }
 
-func (m *merger) hist(name, unit string, labels ...Label) *hist.Histogram {
-	s := &Series{Name: name, Labels: labels, Unit: unit}
-	key := name + "\x00" + Labels(labels).key()
-	if have, ok := m.series[key]; ok {
-		return have.Hist
+// record advances the merge by one record.
+func (m *merger) record(r *rec) {
+	switch r.kind {
+	case rSwitch, rWake:
+		m.sched(r)
+	case rIssue, rComplete:
+		m.bioEvent(r)
+	case rEnter:
+		*m.sysOpen.at(r.tid) = sysOpen{ts: r.ts, id: int32(r.a), pid: r.pid, ok: true}
+	case rExit:
+		o := m.sysOpen.at(r.tid)
+		if o.ok && o.id == int32(r.a) && r.ts >= o.ts {
+			m.tail.syscall(o.id, o.pid, r.ts-o.ts, int64(r.x))
+		}
+		*o = sysOpen{}
 	}
-	s.Hist = hist.New(m.a.m)
-	m.series[key] = s
-	return s.Hist
 }
 
 func (m *merger) sum(pid uint32) *procSums {
@@ -186,15 +227,15 @@ func (m *merger) sum(pid uint32) *procSums {
 func pidLabel(pid uint32) Label { return Label{"pid", strconv.Itoa(int(pid))} }
 
 // sched advances the scheduling state machine by one record.
-func (m *merger) sched(r *schedRec) {
+func (m *merger) sched(r *rec) {
 	a, f := m.a, m.a.filter
-	if r.wake {
-		if r.other == 0 {
+	if r.kind == rWake {
+		if r.a == 0 {
 			return
 		}
-		t := m.tasks.at(r.other)
-		if r.otherPID != 0 {
-			t.pid = r.otherPID
+		t := m.tasks.at(r.a)
+		if r.b != 0 {
+			t.pid = r.b
 		}
 		// A wakeup of a task already runnable or running changes nothing.
 		if t.onSince == 0 && t.runnable == 0 {
@@ -210,9 +251,8 @@ func (m *merger) sched(r *schedRec) {
 		keep := cpuOK && f.task(r.tid, r.pid)
 		if t.onSince != 0 && r.ts >= t.onSince && keep {
 			d := r.ts - t.onSince
-			if a.want[OnCPU] {
-				m.hist(OnCPU, UnitNanoseconds, Label{"by", "all"}).Record(d)
-				m.hist(OnCPU, UnitNanoseconds, Label{"by", "process"}, pidLabel(r.pid)).Record(d)
+			if a.hot.on {
+				m.on.record(a.m, r.pid, d)
 			}
 			m.sum(r.pid).onCPU += d
 		}
@@ -224,24 +264,22 @@ func (m *merger) sched(r *schedRec) {
 		}
 	}
 	// The task switching in.
-	if r.other == 0 {
+	if r.a == 0 {
 		return
 	}
-	t := m.tasks.at(r.other)
-	keep := cpuOK && f.task(r.other, t.pid)
+	t := m.tasks.at(r.a)
+	keep := cpuOK && f.task(r.a, t.pid)
 	if t.runnable != 0 && r.ts >= t.runnable && keep {
 		d := r.ts - t.runnable
-		if a.want[RunqLatency] && t.woken {
-			m.hist(RunqLatency, UnitNanoseconds, Label{"by", "all"}).Record(d)
-			h := m.byCPU[r.cpu]
-			if h == nil {
-				h = m.hist(RunqLatency, UnitNanoseconds, Label{"by", "cpu"}, Label{"cpu", strconv.Itoa(int(r.cpu))})
-				m.byCPU[r.cpu] = h
+		if a.hot.runq && t.woken {
+			m.runq.record(a.m, t.pid, d)
+			for int(r.cpu) >= len(m.runqCPU) {
+				m.runqCPU = append(m.runqCPU, nil)
 			}
-			h.Record(d)
-			if t.pid != 0 {
-				m.hist(RunqLatency, UnitNanoseconds, Label{"by", "process"}, pidLabel(t.pid)).Record(d)
+			if m.runqCPU[r.cpu] == nil {
+				m.runqCPU[r.cpu] = hist.New(a.m)
 			}
+			m.runqCPU[r.cpu].Record(d)
 		}
 		if t.pid != 0 {
 			m.sum(t.pid).runq += d
@@ -249,18 +287,27 @@ func (m *merger) sched(r *schedRec) {
 	}
 	if t.offSince != 0 && r.ts >= t.offSince && keep {
 		d := r.ts - t.offSince
-		if a.want[OffCPU] {
-			m.hist(OffCPU, UnitNanoseconds, Label{"by", "all"}).Record(d)
-			m.hist(OffCPU, UnitNanoseconds, Label{"by", "state"}, Label{"state", stateName(t.offState)}).Record(d)
-			if t.pid != 0 {
-				m.hist(OffCPU, UnitNanoseconds, Label{"by", "process"}, pidLabel(t.pid)).Record(d)
-			}
+		if a.hot.off {
+			m.off.record(a.m, t.pid, d)
+			m.offState(t.offState).Record(d)
 		}
 		if t.pid != 0 {
 			m.sum(t.pid).offCPU += d
 		}
 	}
 	t.onSince, t.runnable, t.offSince, t.woken = r.ts, 0, 0, false
+}
+
+// offState returns the off-CPU histogram of a task state.
+func (m *merger) offState(state uint16) *hist.Histogram {
+	for _, s := range m.offBy {
+		if s.state == state {
+			return s.h
+		}
+	}
+	h := hist.New(m.a.m)
+	m.offBy = append(m.offBy, stateHist{state, h})
+	return h
 }
 
 // stateName names a report-encoded task state as ftrace prints it.
@@ -281,32 +328,38 @@ func stateName(s uint16) string {
 }
 
 // bioEvent pairs a request's issue with its completion.
-func (m *merger) bioEvent(r bioRec) {
-	if !r.complete {
-		m.bio[r.rq] = r
+func (m *merger) bioEvent(r *rec) {
+	if r.kind == rIssue {
+		m.bio[r.x] = *r
 		return
 	}
-	is, ok := m.bio[r.rq]
+	is, ok := m.bio[r.x]
 	if !ok || r.ts < is.ts {
 		return
 	}
-	delete(m.bio, r.rq)
-	if !m.a.want[BioLatency] || !m.a.filter.task(is.pid, is.pid) {
+	delete(m.bio, r.x)
+	if !m.a.hot.bioLat || !m.a.filter.task(is.tid, is.pid) {
 		return
 	}
 	d := r.ts - is.ts
-	m.hist(BioLatency, UnitNanoseconds, Label{"by", "all"}).Record(d)
-	m.hist(BioLatency, UnitNanoseconds, Label{"by", "device"}, Label{"dev", devName(is.dev)}, Label{"op", string(is.op)}).Record(d)
+	if m.bioAll == nil {
+		m.bioAll = hist.New(m.a.m)
+	}
+	m.bioAll.Record(d)
+	key := devOp{is.a, is.op}
+	if m.bioDev[key] == nil {
+		m.bioDev[key] = hist.New(m.a.m)
+	}
+	m.bioDev[key].Record(d)
 }
 
 // collect pairs the leftovers and adds the merge's series to the result.
 func (m *merger) collect(series map[string]*Series, res *Result) error {
-	m.pairSyscalls()
 	m.pairIRQs()
 	if err := m.tail.collect(series, res); err != nil {
 		return err
 	}
-	for _, s := range m.series {
+	for _, s := range m.series() {
 		if err := mergeSeries(series, s); err != nil {
 			return err
 		}
@@ -352,25 +405,37 @@ func (m *merger) withComm(l Labels) Labels {
 	return append(out, Label{"comm", m.comm(uint32(pid))})
 }
 
-// pairSyscalls matches the enters and exits chunks left open: migrated
-// tasks, chunk boundaries.
-func (m *merger) pairSyscalls() {
-	if !m.a.want[SyscallLatency] && !m.a.want[Processes] {
-		return
-	}
-	sort.Slice(m.sys, func(i, j int) bool {
-		if m.sys[i].tid != m.sys[j].tid {
-			return m.sys[i].tid < m.sys[j].tid
-		}
-		return m.sys[i].ts < m.sys[j].ts
-	})
-	for i := 0; i+1 < len(m.sys); i++ {
-		e, x := m.sys[i], m.sys[i+1]
-		if e.enter && !x.enter && e.tid == x.tid && e.id == x.id {
-			m.tail.syscall(e.id, e.pid, x.ts-e.ts, x.ret)
-			i++
+// series are the merge's histograms, labelled.
+func (m *merger) series() []*Series {
+	var out []*Series
+	add := func(name, unit string, h *hist.Histogram, labels ...Label) {
+		if h != nil && h.Count() > 0 {
+			out = append(out, &Series{Name: name, Labels: labels, Unit: unit, Hist: h})
 		}
 	}
+	for _, p := range []struct {
+		name string
+		h    *perPID
+	}{{RunqLatency, &m.runq}, {OffCPU, &m.off}, {OnCPU, &m.on}} {
+		all := hist.New(m.a.m)
+		for _, pid := range p.h.pids.used {
+			h, _ := p.h.pids.get(pid)
+			all.Merge(h)
+			add(p.name, UnitNanoseconds, h, Label{"by", "process"}, pidLabel(pid))
+		}
+		add(p.name, UnitNanoseconds, all, Label{"by", "all"})
+	}
+	for cpu, h := range m.runqCPU {
+		add(RunqLatency, UnitNanoseconds, h, Label{"by", "cpu"}, Label{"cpu", strconv.Itoa(cpu)})
+	}
+	for _, s := range m.offBy {
+		add(OffCPU, UnitNanoseconds, s.h, Label{"by", "state"}, Label{"state", stateName(s.state)})
+	}
+	add(BioLatency, UnitNanoseconds, m.bioAll, Label{"by", "all"})
+	for k, h := range m.bioDev {
+		add(BioLatency, UnitNanoseconds, h, Label{"by", "device"}, Label{"dev", devName(k.dev)}, Label{"op", string(k.op)})
+	}
+	return out
 }
 
 // pairIRQs matches interrupt entries and exits a chunk boundary split.
@@ -440,3 +505,4 @@ func errnoName(errno int) string {
 	}
 	return strconv.Itoa(errno)
 }
+

@@ -9,33 +9,31 @@ import (
 	"github.com/rewindtrace/rewind/snapshot"
 )
 
-// Records the merge pass walks.
-type schedRec struct {
+// recKind says what a merge record is.
+type recKind uint8
+
+const (
+	rNone     recKind = iota // cancelled
+	rSwitch                  // tid/pid switch out, a switches in; state
+	rWake                    // tid/pid wakes a (its pid b)
+	rIssue                   // pid issues block request x on device a, b bytes; op
+	rComplete                // request x on device a completes; err
+	rEnter                   // tid/pid entered syscall a
+	rExit                    // tid/pid left syscall a, returning x, with no enter in its chunk
+)
+
+// rec is one record the merge walks in time order across CPUs: what
+// needs both sides of a CPU, or of a chunk, to be paired.
+type rec struct {
 	ts       uint64
-	tid, pid uint32 // the task switching out, or the waker
-	other    uint32 // next tid, or the woken tid
-	otherPID uint32 // the woken task's pid (wakeups)
+	x        uint64 // block request address; syscall return value
+	tid, pid uint32
+	a, b     uint32 // see recKind
 	state    uint16 // prev_state (switches)
 	cpu      uint16
-	wake     bool
-}
-
-type bioRec struct {
-	ts, rq   uint64
-	dev      uint32
-	bytes    uint32
-	pid      uint32
-	op       byte // R, W, D, F or N
-	complete bool
-	err      uint8
-}
-
-type sysRec struct {
-	ts       uint64
-	tid, pid uint32
-	id       int32
-	ret      int64
-	enter    bool
+	kind     recKind
+	op       byte  // R, W, D, F or N (block requests)
+	err      uint8 // block completions
 }
 
 type irqRec struct {
@@ -69,13 +67,12 @@ type worker struct {
 	comms    table[bool]
 
 	// Accumulated.
-	sysAll     *hist.Histogram
-	sysByNR    [maxSyscall]*hist.Histogram
 	sysCount   [maxSyscall]uint64
 	sysErrors  map[uint64]uint64 // nr << 16 | errno
-	sysByPID   table[*hist.Histogram]
+	sysByPID   table[*sysHists]
 	procs      table[*procAgg]
-	irqHist    map[string]*hist.Histogram // by irq number and name
+	irqHist    map[irqKey]*hist.Histogram
+	strs       map[string]string // interned names
 	softHist   [16]*hist.Histogram
 	bioSize    map[devOp]*hist.Histogram
 	faults     table[[2]uint64] // by pid: user, kernel
@@ -89,10 +86,58 @@ type worker struct {
 }
 
 type sysOpen struct {
-	ts  uint64
-	id  int32
-	pid uint32
-	ok  bool
+	ts   uint64
+	id   int32
+	pid  uint32
+	rec      int32 // the enter's record in the chunk's output
+	ok       bool
+	seen     bool // in the table's used list
+	switched bool // switched out since, or switches not recorded
+}
+
+// sysHists are one process's syscall latencies by syscall number, in pages
+// allocated as numbers are first seen.
+type sysHists [maxSyscall / 64]*[64]*hist.Histogram
+
+func (s *sysHists) at(nr int) **hist.Histogram {
+	p := &s[nr/64]
+	if *p == nil {
+		*p = new([64]*hist.Histogram)
+	}
+	return &(*p)[nr%64]
+}
+
+// each calls fn for each syscall number with a histogram.
+func (s *sysHists) each(fn func(nr int, h *hist.Histogram) error) error {
+	for pi, p := range s {
+		if p == nil {
+			continue
+		}
+		for i, h := range p {
+			if h != nil {
+				if err := fn(pi*64+i, h); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// irqKey is an interrupt line and its handler's name.
+type irqKey struct {
+	num  int32
+	name string
+}
+
+// intern returns b as a string, allocating once per distinct value.
+func (w *worker) intern(b []byte) string {
+	if s, ok := w.strs[string(b)]; ok {
+		return s
+	}
+	s := string(b)
+	w.strs[s] = s
+	return s
 }
 
 type irqOpen struct {
@@ -118,7 +163,7 @@ type procAgg struct {
 }
 
 func newWorker(a *analyzer) *worker {
-	return &worker{a: a, sysAll: hist.New(a.m), sysErrors: map[uint64]uint64{}, irqHist: map[string]*hist.Histogram{},
+	return &worker{a: a, sysErrors: map[uint64]uint64{}, irqHist: map[irqKey]*hist.Histogram{}, strs: map[string]string{},
 		bioSize: map[devOp]*hist.Histogram{}, typeCounts: make([]uint64, len(a.kinds)), lostByCPU: map[int]uint64{}}
 }
 
@@ -133,18 +178,18 @@ func (w *worker) proc(pid uint32) *procAgg {
 	return *p
 }
 
-// chunk reads and analyses one chunk.
-func (w *worker) chunk(sec snapshot.Section) *chunkOut {
-	out := &chunkOut{cpu: sec.CPU}
+// chunk reads and analyses one chunk into out.
+func (w *worker) chunk(sec snapshot.Section, out *chunkOut) {
+	out.reset(sec.CPU)
 	c := &w.c
 	if err := w.a.r.ReadChunkWant(sec, c, &w.a.decode); err != nil {
 		var ce *snapshot.CorruptionError
 		if errors.As(err, &ce) {
 			w.damaged++ // reported by the reader's Damage
-			return out
+			return
 		}
 		out.err = err
-		return out
+		return
 	}
 	w.lost += c.Lost
 	w.lostByCPU[c.CPU] += c.Lost
@@ -185,18 +230,24 @@ func (w *worker) chunk(sec snapshot.Section) *chunkOut {
 		tid, pid := c.TID[i], c.PID[i]
 		switch a.kinds[t] {
 		case kSwitch:
-			r := schedRec{ts: ts, tid: tid, pid: pid, cpu: cpu}
+			if o := w.sysOpen.at(tid); o.ok {
+				o.switched = true // it may run elsewhere before it returns
+			}
+			if !a.hot.sched {
+				continue
+			}
+			r := rec{ts: ts, kind: rSwitch, tid: tid, pid: pid, cpu: cpu}
 			if swNext != nil {
-				r.other = uint32(swNext.Uint(row))
+				r.a = uint32(swNext.Uint(row))
 			}
 			if swState != nil {
 				r.state = uint16(swState.Uint(row))
 			}
-			out.sched = append(out.sched, r)
+			out.recs = append(out.recs, r)
 			if swComm != nil && pid != 0 {
 				if seen := w.comms.at(pid); !*seen {
 					w.comms.set(pid, true)
-					out.comms = append(out.comms, commRec{pid, string(swComm.Bytes(row))})
+					out.comms = append(out.comms, commRec{pid, w.intern(swComm.Bytes(row))})
 				}
 			}
 		case kWaking:
@@ -207,20 +258,26 @@ func (w *worker) chunk(sec snapshot.Section) *chunkOut {
 			if tc == nil {
 				continue
 			}
-			r := schedRec{ts: ts, tid: tid, pid: pid, cpu: cpu, wake: true, other: uint32(tc.Uint(row))}
+			r := rec{ts: ts, kind: rWake, tid: tid, pid: pid, cpu: cpu, a: uint32(tc.Uint(row))}
 			if pc != nil {
-				r.otherPID = uint32(pc.Uint(row))
+				r.b = uint32(pc.Uint(row))
 			}
-			out.sched = append(out.sched, r)
+			out.recs = append(out.recs, r)
 		case kEnter:
 			if !local || enID == nil || !f.task(tid, pid) {
 				continue
 			}
+			// Every enter goes to the merge, in time order, unless its exit
+			// turns up in this chunk, with the task on this CPU all along,
+			// and cancels it: the merge pairs the others in time order over
+			// all CPUs.
 			nr := int32(enID.Int(row))
-			if o := w.sysOpen.at(tid); o.ok {
-				out.sys = append(out.sys, sysRec{ts: o.ts, tid: tid, pid: o.pid, id: o.id, enter: true})
+			o := w.sysOpen.at(tid)
+			if !o.seen {
+				w.sysOpen.used = append(w.sysOpen.used, tid)
 			}
-			w.sysOpen.set(tid, sysOpen{ts: ts, id: nr, pid: pid, ok: true})
+			*o = sysOpen{ts: ts, id: nr, pid: pid, ok: true, seen: true, switched: !a.switches, rec: int32(len(out.recs))}
+			out.recs = append(out.recs, rec{ts: ts, kind: rEnter, tid: tid, pid: pid, a: uint32(nr)})
 			w.sysCount[sysIndex(nr)]++
 			w.proc(pid).syscalls++
 		case kExit:
@@ -229,18 +286,16 @@ func (w *worker) chunk(sec snapshot.Section) *chunkOut {
 			}
 			nr, ret := int32(exID.Int(row)), exRet.Int(row)
 			o := w.sysOpen.at(tid)
-			if o.ok && o.id == nr && ts >= o.ts {
+			if o.ok && !o.switched && o.id == nr && ts >= o.ts {
 				w.syscall(nr, pid, ts-o.ts, ret)
-				*o = sysOpen{}
+				out.recs[o.rec].kind = rNone
+				*o = sysOpen{seen: true}
 				continue
 			}
-			if o.ok {
-				out.sys = append(out.sys, sysRec{ts: o.ts, tid: tid, pid: o.pid, id: o.id, enter: true})
-				*o = sysOpen{}
-			}
-			out.sys = append(out.sys, sysRec{ts: ts, tid: tid, pid: pid, id: nr, ret: ret})
+			*o = sysOpen{seen: o.seen}
+			out.recs = append(out.recs, rec{ts: ts, kind: rExit, tid: tid, pid: pid, a: uint32(nr), x: uint64(ret)})
 		case kIssue, kComplete:
-			out.bio = append(out.bio, w.bio(c, i, t == ids.complete, local))
+			out.recs = append(out.recs, w.bio(c, i, t == ids.complete, local))
 		case kIRQEntry:
 			if irqE == nil || !local {
 				continue
@@ -248,7 +303,7 @@ func (w *worker) chunk(sec snapshot.Section) *chunkOut {
 			num := int32(irqE.Int(row))
 			name := ""
 			if irqName != nil {
-				name = string(irqName.Bytes(row))
+				name = w.intern(irqName.Bytes(row))
 			}
 			if num < 0 || num >= int32(len(w.irqOpen)) {
 				continue
@@ -305,13 +360,6 @@ func (w *worker) chunk(sec snapshot.Section) *chunkOut {
 			w.proc(pid).faults++
 		}
 	}
-	// What is still open at the chunk's end may close in a later chunk, or
-	// on another CPU: the merge pairs it.
-	for _, tid := range w.sysOpen.used {
-		if o := w.sysOpen.at(tid); o.ok {
-			out.sys = append(out.sys, sysRec{ts: o.ts, tid: tid, pid: o.pid, id: o.id, enter: true})
-		}
-	}
 	w.sysOpen.reset()
 	for num := range w.irqOpen {
 		if o := &w.irqOpen[num]; o.ok {
@@ -326,7 +374,6 @@ func (w *worker) chunk(sec snapshot.Section) *chunkOut {
 		}
 	}
 	w.comms.reset()
-	return out
 }
 
 func sysIndex(nr int32) int {
@@ -338,21 +385,22 @@ func sysIndex(nr int32) int {
 
 // syscall counts one syscall that returned, d ns after it entered.
 func (w *worker) syscall(nr int32, pid uint32, d uint64, ret int64) {
-	if !w.a.want[SyscallLatency] && !w.a.want[Processes] {
+	if !w.a.hot.sys {
 		return
 	}
+	// One histogram per process and syscall; the totals, by syscall and
+	// by process, are merged from them at the end.
 	i := sysIndex(nr)
-	if w.sysByNR[i] == nil {
-		w.sysByNR[i] = w.newHist()
-	}
-	w.sysByNR[i].Record(d)
-	w.sysAll.Record(d)
 	ph := w.sysByPID.at(pid)
 	if *ph == nil {
-		*ph = w.newHist()
+		*ph = &sysHists{}
 		w.sysByPID.used = append(w.sysByPID.used, pid)
 	}
-	(*ph).Record(d)
+	h := (*ph).at(i)
+	if *h == nil {
+		*h = w.newHist()
+	}
+	(*h).Record(d)
 	p := w.proc(pid)
 	p.sysNS += d
 	if ret < 0 && ret > -4096 {
@@ -362,7 +410,7 @@ func (w *worker) syscall(nr int32, pid uint32, d uint64, ret int64) {
 }
 
 func (w *worker) irq(num int32, name string, d uint64) {
-	key := strconv.Itoa(int(num)) + "\x00" + name
+	key := irqKey{num, name}
 	h := w.irqHist[key]
 	if h == nil {
 		h = w.newHist()
@@ -379,7 +427,7 @@ func (w *worker) softirq(vec int, d uint64) {
 }
 
 // bio extracts a block request event and counts issued sizes.
-func (w *worker) bio(c *snapshot.Chunk, i int, complete, local bool) bioRec {
+func (w *worker) bio(c *snapshot.Chunk, i int, complete, local bool) rec {
 	ids := &w.a.ids
 	ev, dev, bytes, rwbs, rq := ids.issue, ids.rqDev, ids.rqBytes, ids.rqRWBS, ids.rqRQ
 	if complete {
@@ -392,27 +440,27 @@ func (w *worker) bio(c *snapshot.Chunk, i int, complete, local bool) bioRec {
 		}
 		return 0
 	}
-	r := bioRec{ts: c.TS[i], rq: get(rq), dev: uint32(get(dev)), bytes: uint32(get(bytes)), pid: c.PID[i], complete: complete, op: 'N'}
+	r := rec{ts: c.TS[i], kind: rIssue, x: get(rq), a: uint32(get(dev)), b: uint32(get(bytes)), tid: c.TID[i], pid: c.PID[i], op: 'N'}
 	if col := c.Column(ev, rwbs); col != nil {
 		r.op = rwOp(col.Bytes(row))
 	}
 	if complete {
-		r.err = uint8(get(ids.cError))
+		r.kind, r.err = rComplete, uint8(get(ids.cError))
 		return r
 	}
 	if local && w.a.filter.task(c.TID[i], c.PID[i]) {
-		if w.a.want[BioSize] {
-			key := devOp{r.dev, r.op}
+		if w.a.hot.bioSize {
+			key := devOp{r.a, r.op}
 			h := w.bioSize[key]
 			if h == nil {
 				h = hist.NewExact(w.a.m, exactSizes)
 				w.bioSize[key] = h
 			}
-			h.Record(uint64(r.bytes))
+			h.Record(uint64(r.b))
 		}
 		p := w.proc(r.pid)
 		p.ioOps++
-		p.ioBytes += uint64(r.bytes)
+		p.ioBytes += uint64(r.b)
 	}
 	return r
 }
@@ -446,17 +494,28 @@ func (w *worker) collect(series map[string]*Series, res *Result) error {
 		return mergeSeries(series, &Series{Name: name, Labels: labels, Unit: unit, Hist: h})
 	}
 	if a.want[SyscallLatency] {
-		if err := add(SyscallLatency, UnitNanoseconds, w.sysAll, Label{"by", "all"}); err != nil {
-			return err
-		}
-		for nr, h := range w.sysByNR {
-			if err := add(SyscallLatency, UnitNanoseconds, h, Label{"by", "syscall"}, Label{"syscall", syscallName(a.machine, nr)}); err != nil {
+		all, byNR := w.newHist(), make([]*hist.Histogram, maxSyscall)
+		for _, pid := range w.sysByPID.used {
+			sh, _ := w.sysByPID.get(pid)
+			byPID := w.newHist()
+			err := sh.each(func(nr int, h *hist.Histogram) error {
+				if byNR[nr] == nil {
+					byNR[nr] = w.newHist()
+				}
+				return errors.Join(all.Merge(h), byNR[nr].Merge(h), byPID.Merge(h))
+			})
+			if err != nil {
+				return err
+			}
+			if err := add(SyscallLatency, UnitNanoseconds, byPID, Label{"by", "process"}, Label{"pid", strconv.Itoa(int(pid))}); err != nil {
 				return err
 			}
 		}
-		for _, pid := range w.sysByPID.used {
-			h, _ := w.sysByPID.get(pid)
-			if err := add(SyscallLatency, UnitNanoseconds, h, Label{"by", "process"}, Label{"pid", strconv.Itoa(int(pid))}); err != nil {
+		if err := add(SyscallLatency, UnitNanoseconds, all, Label{"by", "all"}); err != nil {
+			return err
+		}
+		for nr, h := range byNR {
+			if err := add(SyscallLatency, UnitNanoseconds, h, Label{"by", "syscall"}, Label{"syscall", syscallName(a.machine, nr)}); err != nil {
 				return err
 			}
 		}
@@ -472,8 +531,7 @@ func (w *worker) collect(series map[string]*Series, res *Result) error {
 	}
 	if a.want[IRQ] {
 		for key, h := range w.irqHist {
-			num, name := splitKey(key)
-			if err := add(IRQ, UnitNanoseconds, h, Label{"irq", num}, Label{"name", name}); err != nil {
+			if err := add(IRQ, UnitNanoseconds, h, Label{"irq", strconv.Itoa(int(key.num))}, Label{"name", key.name}); err != nil {
 				return err
 			}
 		}
@@ -504,15 +562,6 @@ func (w *worker) collect(series map[string]*Series, res *Result) error {
 		}
 	}
 	return nil
-}
-
-func splitKey(key string) (string, string) {
-	for i := 0; i < len(key); i++ {
-		if key[i] == 0 {
-			return key[:i], key[i+1:]
-		}
-	}
-	return key, ""
 }
 
 func syscallName(machine string, nr int) string {

@@ -61,38 +61,41 @@ func (c *Chunk) Column(typ uint16, field int) *Column {
 
 // Column holds one field of every event of one type in a chunk.
 type Column struct {
-	Field schema.Field
-	N     int // rows
-	width int // bytes per stored element (fixed columns)
-	data  []byte
-	offs  []uint32 // string columns: row i is data[offs[2i]:offs[2i+1]]
+	Field  schema.Field
+	N      int // rows
+	width  int // bytes per stored element (fixed columns)
+	stride int // bytes per row: width × Field.Count
+	signed bool
+	data   []byte
+	offs   []uint32 // string columns: row i is data[offs[2i]:offs[2i+1]]
 }
 
 // Uint returns the first element of row as an unsigned integer.
-func (c *Column) Uint(row int) uint64 { return c.UintAt(row, 0) }
+func (c *Column) Uint(row int) uint64 { return c.at(row * c.stride) }
 
 // UintAt returns element elem of row.
-func (c *Column) UintAt(row, elem int) uint64 {
-	i := (row*c.Field.Count + elem) * c.width
+func (c *Column) UintAt(row, elem int) uint64 { return c.at(row*c.stride + elem*c.width) }
+
+// at reads the element at byte offset i, sign-extending signed fields.
+func (c *Column) at(i int) uint64 {
 	switch c.width {
 	case 1:
-		v := uint64(c.data[i])
-		if c.Field.Type.Signed() {
-			return uint64(int64(int8(v)))
+		if c.signed {
+			return uint64(int64(int8(c.data[i])))
 		}
-		return v
+		return uint64(c.data[i])
 	case 2:
-		v := uint64(le.Uint16(c.data[i:]))
-		if c.Field.Type.Signed() {
+		v := le.Uint16(c.data[i:])
+		if c.signed {
 			return uint64(int64(int16(v)))
 		}
-		return v
+		return uint64(v)
 	case 4:
-		v := uint64(le.Uint32(c.data[i:]))
-		if c.Field.Type.Signed() {
+		v := le.Uint32(c.data[i:])
+		if c.signed {
 			return uint64(int64(int32(v)))
 		}
-		return v
+		return uint64(v)
 	}
 	return le.Uint64(c.data[i:])
 }
@@ -329,12 +332,14 @@ func (c *Chunk) unpack(stored []byte, codec uint8, rawLen int) ([]byte, error) {
 			c.bufs = append(c.bufs, nil)
 		}
 		// The decoder stops at the buffer's capacity (WithDecodeAllCapLimit),
-		// so a damaged frame cannot make it produce more than rawLen bytes.
+		// so a damaged frame cannot make it produce more than rawLen+slack
+		// bytes; the slack lets it copy in 16-byte blocks, its fast path.
+		const slack = 64
 		buf := c.bufs[c.nbuf]
-		if cap(buf) < rawLen || cap(buf) > 2*rawLen+4096 {
-			buf = make([]byte, 0, rawLen)
+		if cap(buf) < rawLen+slack || cap(buf) > 2*rawLen+4096 {
+			buf = make([]byte, 0, rawLen+slack)
 		}
-		out, err := dec.DecodeAll(stored, buf[:0:rawLen])
+		out, err := dec.DecodeAll(stored, buf[:0:rawLen+slack])
 		if err != nil {
 			return nil, fmt.Errorf("zstd: %w", err)
 		}
@@ -384,9 +389,16 @@ func decodeDelta(dst []uint64, raw []byte, base uint64) error {
 	pos := 0
 	for i := range dst {
 		var u uint64
-		if pos < len(raw) && raw[pos] < 0x80 {
+		// Time deltas mostly take one to three bytes: those without a loop.
+		if pos+2 < len(raw) && raw[pos] < 0x80 {
 			u = uint64(raw[pos])
 			pos++
+		} else if pos+2 < len(raw) && raw[pos+1] < 0x80 {
+			u = uint64(raw[pos]&0x7f) | uint64(raw[pos+1])<<7
+			pos += 2
+		} else if pos+2 < len(raw) && raw[pos+2] < 0x80 {
+			u = uint64(raw[pos]&0x7f) | uint64(raw[pos+1]&0x7f)<<7 | uint64(raw[pos+2])<<14
+			pos += 3
 		} else {
 			v, k := binary.Uvarint(raw[pos:])
 			if k <= 0 {
@@ -468,7 +480,7 @@ func decodeField(col *Column, f schema.Field, enc uint8, width int, raw []byte, 
 	if values != rows*f.Count || len(raw) != values*width {
 		return fmt.Errorf("%d values in %d bytes for %d rows of %d", values, len(raw), rows, f.Count)
 	}
-	col.width = width
+	col.width, col.stride, col.signed = width, width*f.Count, f.Type.Signed()
 	col.data = raw
 	return nil
 }

@@ -85,7 +85,18 @@ func Bounds(i int, m uint) (lo, hi uint64) {
 }
 
 // Record counts one value.
-func (h *Histogram) Record(v uint64) { h.RecordN(v, 1) }
+func (h *Histogram) Record(v uint64) {
+	i := Index(v, h.m) - h.offset
+	if uint(i) >= uint(len(h.counts)) || h.exact != nil {
+		h.RecordN(v, 1)
+		return
+	}
+	h.counts[i]++
+	h.count++
+	h.sum += float64(v)
+	h.min = min(h.min, v)
+	h.max = max(h.max, v)
+}
 
 // RecordN counts n occurrences of v.
 func (h *Histogram) RecordN(v, n uint64) {

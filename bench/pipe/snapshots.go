@@ -36,23 +36,26 @@ func startPipes() (stop func(), err error) {
 	var cmds []*exec.Cmd
 	for cpu := 0; cpu < cpuCount(); cpu++ {
 		c := exec.Command("taskset", "-c", strconv.Itoa(cpu), "perf", "bench", "sched", "pipe", "-l", "100000000")
+		// perf bench forks the two ends of the pipe: each run gets a
+		// process group, so that stopping it stops them too.
+		c.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 		if err := c.Start(); err != nil {
-			for _, c := range cmds {
-				c.Process.Kill()
-				c.Wait()
-			}
+			killGroups(cmds)
 			return nil, err
 		}
 		cmds = append(cmds, c)
 	}
-	stopAll := func() {
-		for _, c := range cmds {
-			c.Process.Kill()
-			c.Wait()
-		}
-	}
+	stopAll := func() { killGroups(cmds) }
 	cleanups = append(cleanups, stopAll)
 	return stopAll, nil
+}
+
+// killGroups kills the commands' process groups and reaps the commands.
+func killGroups(cmds []*exec.Cmd) {
+	for _, c := range cmds {
+		syscall.Kill(-c.Process.Pid, syscall.SIGKILL)
+		c.Wait()
+	}
 }
 
 // snapshotLatency fills 64 MiB rings on every CPU with pipe workloads that
