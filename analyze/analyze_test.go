@@ -269,7 +269,7 @@ func TestSyscallMigratesAndReturns(t *testing.T) {
 		enter(1, 3000, 7, 0),
 		sw(1, 3100, 7, 7, 0, 1),
 		sw(0, 4000, 0, 0, 7, 0),
-		exit(0, 4500, 7, 0, 1), // read 2: 1500 ns
+		exit(0, 4500, 7, 0, 1),                       // read 2: 1500 ns
 		enter(0, 5000, 8, 1), exit(0, 5200, 8, 1, 1), // write: 200 ns, no switch
 	}
 	for _, split := range []int{0, 2} {
@@ -286,6 +286,33 @@ func TestSyscallMigratesAndReturns(t *testing.T) {
 		}
 		if len(got) != 3 || s.Hist.Min() != 200 || s.Hist.Max() != 1500 || s.Hist.Sum() != 1100+1500+200 {
 			t.Errorf("split %d: syscalls %v (min %d max %d sum %g), want 200, 1100, 1500", split, got, s.Hist.Min(), s.Hist.Max(), s.Hist.Sum())
+		}
+	}
+}
+
+// A process not in the process table is named after the name its main
+// thread last switched out under: exec renames it, its threads' own names
+// do not.
+func TestProcessNameAfterExec(t *testing.T) {
+	named := func(e ev, comm string) ev { e.f["prev_comm"] = comm; return e }
+	events := []ev{
+		named(sw(0, 1000, 50, 50, 0, 1), "bash"),
+		sw(0, 1500, 0, 0, 50, 0),
+		named(sw(0, 2000, 50, 50, 0, 1), "gzip"), // after exec
+		sw(0, 2500, 0, 0, 51, 0),
+		named(sw(0, 3000, 51, 50, 0, 1), "gzip-worker"), // a thread
+	}
+	for _, split := range []int{0, 1} {
+		res, err := Run(build(t, events, split, nil), Options{Only: []string{OffCPU}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s := res.Find(OffCPU, Label{"by", "process"}, Label{"pid", "50"}, Label{"comm", "gzip"}); s == nil {
+			var have []string
+			for _, h := range res.Histograms {
+				have = append(have, h.Labels.key())
+			}
+			t.Errorf("split %d: no offcpu series for pid 50 named gzip; have %q", split, have)
 		}
 	}
 }

@@ -279,6 +279,22 @@ func (a *analyzer) finish(res *Result, series map[string]*Series, ws []*worker, 
 			res.Skipped[Processes] = "no events of any process in the snapshot (or the selection)"
 		}
 	}
+	// An analysis whose events are there but none of them selected, or
+	// none of them complete (an exit without its enter), says so too.
+	have := map[string]bool{}
+	for _, s := range res.Histograms {
+		have[s.Name] = true
+	}
+	for _, c := range res.Counters {
+		if c.Name == "page_faults" {
+			have[Faults] = true
+		}
+	}
+	for _, name := range All {
+		if _, skipped := res.Skipped[name]; a.want[name] && name != Processes && !skipped && !have[name] {
+			res.Skipped[name] = "no samples in the selection"
+		}
+	}
 	res.sortResult()
 }
 

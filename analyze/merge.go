@@ -65,7 +65,7 @@ type merger struct {
 	bioDev  map[devOp]*hist.Histogram
 	bio     map[uint64]rec // issued requests by address
 	irqs    []irqRec
-	comms   map[uint32]string
+	comms   map[uint32]commRec
 	// tail counts the pairs the merge completes, as a worker would.
 	tail *worker
 }
@@ -77,7 +77,7 @@ type stateHist struct {
 
 func newMerger(a *analyzer, free chan *chunkOut) *merger {
 	return &merger{a: a, free: free, bioDev: map[devOp]*hist.Histogram{}, bio: map[uint64]rec{},
-		comms: map[uint32]string{}, tail: newWorker(a)}
+		comms: map[uint32]commRec{}, tail: newWorker(a)}
 }
 
 // stream is one CPU's chunks, as the merge walks them.
@@ -193,7 +193,9 @@ func (m *merger) release(out *chunkOut) {
 func (m *merger) take(out *chunkOut) {
 	m.irqs = append(m.irqs, out.irqs...)
 	for _, c := range out.comms {
-		m.comms[c.pid] = c.comm
+		if have, ok := m.comms[c.pid]; !ok || c.main || !have.main {
+			m.comms[c.pid] = c
+		}
 	}
 }
 
@@ -392,7 +394,7 @@ func (m *merger) comm(pid uint32) string {
 	if c, ok := m.a.procs()[pid]; ok {
 		return c
 	}
-	return m.comms[pid]
+	return m.comms[pid].comm
 }
 
 func (m *merger) withComm(l Labels) Labels {
@@ -505,4 +507,3 @@ func errnoName(errno int) string {
 	}
 	return strconv.Itoa(errno)
 }
-

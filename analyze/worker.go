@@ -45,9 +45,12 @@ type irqRec struct {
 	name  string
 }
 
+// commRec is a process's name as a chunk last saw it: its main thread's
+// name when main, else one of its threads'.
 type commRec struct {
 	pid  uint32
 	comm string
+	main bool
 }
 
 // maxSyscall bounds the syscall numbers histograms are kept for by number;
@@ -64,7 +67,7 @@ type worker struct {
 	sysOpen  table[sysOpen]
 	irqOpen  [1024]irqOpen
 	softOpen [16]irqOpen
-	comms    table[bool]
+	comms    table[int32] // index+1 of each pid's entry in the output's comms
 
 	// Accumulated.
 	sysCount   [maxSyscall]uint64
@@ -86,9 +89,9 @@ type worker struct {
 }
 
 type sysOpen struct {
-	ts   uint64
-	id   int32
-	pid  uint32
+	ts       uint64
+	id       int32
+	pid      uint32
 	rec      int32 // the enter's record in the chunk's output
 	ok       bool
 	seen     bool // in the table's used list
@@ -245,9 +248,14 @@ func (w *worker) chunk(sec snapshot.Section, out *chunkOut) {
 			}
 			out.recs = append(out.recs, r)
 			if swComm != nil && pid != 0 {
-				if seen := w.comms.at(pid); !*seen {
-					w.comms.set(pid, true)
-					out.comms = append(out.comms, commRec{pid, w.intern(swComm.Bytes(row))})
+				// The name a process's main thread last switched out under
+				// (exec renames), else any of its threads' names.
+				name := swComm.Bytes(row)
+				if k := w.comms.at(pid); *k == 0 {
+					out.comms = append(out.comms, commRec{pid, w.intern(name), tid == pid})
+					w.comms.set(pid, int32(len(out.comms)))
+				} else if c := &out.comms[*k-1]; tid == pid && (!c.main || c.comm != string(name)) {
+					c.comm, c.main = w.intern(name), true
 				}
 			}
 		case kWaking:

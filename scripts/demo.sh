@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # demo.sh: record this machine for a few seconds while a small workload runs,
-# then show what the snapshot holds. Run through `sudo make demo`.
+# then show what the snapshot holds and its histograms. Run through
+# `sudo make demo`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ "$(id -u)" != 0 ]; then
@@ -49,4 +50,7 @@ echo
 echo "== the workload's dd, as it started: bin/rewind view --event sched_process_exec,sys_enter,sys_exit $snap | grep -m 10 ' dd '"
 bin/rewind view --event sched_process_exec,sys_enter,sys_exit "$snap" | grep -m 10 ' dd ' || true
 echo
-echo "The snapshot stays in $out."
+echo "== the histograms: bin/rewind analyze --only runq_latency,syscall_latency,bio_latency,processes --top 5 $snap"
+bin/rewind analyze --only runq_latency,syscall_latency,bio_latency,processes --top 5 "$snap"
+echo
+echo "The snapshot stays in $out: bin/rewind analyze $snap shows every analysis."

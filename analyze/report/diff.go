@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"sort"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 
@@ -117,6 +118,15 @@ func Diff(sa Snapshot, a *analyze.Result, sb Snapshot, b *analyze.Result) DiffRe
 	return d
 }
 
+// formatChange prints a relative change as a percentage, or as a factor
+// from doubling up.
+func formatChange(c float64) string {
+	if c >= 1 {
+		return "×" + strconv.FormatFloat(c+1, 'g', 3, 64)
+	}
+	return fmt.Sprintf("%+.0f%%", c*100)
+}
+
 // byName drops the pid label of a series that has a process name.
 func byName(s *analyze.Series) *analyze.Series {
 	if s.Labels.Get("pid") == "" || s.Labels.Get("comm") == "" {
@@ -211,7 +221,7 @@ func WriteDiffText(w io.Writer, d DiffResult, top int) error {
 			}
 			s := formatValue(get(r.Before), r.Unit) + " → " + formatValue(get(r.After), r.Unit)
 			if c, ok := r.Change[pct]; ok {
-				s += fmt.Sprintf(" (%+.0f%%)", c*100)
+				s += " (" + formatChange(c) + ")"
 			}
 			return s
 		}

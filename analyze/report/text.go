@@ -56,7 +56,9 @@ func WriteText(w io.Writer, snap Snapshot, res *analyze.Result, opts TextOptions
 			writeCounters(w, res, "page_faults", "page faults per process", []string{"pid", "comm", "kind"}, opts.Top)
 			continue
 		case analyze.Processes:
-			writeProcesses(w, res, opts.Top)
+			if len(res.Processes) > 0 {
+				writeProcesses(w, res, opts.Top)
+			}
 			continue
 		}
 		var group []*analyze.Series

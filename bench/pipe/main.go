@@ -44,6 +44,7 @@ var (
 	rounds    = flag.Int("rounds", 5, "rounds; each runs every variant once, in shuffled order")
 	bufMiB    = flag.Int("buffer-mib", 64, "ring size per CPU for every tracer, MiB")
 	outFile   = flag.String("o", "", "also write the markdown report to this file")
+	sections  = flag.String("sections", "record,snapshots,history,analysis", "which sections to run, comma-separated")
 )
 
 const tracepoints = "sched:sched_switch,raw_syscalls:sys_enter,raw_syscalls:sys_exit"
@@ -57,6 +58,13 @@ type tracer struct {
 
 func main() {
 	flag.Parse()
+	if *pipePairOnly {
+		if err := pipePair(); err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if err := run(); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		cleanup()
@@ -101,9 +109,57 @@ func run() error {
 	}
 	cleanups = append(cleanups, func() { os.RemoveAll(dir) })
 
+	on := map[string]bool{}
+	for _, sec := range strings.Split(*sections, ",") {
+		switch sec {
+		case "record", "snapshots", "history", "analysis":
+			on[sec] = true
+		default:
+			return fmt.Errorf("-sections: unknown section %q (record, snapshots, history, analysis)", sec)
+		}
+	}
+	var report string
+	if on["record"] {
+		r, err := recordCost(dir)
+		if err != nil {
+			return err
+		}
+		report += r
+	}
+	if on["snapshots"] {
+		snaps, err := snapshotLatency(dir)
+		if err != nil {
+			return err
+		}
+		report += snaps.render()
+	}
+	if on["history"] {
+		hist, err := historyTier(dir)
+		if err != nil {
+			return err
+		}
+		report += hist.render()
+	}
+	if on["analysis"] {
+		a, err := analysisBench(dir)
+		if err != nil {
+			return err
+		}
+		report += a.render()
+	}
+	fmt.Print(report)
+	if *outFile != "" {
+		return os.WriteFile(*outFile, []byte(report), 0o644)
+	}
+	return nil
+}
+
+// recordCost is the first section: what recording costs per event, side
+// by side, and the snapshot's bytes per event.
+func recordCost(dir string) (string, error) {
 	perOp, err := eventsPerOp()
 	if err != nil {
-		return err
+		return "", err
 	}
 	fmt.Fprintf(os.Stderr, "bench: %.2f events per op (perf stat)\n", perOp)
 
@@ -125,12 +181,12 @@ func run() error {
 			t := tracers[i]
 			stop, err := t.start(dir)
 			if err != nil {
-				return fmt.Errorf("start %s: %w", t.name, err)
+				return "", fmt.Errorf("start %s: %w", t.name, err)
 			}
 			us, werr := workload()
 			cpu, serr := stop()
 			if err := errors.Join(werr, serr); err != nil {
-				return fmt.Errorf("%s: %w", t.name, err)
+				return "", fmt.Errorf("%s: %w", t.name, err)
 			}
 			times[t.name] = append(times[t.name], us)
 			cpus[t.name] = append(cpus[t.name], cpu)
@@ -139,24 +195,9 @@ func run() error {
 	}
 	size, err := snapshotSize(dir)
 	if err != nil {
-		return err
+		return "", err
 	}
-	report := render(tracers, times, cpus, perOp, size)
-	snaps, err := snapshotLatency(dir)
-	if err != nil {
-		return err
-	}
-	report += snaps.render()
-	hist, err := historyTier(dir)
-	if err != nil {
-		return err
-	}
-	report += hist.render()
-	fmt.Print(report)
-	if *outFile != "" {
-		return os.WriteFile(*outFile, []byte(report), 0o644)
-	}
-	return nil
+	return render(tracers, times, cpus, perOp, size), nil
 }
 
 var usPerOp = regexp.MustCompile(`([0-9.]+) usecs/op`)
