@@ -317,6 +317,64 @@ func TestProcessNameAfterExec(t *testing.T) {
 	}
 }
 
+// Analysing ten times the events allocates about the same: nothing per
+// event, only per chunk, series and process.
+func TestNoPerEventAllocation(t *testing.T) {
+	allocs := func(n int) float64 {
+		var events []ev
+		for i := 0; i < n; i++ {
+			ts := uint64(i) * 1000
+			tid := uint32(10 + i%4)
+			events = append(events, sw(i%2, ts, tid, tid, tid+1, 1), wake(i%2, ts+100, tid, tid+2, tid+2),
+				enter(i%2, ts+200, tid, i%3), exit((i/5)%2, ts+700, tid, i%3, -11))
+		}
+		r := build(t, events, 4096, nil, "sched_switch", "sched_waking", "sys_enter", "sys_exit")
+		return testing.AllocsPerRun(3, func() {
+			if _, err := Run(r, Options{Workers: 1}); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+	small, large := allocs(5000), allocs(50000)
+	t.Logf("allocations: %.0f for 20000 events, %.0f for 200000", small, large)
+	// Chunks are 4096 events: ten times the events is ten times the
+	// chunks, each a few allocations (reading its payload, decompressing).
+	if perEvent := (large - small) / 180000; perEvent > 0.01 {
+		t.Errorf("%.3f allocations per event (%.0f for 20000 events, %.0f for 200000)", perEvent, small, large)
+	}
+}
+
+// Switches that were not recorded (a recording filter, the recorder's own
+// threads, lost events) leave a CPU's switches inconsistent: the slices
+// they bound are not measured, instead of reaching to the next switch seen.
+func TestUnrecordedSwitch(t *testing.T) {
+	events := []ev{
+		sw(0, 1000, 0, 0, 100, 0),   // 100 runs
+		sw(0, 2000, 100, 100, 0, 1), // 100 sleeps: a 1000 ns slice
+		sw(0, 2500, 0, 0, 100, 0),   // 100 runs again...
+		// ...100 → 200 at 3000, not recorded
+		sw(0, 4000, 200, 200, 0, 1), // 200 leaves: its start unknown
+		// 0 → 100 at 8000, not recorded
+		sw(0, 9000, 100, 100, 0, 1), // 100 leaves: not a 6500 ns slice
+		sw(0, 9500, 0, 0, 100, 0),   // 100 runs after a 500 ns sleep
+		sw(0, 9700, 100, 100, 0, 1), // a 200 ns slice
+	}
+	for _, split := range []int{0, 2} {
+		res, err := Run(build(t, events, split, nil), Options{Only: []string{OnCPU, OffCPU}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		on := only(t, res, OnCPU, Label{"by", "all"})
+		if on.Hist.Count() != 2 || on.Hist.Min() != 200 || on.Hist.Max() != 1000 {
+			t.Errorf("split %d: on-CPU %d slices, %d..%d; want 200 and 1000 ns", split, on.Hist.Count(), on.Hist.Min(), on.Hist.Max())
+		}
+		off := only(t, res, OffCPU, Label{"by", "all"})
+		if off.Hist.Count() != 2 || off.Hist.Min() != 500 || off.Hist.Max() != 500 {
+			t.Errorf("split %d: off-CPU %d, %d..%d; want two of 500 ns", split, off.Hist.Count(), off.Hist.Min(), off.Hist.Max())
+		}
+	}
+}
+
 func only_(t *testing.T, res *Result) *Series {
 	return only(t, res, SyscallLatency, Label{"by", "all"})
 }

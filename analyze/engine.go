@@ -382,13 +382,13 @@ func (a *analyzer) resolve(s *schema.Schema) {
 			on(i.wakeNew, kWaking, "target_tid", "target_pid")
 		}
 	}
+	// Switches name processes that exited before the snapshot, for every
+	// per-process output.
+	on(i.sw, kSwitch, "prev_comm")
 	if a.hot.sys {
 		// A syscall pairs within its chunk only if its task stayed on
 		// the CPU in between, which only recorded switches can tell.
 		a.switches = i.sw != 0 && slices.Contains(a.r.Meta().Recording.Events, "sched_switch")
-		if a.switches {
-			on(i.sw, kSwitch)
-		}
 		on(i.enter, kEnter, "id")
 		on(i.exit, kExit, "id", "ret")
 	}

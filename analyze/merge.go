@@ -22,6 +22,7 @@ type taskState struct {
 	runnable uint64 // runnable since (woken or preempted), 0 when not
 	offSince uint64 // switched out not runnable at, 0 when not
 	offState uint16
+	cpu      uint16 // where it was switched in
 	// woken: runnable since a wakeup rather than a preemption. Only waits
 	// after a wakeup are run-queue latency; all count as time runnable.
 	woken bool
@@ -60,6 +61,12 @@ type merger struct {
 	off     perPID
 	on      perPID
 	runqCPU []*hist.Histogram
+	// current is each CPU's running thread as the switches tell it, +1
+	// (0: not known yet). A switch whose previous task is not the one the
+	// last switch put on the CPU shows switches that were not recorded —
+	// a recording filter, the recorder's own threads, lost events — and
+	// the slices they bound are not measured.
+	current []uint32
 	offBy   []stateHist
 	bioAll  *hist.Histogram
 	bioDev  map[devOp]*hist.Histogram
@@ -246,12 +253,24 @@ func (m *merger) sched(r *rec) {
 		return
 	}
 	cpuOK := f.cpu(int(r.cpu))
+	for int(r.cpu) >= len(m.current) {
+		m.current = append(m.current, 0)
+	}
+	cur := &m.current[r.cpu]
+	seen := *cur == 0 || *cur-1 == r.tid
+	if !seen && *cur-1 != 0 {
+		// The task the CPU last switched to left it unseen.
+		if gone := m.tasks.at(*cur - 1); gone.onSince != 0 && gone.cpu == r.cpu {
+			gone.onSince, gone.runnable, gone.offSince = 0, 0, 0
+		}
+	}
+	*cur = r.a + 1
 	// The task switching out.
 	if r.tid != 0 {
 		t := m.tasks.at(r.tid)
 		t.pid = r.pid
 		keep := cpuOK && f.task(r.tid, r.pid)
-		if t.onSince != 0 && r.ts >= t.onSince && keep {
+		if t.onSince != 0 && r.ts >= t.onSince && keep && seen && t.cpu == r.cpu {
 			d := r.ts - t.onSince
 			if a.hot.on {
 				m.on.record(a.m, r.pid, d)
@@ -297,7 +316,7 @@ func (m *merger) sched(r *rec) {
 			m.sum(t.pid).offCPU += d
 		}
 	}
-	t.onSince, t.runnable, t.offSince, t.woken = r.ts, 0, 0, false
+	t.onSince, t.runnable, t.offSince, t.woken, t.cpu = r.ts, 0, 0, false, r.cpu
 }
 
 // offState returns the off-CPU histogram of a task state.
@@ -403,8 +422,12 @@ func (m *merger) withComm(l Labels) Labels {
 		return l
 	}
 	pid, _ := strconv.Atoi(p)
+	comm := m.comm(uint32(pid))
+	if comm == "" {
+		return l
+	}
 	out := append(Labels{}, l...)
-	return append(out, Label{"comm", m.comm(uint32(pid))})
+	return append(out, Label{"comm", comm})
 }
 
 // series are the merge's histograms, labelled.

@@ -236,17 +236,6 @@ func (w *worker) chunk(sec snapshot.Section, out *chunkOut) {
 			if o := w.sysOpen.at(tid); o.ok {
 				o.switched = true // it may run elsewhere before it returns
 			}
-			if !a.hot.sched {
-				continue
-			}
-			r := rec{ts: ts, kind: rSwitch, tid: tid, pid: pid, cpu: cpu}
-			if swNext != nil {
-				r.a = uint32(swNext.Uint(row))
-			}
-			if swState != nil {
-				r.state = uint16(swState.Uint(row))
-			}
-			out.recs = append(out.recs, r)
 			if swComm != nil && pid != 0 {
 				// The name a process's main thread last switched out under
 				// (exec renames), else any of its threads' names.
@@ -258,6 +247,17 @@ func (w *worker) chunk(sec snapshot.Section, out *chunkOut) {
 					c.comm, c.main = w.intern(name), true
 				}
 			}
+			if !a.hot.sched {
+				continue
+			}
+			r := rec{ts: ts, kind: rSwitch, tid: tid, pid: pid, cpu: cpu}
+			if swNext != nil {
+				r.a = uint32(swNext.Uint(row))
+			}
+			if swState != nil {
+				r.state = uint16(swState.Uint(row))
+			}
+			out.recs = append(out.recs, r)
 		case kWaking:
 			tc, pc := wkTID, wkPID
 			if t == ids.wakeNew {

@@ -53,7 +53,7 @@ func WriteText(w io.Writer, snap Snapshot, res *analyze.Result, opts TextOptions
 		}
 		switch name {
 		case analyze.Faults:
-			writeCounters(w, res, "page_faults", "page faults per process", []string{"pid", "comm", "kind"}, opts.Top)
+			writeCounters(w, res, "page_faults", "== faults: page faults per process", []string{"pid", "comm", "kind"}, opts.Top, snap.DurationNS)
 			continue
 		case analyze.Processes:
 			if len(res.Processes) > 0 {
@@ -72,8 +72,8 @@ func WriteText(w io.Writer, snap Snapshot, res *analyze.Result, opts TextOptions
 		}
 		writeAnalysis(w, name, group, opts.Top)
 		if name == analyze.SyscallLatency {
-			writeCounters(w, res, "syscalls", "calls per syscall", []string{"syscall"}, opts.Top)
-			writeCounters(w, res, "syscall_errors", "errors per syscall", []string{"syscall", "errno"}, opts.Top)
+			writeCounters(w, res, "syscalls", "  calls per syscall", []string{"syscall"}, opts.Top, snap.DurationNS)
+			writeCounters(w, res, "syscall_errors", "  errors per syscall", []string{"syscall", "errno"}, opts.Top, 0)
 		}
 	}
 	return nil
@@ -215,7 +215,9 @@ func sig3(f float64) string {
 	return strconv.FormatFloat(f, 'f', 2, 64)
 }
 
-func writeCounters(w io.Writer, res *analyze.Result, name, title string, labels []string, top int) {
+// writeCounters writes the counters of one name as a table, with a rate
+// per second when span (ns) is given; it reports whether there were any.
+func writeCounters(w io.Writer, res *analyze.Result, name, title string, labels []string, top int, span uint64) bool {
 	var rows []analyze.Counter
 	for _, c := range res.Counters {
 		if c.Name == name {
@@ -223,11 +225,15 @@ func writeCounters(w io.Writer, res *analyze.Result, name, title string, labels 
 		}
 	}
 	if len(rows) == 0 {
-		return
+		return false
 	}
-	fmt.Fprintf(w, "\n  %s:\n", title)
+	fmt.Fprintf(w, "\n%s:\n", title)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintf(tw, "  %s\tcount\n", strings.Join(labels, "\t"))
+	head := "  " + strings.Join(labels, "\t") + "\tcount"
+	if span > 0 {
+		head += "\tper second"
+	}
+	fmt.Fprintln(tw, head)
 	for i, c := range rows {
 		if i >= top {
 			fmt.Fprintf(tw, "  (%d more)\n", len(rows)-top)
@@ -237,9 +243,14 @@ func writeCounters(w io.Writer, res *analyze.Result, name, title string, labels 
 		for _, l := range labels {
 			vals = append(vals, c.Labels.Get(l))
 		}
-		fmt.Fprintf(tw, "  %s\t%d\n", strings.Join(vals, "\t"), c.Value)
+		line := fmt.Sprintf("  %s\t%d", strings.Join(vals, "\t"), c.Value)
+		if span > 0 {
+			line += "\t" + sig3(float64(c.Value)/(float64(span)/1e9))
+		}
+		fmt.Fprintln(tw, line)
 	}
 	tw.Flush()
+	return true
 }
 
 func writeProcesses(w io.Writer, res *analyze.Result, top int) {
