@@ -42,3 +42,8 @@ echo "deps.sh: installing ${pkgs[*]}" >&2
 export DEBIAN_FRONTEND=noninteractive
 $sudo apt-get update -qq >/dev/null
 $sudo apt-get install -y -qq --no-install-recommends "${pkgs[@]}" >/dev/null
+# The tests want promtool, not the Prometheus server the package starts
+# where systemd runs: stop and disable the service this install started.
+if [[ " ${pkgs[*]} " == *" prometheus "* ]] && have systemctl && systemctl is-active -q prometheus 2>/dev/null; then
+	$sudo systemctl disable --now prometheus >/dev/null 2>&1 || true
+fi

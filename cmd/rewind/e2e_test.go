@@ -322,7 +322,12 @@ func TestTruncatedSnapshot(t *testing.T) {
 	if !strings.Contains(v.stdout, "id=110(getppid)") {
 		t.Fatalf("view does not name syscalls: %q", v.stdout[:200])
 	}
-	for _, cmd := range []string{"info", "view"} {
+	a := run(t, "analyze", "--format", "json", cut)
+	var out analyzeOut
+	if a.code != 0 || !strings.Contains(a.stderr, "damaged bytes") || json.Unmarshal([]byte(a.stdout), &out) != nil {
+		t.Fatalf("analyze on a truncated file: exit %d, stderr %q", a.code, a.stderr)
+	}
+	for _, cmd := range []string{"info", "view", "analyze"} {
 		s := run(t, cmd, "--strict", cut)
 		if s.code != 1 || !strings.Contains(s.stderr, "damaged bytes") {
 			t.Fatalf("%s --strict on a truncated file: exit %d, stderr %q", cmd, s.code, s.stderr)
