@@ -614,6 +614,7 @@ func TestAnalyzeBadInput(t *testing.T) {
 		{[]string{"analyze", "--pid", "x", snap}, `--pid "x"`},
 		{[]string{"analyze", "--cpu", "-1", snap}, `--cpu "-1"`},
 		{[]string{"analyze", "--to", "soon", snap}, `--to "soon"`},
+		{[]string{"analyze", "--top", "0", snap}, "--top 0"},
 		{[]string{"analyze", filepath.Join(t.TempDir(), "missing.rwd")}, "no such file"},
 		{[]string{"diff", snap}, "want two snapshot files"},
 		{[]string{"diff", "--format", "openmetrics", snap, snap}, `--format "openmetrics"`},

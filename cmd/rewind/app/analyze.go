@@ -81,6 +81,9 @@ func analyzeFile(cliContext *cli.Context, path string) (*analysisRun, error) {
 func analyzeOptions(cliContext *cli.Context, r *snapshot.Reader) (analyze.Options, error) {
 	var opts analyze.Options
 	var err error
+	if top := cliContext.Int("top"); top < 1 {
+		return opts, fmt.Errorf("--top %d: want at least 1", top)
+	}
 	opts.Only = splitList(cliContext.String("only"))
 	if err := analyze.CheckNames(opts.Only); err != nil {
 		return opts, fmt.Errorf("--only: %w", err)
