@@ -25,10 +25,11 @@ const (
 	Softirq        = "softirq"
 	Faults         = "faults"
 	Processes      = "processes"
+	CounterRates   = "counters"
 )
 
 // All lists every analysis.
-var All = []string{RunqLatency, OffCPU, OnCPU, SyscallLatency, BioLatency, BioSize, IRQ, Softirq, Faults, Processes}
+var All = []string{RunqLatency, OffCPU, OnCPU, SyscallLatency, BioLatency, BioSize, IRQ, Softirq, Faults, Processes, CounterRates}
 
 // needs lists, per analysis, the events it cannot do without.
 var needs = map[string][]string{
@@ -228,6 +229,11 @@ func (a *analyzer) run() (*Result, error) {
 	if err := m.collect(series, res); err != nil {
 		return nil, err
 	}
+	if a.want[CounterRates] {
+		if res.Rates, err = a.rates(); err != nil {
+			return nil, err
+		}
+	}
 	a.finish(res, series, ws, m)
 	return res, nil
 }
@@ -289,6 +295,10 @@ func (a *analyzer) finish(res *Result, series map[string]*Series, ws []*worker, 
 		if c.Name == "page_faults" {
 			have[Faults] = true
 		}
+	}
+	have[CounterRates] = len(res.Rates) > 0
+	if a.want[CounterRates] && len(a.r.SeriesSections()) == 0 {
+		res.Skipped[CounterRates] = "no counter series in the snapshot (recorded with --counters none, or by a rewind before format 1.1)"
 	}
 	for _, name := range All {
 		if _, skipped := res.Skipped[name]; a.want[name] && name != Processes && !skipped && !have[name] {

@@ -60,6 +60,12 @@ func childMain(mode, arg string) error {
 	case "hog":
 		for {
 		}
+	case "burst":
+		// Idle, 200 ms of CPU, idle again.
+		time.Sleep(2 * time.Second)
+		for end := time.Now().Add(200 * time.Millisecond); time.Now().Before(end); {
+		}
+		time.Sleep(2500 * time.Millisecond)
 	default:
 		return fmt.Errorf("unknown child mode")
 	}
@@ -149,7 +155,13 @@ func startKid(t *testing.T, mode string, cpu int, arg string) (*testchild.Child,
 // recordWhile records events while fn runs and returns the snapshot.
 func recordWhile(t *testing.T, events []string, fn func()) *snapshot.Reader {
 	t.Helper()
-	rec, err := record.Start(record.Config{Events: events, BufferSize: 16 << 20, Version: "test"})
+	return recordConfig(t, record.Config{Events: events, Counters: []string{"none"}}, fn)
+}
+
+func recordConfig(t *testing.T, cfg record.Config, fn func()) *snapshot.Reader {
+	t.Helper()
+	cfg.BufferSize, cfg.Version = 16<<20, "test"
+	rec, err := record.Start(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -313,5 +325,39 @@ func TestRunqLatencyUnderContention(t *testing.T) {
 	slack := 1 + hist.DefaultError
 	if float64(busy) < float64(delay)/2/slack || float64(busy) > float64(delay)*slack {
 		t.Errorf("runq p99 %d ns with hogs, outside [½, 1] × the task's own delay p99 %d ns", busy, delay)
+	}
+}
+
+// A 200 ms burst of CPU inside 5 s of idle: sampled every 10 ms, the CPU's
+// busy time shows the burst (a 10 ms interval above 90%) that its 5 s
+// average (under 15%) hides. The oversampling argument, demonstrated.
+func TestCounterBurst(t *testing.T) {
+	testkernel.Require(t)
+	cpu := runtime.NumCPU() - 1
+	k, _ := startKid(t, "burst", cpu, "")
+	r := recordConfig(t, record.Config{Events: []string{"sched_switch"}, Counters: []string{"cpu"}, CounterRate: 100}, func() {
+		k.Go(t)
+		k.Wait(t, time.Minute)
+	})
+	res, err := Run(r, Options{Only: []string{CounterRates}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var busy *Rates
+	for i := range res.Rates {
+		if x := &res.Rates[i]; x.Name == "busy" && x.Labels.Get("cpu") == strconv.Itoa(cpu) {
+			busy = x
+		}
+	}
+	if busy == nil {
+		t.Fatalf("no busy{cpu=%d} rate in %d rates", cpu, len(res.Rates))
+	}
+	max, mean := busy.Max/1e9, busy.Mean/1e9
+	t.Logf("cpu %d busy over %d intervals: max %.0f%% of an interval, mean %.1f%%", cpu, busy.Intervals, max*100, mean*100)
+	if max <= 0.9 || mean >= 0.15 {
+		t.Errorf("busy max %.0f%%, mean %.1f%%: want a max above 90%% and a mean below 15%%", max*100, mean*100)
+	}
+	if busy.Intervals < 450 {
+		t.Errorf("%d intervals in about 4.7 s at 100 Hz", busy.Intervals)
 	}
 }

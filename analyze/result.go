@@ -77,6 +77,8 @@ type Result struct {
 	Histograms []*Series
 	Counters   []Counter
 	Processes  []Process
+	// Rates are the counter series' per-interval rates and levels.
+	Rates []Rates
 	// Skipped says, per analysis asked for but not run, why: usually that
 	// the snapshot lacks its events.
 	Skipped map[string]string

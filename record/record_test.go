@@ -16,6 +16,7 @@ import (
 
 	"github.com/rewindtrace/rewind/internal/testchild"
 	"github.com/rewindtrace/rewind/internal/testkernel"
+	"github.com/rewindtrace/rewind/record/counters"
 	"github.com/rewindtrace/rewind/ringbuf"
 	"github.com/rewindtrace/rewind/snapshot"
 	"github.com/rewindtrace/rewind/snapshot/schema"
@@ -495,4 +496,53 @@ func TestHistoryTierEvicts(t *testing.T) {
 			}
 		})
 	}
+}
+
+// 3 s of recording at 100 Hz hold 300 ± 3 samples of every counter series,
+// and the sampler reports what it cannot read and what it cost.
+func TestCounterSamples(t *testing.T) {
+	testkernel.Require(t)
+	rec, err := Start(Config{Events: []string{"sched_switch"}, BufferSize: 1 << 20, Counters: []string{"all"}, CounterRate: 100, Version: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rec.Close()
+	time.Sleep(3 * time.Second)
+	path := filepath.Join(t.TempDir(), "counters.rwd")
+	res, err := rec.Snapshot(path, snapshot.Trigger{Kind: snapshot.TriggerManual})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := snaptest.Open(t, path)
+	secs := r.SeriesSections()
+	if len(secs) < len(rec.Counters().Sources()) {
+		t.Fatalf("%d series for %d sources", len(secs), len(rec.Counters().Sources()))
+	}
+	var samples uint64
+	for _, sec := range secs {
+		s, err := r.ReadSeries(sec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		samples += uint64(len(s.TS))
+		if n := len(s.TS); n < 297 || n > 303 {
+			t.Errorf("%s: %d samples in 3 s at 100 Hz", s.Source, n)
+		}
+		if s.Missed > 3 {
+			t.Errorf("%s: %d samples missed", s.Source, s.Missed)
+		}
+	}
+	if samples != res.Samples {
+		t.Errorf("snapshot says %d samples, the file holds %d", res.Samples, samples)
+	}
+	c := r.Meta().Recording.Counters
+	if c == nil || c.SamplerCPUNS == 0 || c.Sources["cpu"] != 100 || c.KeepNS != uint64(counters.DefaultKeep) {
+		t.Fatalf("meta: %+v", c)
+	}
+	for _, hw := range []string{"perf cycles", "perf instructions"} {
+		if _, hasPMU := c.Unavailable[hw]; !hasPMU {
+			t.Logf("%s counted here: this machine has a PMU", hw)
+		}
+	}
+	t.Logf("%d series, %d samples; sampler CPU %v over ~3 s; unavailable: %v", len(secs), samples, time.Duration(c.SamplerCPUNS), c.Unavailable)
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/rewindtrace/rewind/bpf"
 	"github.com/rewindtrace/rewind/internal/sysx"
+	"github.com/rewindtrace/rewind/record/counters"
 	"github.com/rewindtrace/rewind/ringbuf"
 	"github.com/rewindtrace/rewind/snapshot"
 	"github.com/rewindtrace/rewind/snapshot/schema"
@@ -37,6 +38,13 @@ type Config struct {
 	// bytes in all and this old. Either may be zero, not both.
 	HistoryBytes uint64
 	HistoryAge   time.Duration
+	// Counters are the counter sources to sample (counters.Config.Sources:
+	// nil means the default set, "none" none), CounterRate their rate (0:
+	// counters.DefaultRate) and CounterKeep how long samples are kept (0:
+	// counters.DefaultKeep, or HistoryAge when that is longer).
+	Counters    []string
+	CounterRate float64
+	CounterKeep time.Duration
 	// Version names the recorder in snapshots.
 	Version string
 }
@@ -68,6 +76,7 @@ type Recorder struct {
 	filter   snapshot.Filter
 
 	drain    *drainer // the compressed tier's, or nil
+	counters *counters.Sampler
 	started  uint64
 	startRef snapshot.ClockRef
 
@@ -168,6 +177,13 @@ func Start(cfg Config) (_ *Recorder, err error) {
 			return nil, err
 		}
 	}
+	keep := cfg.CounterKeep
+	if keep == 0 {
+		keep = max(counters.DefaultKeep, cfg.HistoryAge)
+	}
+	if r.counters, err = counters.Start(counters.Config{Sources: cfg.Counters, RateHz: cfg.CounterRate, Keep: keep, CPUs: cpus}); err != nil {
+		return nil, err
+	}
 	return r, nil
 }
 
@@ -175,6 +191,9 @@ func roundPage(n int) int {
 	p := sysx.PageSize()
 	return (n + p - 1) / p * p
 }
+
+// Counters is the counter sampler.
+func (r *Recorder) Counters() *counters.Sampler { return r.counters }
 
 // CPUs is the number of per-CPU rings.
 func (r *Recorder) CPUs() int { return r.ring.CPUs() }
@@ -198,6 +217,9 @@ func (r *Recorder) Close() error {
 	}
 	r.closed = true
 	var errs []error
+	if r.counters != nil {
+		errs = append(errs, r.counters.Close())
+	}
 	if r.objs != nil {
 		errs = append(errs, r.objs.Close())
 	}

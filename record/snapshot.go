@@ -21,6 +21,8 @@ type Result struct {
 	Bytes  int64
 	Events uint64
 	Lost   uint64
+	// Samples counts the counter samples written, over every series.
+	Samples uint64
 	// Windows are the per-CPU rings as read; their records live in the
 	// recorder's copy buffers, which the next snapshot reuses.
 	Windows []*ringbuf.Window
@@ -123,6 +125,12 @@ func (r *Recorder) snapshot(path string, trig snapshot.Trigger) (_ *Result, err 
 	}
 	if res.Events, res.Lost, err = r.writeChunks(w, res.Windows); err != nil {
 		return nil, err
+	}
+	for _, s := range r.counters.Series() {
+		if err := w.WriteSeries(s); err != nil {
+			return nil, err
+		}
+		res.Samples += uint64(len(s.TS))
 	}
 	if err := w.Commit(); err != nil {
 		return nil, err
@@ -239,6 +247,19 @@ func (r *Recorder) meta(taken uint64, trig snapshot.Trigger, windows []*ringbuf.
 		return nil, err
 	}
 	m.ProgramMisses = misses
+	if c := r.counters; c != nil {
+		st := c.Stats()
+		m.Recording.Counters = &snapshot.Counters{Sources: c.Sources(), KeepNS: uint64(c.Keep()), SamplerCPUNS: uint64(st.CPU), Missed: st.Missed}
+		for _, u := range c.Unavailable() {
+			if m.Recording.Counters.Unavailable == nil {
+				m.Recording.Counters.Unavailable = map[string]string{}
+			}
+			m.Recording.Counters.Unavailable[u.Name] = u.Why
+		}
+		if st.Err != nil {
+			m.Recording.Counters.Error = st.Err.Error()
+		}
+	}
 	m.Enums = r.enums
 	m.Unavailable = r.unavailable
 	for _, w := range windows {

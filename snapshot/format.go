@@ -8,7 +8,7 @@ import (
 // Version of the format this package writes and reads.
 const (
 	FormatMajor = 1
-	FormatMinor = 0
+	FormatMinor = 1 // 1.1 added series sections
 )
 
 // File layout constants; docs/FORMAT.md draws them.
@@ -37,6 +37,7 @@ const (
 	KindProcs  Kind = 3 // JSON process/thread table
 	KindChunk  Kind = 4 // one CPU's events, columnar
 	KindIndex  Kind = 5 // where every section is
+	KindSeries Kind = 6 // one counter source's samples (1.1)
 )
 
 func (k Kind) String() string {
@@ -51,6 +52,8 @@ func (k Kind) String() string {
 		return "chunk"
 	case KindIndex:
 		return "index"
+	case KindSeries:
+		return "series"
 	}
 	return "unknown"
 }

@@ -91,6 +91,25 @@ type Recording struct {
 	// History is the compressed tier's configuration and state, when the
 	// recording had one.
 	History *History `json:"history,omitempty"`
+	// Counters is the counter sampler's configuration and state, when
+	// counters were sampled (format 1.1).
+	Counters *Counters `json:"counters,omitempty"`
+}
+
+// Counters describes the counter sampler at snapshot time.
+type Counters struct {
+	// Sources are the sources sampled, with their rates in samples a second.
+	Sources map[string]float64 `json:"sources"`
+	KeepNS  uint64             `json:"keep_ns"` // how long samples are kept
+	// SamplerCPUNS is the sampling thread's CPU time since it started.
+	SamplerCPUNS uint64 `json:"sampler_cpu_ns"`
+	// Missed counts samples skipped because the sampler was late.
+	Missed uint64 `json:"missed"`
+	// Unavailable lists sources, or parts of them, this machine cannot
+	// read, with the reason.
+	Unavailable map[string]string `json:"unavailable,omitempty"`
+	// Error is the first read error, if sampling hit one.
+	Error string `json:"error,omitempty"`
 }
 
 // History describes the compressed history tier at snapshot time.

@@ -41,6 +41,7 @@ type Reader struct {
 	schema  *schema.Schema
 	procs   []Proc
 	chunks  []Section
+	series  []Section
 	indexed bool
 
 	mu     sync.Mutex // guards damage
@@ -120,6 +121,8 @@ func NewReader(ra io.ReaderAt, size int64) (*Reader, error) {
 			}
 		case KindChunk:
 			r.chunks = append(r.chunks, *s)
+		case KindSeries:
+			r.series = append(r.series, *s)
 		}
 	}
 	if meta == nil || sch == nil {

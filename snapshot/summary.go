@@ -21,6 +21,19 @@ type Summary struct {
 	// DamagedChunks are chunks whose bytes failed their checks; their
 	// events are not in the counts above.
 	DamagedChunks int
+	// Series are the counter series, in file order; damaged ones are
+	// counted in DamagedSeries instead.
+	Series        []SeriesSummary
+	DamagedSeries int
+}
+
+// SeriesSummary is one counter series.
+type SeriesSummary struct {
+	Source          string
+	Fields, Samples int
+	FirstTS, LastTS uint64
+	RateHz          float64
+	Missed          uint64
 }
 
 // CPUSummary is the window one CPU's buffer retained.
@@ -73,6 +86,22 @@ func Summarize(r *Reader) (*Summary, error) {
 		s.LastTS = max(s.LastTS, cs.LastTS)
 	}
 	sort.Slice(s.PerCPU, func(i, j int) bool { return s.PerCPU[i].CPU < s.PerCPU[j].CPU })
+	for _, sec := range r.SeriesSections() {
+		ser, err := r.ReadSeries(sec)
+		if err != nil {
+			var ce *CorruptionError
+			if errors.As(err, &ce) {
+				s.DamagedSeries++
+				continue
+			}
+			return nil, err
+		}
+		sum := SeriesSummary{Source: ser.Source, Fields: len(ser.Fields), Samples: len(ser.TS), RateHz: ser.RateHz, Missed: ser.Missed}
+		if n := len(ser.TS); n > 0 {
+			sum.FirstTS, sum.LastTS = ser.TS[0], ser.TS[n-1]
+		}
+		s.Series = append(s.Series, sum)
+	}
 	return s, nil
 }
 

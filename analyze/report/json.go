@@ -75,11 +75,44 @@ type JSONResult struct {
 	Histograms []JSONHistogram   `json:"histograms"`
 	Counters   []JSONCounter     `json:"counters"`
 	Processes  []JSONProcess     `json:"processes"`
+	Rates      []JSONRates       `json:"counters_rates"`
+}
+
+// JSONRates is one counter field's rates (or a gauge's levels): mean and
+// max over the selection, and 1 s windows.
+type JSONRates struct {
+	Source    string            `json:"source"`
+	Name      string            `json:"name"`
+	Labels    map[string]string `json:"labels"`
+	Unit      string            `json:"unit"`
+	Kind      string            `json:"kind"`
+	Intervals int               `json:"intervals"`
+	Mean      float64           `json:"mean"`
+	Max       float64           `json:"max"`
+	Windows   []JSONWindow      `json:"windows"`
+}
+
+// JSONWindow is one second of a JSONRates.
+type JSONWindow struct {
+	StartNS uint64  `json:"start_ns"`
+	N       int     `json:"n"`
+	Mean    float64 `json:"mean"`
+	P50     float64 `json:"p50"`
+	P90     float64 `json:"p90"`
+	P99     float64 `json:"p99"`
+	Max     float64 `json:"max"`
 }
 
 // ToJSON converts a result.
 func ToJSON(snap Snapshot, res *analyze.Result) JSONResult {
-	out := JSONResult{Snapshot: snap, Skipped: res.Skipped, Histograms: []JSONHistogram{}, Counters: []JSONCounter{}, Processes: []JSONProcess{}}
+	out := JSONResult{Snapshot: snap, Skipped: res.Skipped, Histograms: []JSONHistogram{}, Counters: []JSONCounter{}, Processes: []JSONProcess{}, Rates: []JSONRates{}}
+	for _, r := range res.Rates {
+		j := JSONRates{Source: r.Source, Name: r.Name, Labels: labelMap(r.Labels), Unit: r.Unit, Kind: r.Kind, Intervals: r.Intervals, Mean: r.Mean, Max: r.Max, Windows: []JSONWindow{}}
+		for _, w := range r.Windows {
+			j.Windows = append(j.Windows, JSONWindow{w.StartNS, w.N, w.Mean, w.P50, w.P90, w.P99, w.Max})
+		}
+		out.Rates = append(out.Rates, j)
+	}
 	for _, s := range res.Histograms {
 		out.Histograms = append(out.Histograms, jsonHistogram(s))
 	}

@@ -25,6 +25,7 @@ var Describe = map[string]string{
 	analyze.Softirq:        "softirq durations",
 	analyze.Faults:         "page faults per process",
 	analyze.Processes:      "per-process summary",
+	analyze.CounterRates:   "a counter's increase per second between samples, a gauge's level, in 1 s windows",
 }
 
 // TextOptions shape the text output.
@@ -58,6 +59,11 @@ func WriteText(w io.Writer, snap Snapshot, res *analyze.Result, opts TextOptions
 		case analyze.Processes:
 			if len(res.Processes) > 0 {
 				writeProcesses(w, res, opts.Top)
+			}
+			continue
+		case analyze.CounterRates:
+			if len(res.Rates) > 0 {
+				writeRates(w, res.Rates, opts.Top)
 			}
 			continue
 		}

@@ -29,6 +29,11 @@ type Options struct {
 	Range snapshot.Range
 	// Limit stops after that many events (0: no limit).
 	Limit int
+	// Counters adds the samples of these counter sources ("all": every
+	// one) to the output, in time order with the events.
+	Counters []string
+	// NoEvents prints counter samples only.
+	NoEvents bool
 }
 
 // Write prints the events of r that opts select.
@@ -62,7 +67,16 @@ func Write(w io.Writer, r *snapshot.Reader, opts Options) error {
 			return fmt.Errorf("--event %q: the snapshot has no such event", name)
 		}
 	}
-	err := r.Each(opts.Range.From, opts.Range.To, v.event)
+	if err := v.loadCounters(r); err != nil {
+		return err
+	}
+	var err error
+	if !opts.NoEvents {
+		err = r.Each(opts.Range.From, opts.Range.To, v.event)
+	}
+	if err == nil {
+		err = v.flushCounters(^uint64(0))
+	}
 	if err == errLimit {
 		err = nil
 	}
@@ -85,6 +99,7 @@ type viewer struct {
 	printed int
 	prevTS  uint64
 	buf     []byte
+	series  []*seriesCursor // counter samples still to print
 }
 
 // special says which fields of an event change what a thread is called.
@@ -158,6 +173,9 @@ func (v *viewer) event(c *snapshot.Chunk, i int) error {
 	if o.CPU >= 0 && c.CPU != o.CPU || o.PID != 0 && c.PID[i] != o.PID || o.TID != 0 && c.TID[i] != o.TID {
 		return nil
 	}
+	if err := v.flushCounters(c.TS[i]); err != nil {
+		return err
+	}
 	if o.Limit > 0 && v.printed >= o.Limit {
 		return errLimit
 	}
@@ -171,6 +189,18 @@ func (v *viewer) event(c *snapshot.Chunk, i int) error {
 	v.buf = b
 	_, err := v.bw.Write(b)
 	return err
+}
+
+// appendDelta writes " (+s.nnnnnnnnn)", the time since the line before.
+func (v *viewer) appendDelta(b []byte, ts uint64) []byte {
+	b = append(b, " (+"...)
+	if v.prevTS != 0 && ts >= v.prevTS {
+		b = strconv.AppendFloat(b, float64(ts-v.prevTS)/1e9, 'f', 9, 64)
+	} else {
+		b = append(b, "?.?????????"...)
+	}
+	v.prevTS = ts
+	return append(b, ')')
 }
 
 func (v *viewer) appendJSON(b []byte, c *snapshot.Chunk, i int, et *schema.Event) []byte {
@@ -199,14 +229,8 @@ func (v *viewer) appendText(b []byte, c *snapshot.Chunk, i int, et *schema.Event
 	} else {
 		b = strconv.AppendUint(b, ts, 10)
 	}
-	b = append(b, " (+"...)
-	if v.prevTS != 0 && ts >= v.prevTS {
-		b = strconv.AppendFloat(b, float64(ts-v.prevTS)/1e9, 'f', 9, 64)
-	} else {
-		b = append(b, "?.?????????"...)
-	}
-	v.prevTS = ts
-	b = append(b, ") cpu"...)
+	b = v.appendDelta(b, ts)
+	b = append(b, " cpu"...)
 	b = strconv.AppendInt(b, int64(c.CPU), 10)
 	b = append(b, ' ')
 	b = strconv.AppendUint(b, uint64(c.PID[i]), 10)

@@ -9,6 +9,7 @@ import (
 	"os"
 	"strings"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -204,4 +205,57 @@ func RaiseThreadPriority(nice int) (restore func()) {
 		return func() {}
 	}
 	return func() { _ = unix.Setpriority(unix.PRIO_PROCESS, tid, 20-old) }
+}
+
+// Perf event kinds, as perf_event_attr.type and .config name them.
+const (
+	PerfSoftware = unix.PERF_TYPE_SOFTWARE
+	PerfHardware = unix.PERF_TYPE_HARDWARE
+
+	PerfContextSwitches = unix.PERF_COUNT_SW_CONTEXT_SWITCHES
+	PerfCPUMigrations   = unix.PERF_COUNT_SW_CPU_MIGRATIONS
+	PerfPageFaults      = unix.PERF_COUNT_SW_PAGE_FAULTS
+	PerfTaskClock       = unix.PERF_COUNT_SW_TASK_CLOCK
+	PerfCPUClock        = unix.PERF_COUNT_SW_CPU_CLOCK
+	PerfCycles          = unix.PERF_COUNT_HW_CPU_CYCLES
+	PerfInstructions    = unix.PERF_COUNT_HW_INSTRUCTIONS
+	PerfCacheMisses     = unix.PERF_COUNT_HW_CACHE_MISSES
+	PerfBranchMisses    = unix.PERF_COUNT_HW_BRANCH_MISSES
+)
+
+// PerfCount opens a counting perf event for every task on cpu, in the
+// group led by group (-1: it leads a group of its own; a leader reads the
+// whole group's counts with one read, PERF_FORMAT_GROUP).
+func PerfCount(typ uint32, config uint64, cpu, group int) (*os.File, error) {
+	attr := unix.PerfEventAttr{Type: typ, Config: config, Size: uint32(unsafe.Sizeof(unix.PerfEventAttr{})), Read_format: unix.PERF_FORMAT_GROUP}
+	fd, err := unix.PerfEventOpen(&attr, -1, cpu, group, unix.PERF_FLAG_FD_CLOEXEC)
+	if err != nil {
+		return nil, err
+	}
+	return os.NewFile(uintptr(fd), fmt.Sprintf("perf event %d:%d cpu %d", typ, config, cpu)), nil
+}
+
+// PerfSample opens a sampling perf event on cpu: the software cpu-clock,
+// hz times a second, for a BPF perf_event program to attach to.
+func PerfSample(cpu int, hz uint64) (*os.File, error) {
+	attr := unix.PerfEventAttr{Type: unix.PERF_TYPE_SOFTWARE, Config: unix.PERF_COUNT_SW_CPU_CLOCK,
+		Size: uint32(unsafe.Sizeof(unix.PerfEventAttr{})), Sample: hz, Bits: unix.PerfBitFreq}
+	fd, err := unix.PerfEventOpen(&attr, -1, cpu, -1, unix.PERF_FLAG_FD_CLOEXEC)
+	if err != nil {
+		return nil, err
+	}
+	return os.NewFile(uintptr(fd), fmt.Sprintf("perf cpu-clock cpu %d", cpu)), nil
+}
+
+// IsNotSupported reports whether a perf_event_open error means the machine
+// has no such event (no PMU, or the PMU lacks it).
+func IsNotSupported(err error) bool {
+	return errors.Is(err, unix.ENOENT) || errors.Is(err, unix.EOPNOTSUPP) || errors.Is(err, unix.ENODEV)
+}
+
+// SleepUntilBoot sleeps until CLOCK_BOOTTIME reads ns, on the calling thread.
+func SleepUntilBoot(ns int64) {
+	ts := unix.NsecToTimespec(ns)
+	for unix.ClockNanosleep(unix.CLOCK_BOOTTIME, unix.TIMER_ABSTIME, &ts, nil) == unix.EINTR {
+	}
 }

@@ -54,7 +54,19 @@ type infoJSON struct {
 	Unavailable   map[string]string  `json:"unavailable"`
 	Processes     int                `json:"processes"`
 	Chunks        int                `json:"chunks"`
+	Counters      []seriesJSON       `json:"counters"`
 	Damaged       []damageJSON       `json:"damaged"`
+}
+
+// seriesJSON is one counter series in `rewind info --json`.
+type seriesJSON struct {
+	Source  string  `json:"source"`
+	Fields  int     `json:"fields"`
+	Samples int     `json:"samples"`
+	FirstNS uint64  `json:"first_ns"`
+	LastNS  uint64  `json:"last_ns"`
+	RateHz  float64 `json:"rate_hz"`
+	Missed  uint64  `json:"missed"`
 }
 
 type cpuJSON struct {
@@ -102,7 +114,10 @@ func buildInfo(r *snapshot.Reader, path string, sum *snapshot.Summary) *infoJSON
 		FirstNS: sum.FirstTS, LastNS: sum.LastTS,
 		EventsTotal: sum.Events, LostTotal: sum.Lost, EventCounts: sum.EventCounts,
 		Recording: m.Recording, ProgramMisses: m.ProgramMisses,
-		Processes: len(r.Procs()), Chunks: sum.Chunks, PerCPU: []cpuJSON{}, Damaged: []damageJSON{},
+		Processes: len(r.Procs()), Chunks: sum.Chunks, PerCPU: []cpuJSON{}, Damaged: []damageJSON{}, Counters: []seriesJSON{},
+	}
+	for _, x := range sum.Series {
+		info.Counters = append(info.Counters, seriesJSON{x.Source, x.Fields, x.Samples, x.FirstTS, x.LastTS, x.RateHz, x.Missed})
 	}
 	if info.ProgramMisses == nil {
 		info.ProgramMisses = map[string]uint64{}
@@ -202,19 +217,44 @@ func printInfo(w io.Writer, info *infoJSON, m *snapshot.Meta) error {
 		misses += n
 	}
 	fmt.Fprintf(w, "\nprogram runs the kernel skipped (another BPF program running on the CPU): %d\n", misses)
-	if len(info.Unavailable) > 0 {
-		fmt.Fprintln(w, "asked for but not recordable on this kernel:")
-		names := make([]string, 0, len(info.Unavailable))
-		for n := range info.Unavailable {
-			names = append(names, n)
-		}
-		sort.Strings(names)
-		for _, n := range names {
-			fmt.Fprintf(w, "  %s: %s\n", n, info.Unavailable[n])
-		}
+	printReasons(w, "asked for but not recordable on this kernel:", info.Unavailable)
+	if len(info.Counters) > 0 || info.Recording.Counters != nil {
+		printCounters(w, info)
 	}
 	if len(info.Damaged) > 0 {
 		fmt.Fprintf(w, "damaged: %d byte ranges (see the warnings above); events there are not counted\n", len(info.Damaged))
 	}
 	return nil
+}
+
+// printCounters lists the counter series and what the sampler reported.
+func printCounters(w io.Writer, info *infoJSON) {
+	fmt.Fprintln(w, "\ncounters (series: one per source, and a new one when its fields change):")
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "source\tfields\tsamples\trate\tspan\tmissed\t")
+	for _, s := range info.Counters {
+		span := time.Duration(s.LastNS - s.FirstNS)
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%g Hz\t%.3f s\t%d\t\n", s.Source, s.Fields, s.Samples, s.RateHz, span.Seconds(), s.Missed)
+	}
+	tw.Flush()
+	c := info.Recording.Counters
+	if c == nil {
+		return
+	}
+	fmt.Fprintf(w, "sampler: %v of CPU since it started, samples kept %v\n", time.Duration(c.SamplerCPUNS).Round(time.Millisecond), time.Duration(c.KeepNS))
+	if c.Error != "" {
+		fmt.Fprintf(w, "sampler error: %s\n", c.Error)
+	}
+	printReasons(w, "counters not sampled on this machine:", c.Unavailable)
+}
+
+// printReasons lists what could not be done and why, by name, under title.
+func printReasons(w io.Writer, title string, why map[string]string) {
+	if len(why) == 0 {
+		return
+	}
+	fmt.Fprintln(w, title)
+	for _, n := range sortedKeys(why) {
+		fmt.Fprintf(w, "  %s: %s\n", n, why[n])
+	}
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/rewindtrace/rewind/record"
+	"github.com/rewindtrace/rewind/record/counters"
 	"github.com/rewindtrace/rewind/snapshot"
 )
 
@@ -33,6 +34,9 @@ func recordCommand() *cli.Command {
 			&cli.StringFlag{Name: "btf", Usage: "BTF file for a kernel without /sys/kernel/btf/vmlinux"},
 			&cli.DurationFlag{Name: "history", Usage: "keep this much history in the compressed tier (drained from the kernel rings on a timer, zstd-compressed)"},
 			&cli.StringFlag{Name: "memory", Usage: "cap the compressed tier at this much memory in all, oldest history dropped first (with or without --history)"},
+			&cli.StringFlag{Name: "counters", Value: "default", Usage: "counter sources to sample, comma-separated, NAME@HZ for a rate of its own: " + strings.Join(counters.Names, ", ") + ", cgroup:PATH, default (" + strings.Join(counters.Default, ",") + "), all, none"},
+			&cli.Float64Flag{Name: "counter-rate", Value: counters.DefaultRate, Usage: "samples a second of every counter source (1 to 1000)"},
+			&cli.DurationFlag{Name: "counter-history", Usage: "keep counter samples this long (default 60s, or --history when longer)"},
 			&cli.BoolFlag{Name: "json", Usage: "print each snapshot written as a JSON line on stdout"},
 			&cli.BoolFlag{Name: "no-final-snapshot", Usage: "on SIGINT/SIGTERM, stop without writing a snapshot"},
 		},
@@ -74,6 +78,15 @@ func parseRecord(cliContext *cli.Context) (*recordConfig, error) {
 	if d := cliContext.Duration("history"); d < 0 {
 		return nil, fmt.Errorf("--history %v: must not be negative", d)
 	}
+	if r := cliContext.Float64("counter-rate"); r < 1 || r > counters.MaxRate {
+		return nil, fmt.Errorf("--counter-rate %g: want 1 to %d samples a second", r, counters.MaxRate)
+	}
+	if d := cliContext.Duration("counter-history"); d < 0 {
+		return nil, fmt.Errorf("--counter-history %v: must not be negative", d)
+	}
+	if _, _, _, err := counters.ParseSources(splitList(cliContext.String("counters"))); err != nil {
+		return nil, err
+	}
 	out := cliContext.String("output")
 	if st, err := os.Stat(out); err != nil {
 		return nil, fmt.Errorf("--output: %w", err)
@@ -87,6 +100,9 @@ func parseRecord(cliContext *cli.Context) (*recordConfig, error) {
 			KernelBTF:    cliContext.String("btf"),
 			HistoryBytes: history,
 			HistoryAge:   cliContext.Duration("history"),
+			Counters:     splitList(cliContext.String("counters")),
+			CounterRate:  cliContext.Float64("counter-rate"),
+			CounterKeep:  cliContext.Duration("counter-history"),
 			Version:      "rewind " + Version,
 		},
 		duration: cliContext.Duration("duration"),
@@ -148,8 +164,14 @@ func runRecord(cliContext *cli.Context) error {
 	} else if cfg.HistoryAge > 0 {
 		memory += fmt.Sprintf(" + %s of compressed history, whatever that takes", cfg.HistoryAge)
 	}
-	fmt.Fprintf(os.Stderr, "rewind: recording %s on %d CPUs into %s per CPU; %s; pid %d: `kill -USR1 %d` writes a snapshot to %s, Ctrl-C stops\n",
-		strings.Join(rec.Events(), ","), rec.CPUs(), formatSize(rec.BufferBytes()), memory, os.Getpid(), os.Getpid(), cfg.output)
+	for _, u := range rec.Counters().Unavailable() {
+		fmt.Fprintf(os.Stderr, "rewind: warning: not sampling %s: %s\n", u.Name, u.Why)
+	}
+	if src := rec.Counters().Sources(); len(src) > 0 {
+		memory += fmt.Sprintf(" + %s of counter samples", formatSize(rec.Counters().Bytes()))
+	}
+	fmt.Fprintf(os.Stderr, "rewind: recording %s on %d CPUs into %s per CPU%s; %s; pid %d: `kill -USR1 %d` writes a snapshot to %s, Ctrl-C stops\n",
+		strings.Join(rec.Events(), ","), rec.CPUs(), formatSize(rec.BufferBytes()), describeCounters(rec), memory, os.Getpid(), os.Getpid(), cfg.output)
 
 	var timeout <-chan time.Time
 	if cfg.duration > 0 {
@@ -180,6 +202,35 @@ func runRecord(cliContext *cli.Context) error {
 			return finish(rec, cfg, snapshot.Trigger{Kind: snapshot.TriggerExit, Signal: name})
 		}
 	}
+}
+
+// describeCounters says which counters are sampled, how often and for how
+// long, or nothing when none are.
+func describeCounters(rec *record.Recorder) string {
+	src := rec.Counters().Sources()
+	if len(src) == 0 {
+		return ""
+	}
+	byRate := map[float64][]string{}
+	for name, hz := range src {
+		byRate[hz] = append(byRate[hz], name)
+	}
+	var parts []string
+	for _, hz := range sortedRates(byRate) {
+		names := byRate[hz]
+		sort.Strings(names)
+		parts = append(parts, fmt.Sprintf("%s at %g Hz", strings.Join(names, ","), hz))
+	}
+	return fmt.Sprintf(", sampling counters %s, kept %v", strings.Join(parts, "; "), rec.Counters().Keep())
+}
+
+func sortedRates(m map[float64][]string) []float64 {
+	out := make([]float64, 0, len(m))
+	for hz := range m {
+		out = append(out, hz)
+	}
+	sort.Float64s(out)
+	return out
 }
 
 // printEstimate says how much history the configuration holds at the
@@ -271,12 +322,12 @@ func takeSnapshot(rec *record.Recorder, cfg *recordConfig, trig snapshot.Trigger
 	}
 	if cfg.json {
 		return json.NewEncoder(os.Stdout).Encode(snapshotJSON{
-			Path: res.Path, Bytes: res.Bytes, Events: res.Events, Lost: res.Lost, Trigger: trig,
+			Path: res.Path, Bytes: res.Bytes, Events: res.Events, Lost: res.Lost, Samples: res.Samples, Trigger: trig,
 			ReadMS: res.ReadTime.Seconds() * 1e3, TotalMS: res.Total.Seconds() * 1e3,
 		})
 	}
-	fmt.Printf("snapshot %s: %d events, %d lost, %s, written in %v (%s)\n",
-		res.Path, res.Events, res.Lost, formatSize(uint64(res.Bytes)), res.Total.Round(time.Millisecond), trig.Kind)
+	fmt.Printf("snapshot %s: %d events, %d lost, %d counter samples, %s, written in %v (%s)\n",
+		res.Path, res.Events, res.Lost, res.Samples, formatSize(uint64(res.Bytes)), res.Total.Round(time.Millisecond), trig.Kind)
 	return nil
 }
 
@@ -286,6 +337,7 @@ type snapshotJSON struct {
 	Bytes   int64            `json:"bytes"`
 	Events  uint64           `json:"events"`
 	Lost    uint64           `json:"lost"`
+	Samples uint64           `json:"counter_samples"`
 	Trigger snapshot.Trigger `json:"trigger"`
 	ReadMS  float64          `json:"read_ms"`
 	TotalMS float64          `json:"total_ms"`

@@ -20,10 +20,11 @@ func viewCommand() *cli.Command {
 			&cli.UintFlag{Name: "pid", Usage: "only events of this process"},
 			&cli.UintFlag{Name: "tid", Usage: "only events of this thread"},
 			&cli.IntFlag{Name: "cpu", Value: -1, Usage: "only events of this CPU"},
-			&cli.StringFlag{Name: "event", Usage: "only these events, comma-separated"},
+			&cli.StringFlag{Name: "event", Usage: "only these events, comma-separated (none: counter samples only)"},
 			&cli.StringFlag{Name: "from", Usage: "start this long after the first event (1.5s), or before the last (-2s)"},
 			&cli.StringFlag{Name: "to", Usage: "stop this long after the first event, or before the last"},
 			&cli.IntFlag{Name: "limit", Usage: "print at most this many events"},
+			&cli.StringFlag{Name: "counters", Usage: "also print the samples of these counter sources, comma-separated, or all"},
 			strictFlag,
 		},
 		Action: runView,
@@ -45,13 +46,17 @@ func runView(cliContext *cli.Context) error {
 		return err
 	}
 	opts := view.Options{
-		JSON:   cliContext.Bool("json"),
-		PID:    uint32(cliContext.Uint("pid")),
-		TID:    uint32(cliContext.Uint("tid")),
-		CPU:    cliContext.Int("cpu"),
-		Events: splitList(cliContext.String("event")),
-		Range:  rng,
-		Limit:  cliContext.Int("limit"),
+		JSON:     cliContext.Bool("json"),
+		PID:      uint32(cliContext.Uint("pid")),
+		TID:      uint32(cliContext.Uint("tid")),
+		CPU:      cliContext.Int("cpu"),
+		Events:   splitList(cliContext.String("event")),
+		Counters: splitList(cliContext.String("counters")),
+		Range:    rng,
+		Limit:    cliContext.Int("limit"),
+	}
+	if len(opts.Events) == 1 && opts.Events[0] == "none" {
+		opts.Events, opts.NoEvents = nil, true
 	}
 	if err := view.Write(os.Stdout, r, opts); err != nil {
 		return err

@@ -1,0 +1,139 @@
+package report
+
+import (
+	"fmt"
+	"io"
+	"math"
+	"sort"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/rewindtrace/rewind/analyze"
+	"github.com/rewindtrace/rewind/snapshot"
+)
+
+// writeRates writes, per counter source, its busiest fields: the rate (or
+// level) over the whole selection, the largest of any one interval, and
+// the percentiles of the 1 s window where that largest one falls.
+func writeRates(w io.Writer, rates []analyze.Rates, top int) {
+	fmt.Fprintf(w, "\n== %s: %s\n", analyze.CounterRates, Describe[analyze.CounterRates])
+	bySource := map[string][]analyze.Rates{}
+	var sources []string
+	for _, r := range rates {
+		if _, ok := bySource[r.Source]; !ok {
+			sources = append(sources, r.Source)
+			bySource[r.Source] = nil
+		}
+		if r.Max != 0 || r.Mean != 0 {
+			bySource[r.Source] = append(bySource[r.Source], r)
+		}
+	}
+	for _, src := range sources {
+		rs := bySource[src]
+		if len(rs) == 0 {
+			fmt.Fprintf(w, "\n  %s: no field moved off zero\n", src)
+			continue
+		}
+		// CPU time reads best busiest first; the rest, largest max first
+		// relative to its mean, which is where bursts show.
+		sort.SliceStable(rs, func(i, j int) bool { return burst(rs[i]) > burst(rs[j]) })
+		fmt.Fprintf(w, "\n  %s:\n", src)
+		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+		fmt.Fprintln(tw, "\tkind\tmean\tmax\tp50*\tp90*\tp99*\t")
+		for i, r := range rs {
+			if i >= top {
+				fmt.Fprintf(tw, "(%d more)\t\t\t\t\t\t\t\n", len(rs)-top)
+				break
+			}
+			win := worst(r)
+			f := func(v float64) string { return formatRate(v, r.Unit, r.Kind) }
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", rateLabel(r), kindName(r), f(r.Mean), f(r.Max), f(win.P50), f(win.P90), f(win.P99))
+		}
+		tw.Flush()
+	}
+	fmt.Fprintln(w, "\n  mean: over the selection; max: of any one interval; * of the intervals in the second that holds the max")
+}
+
+// burst orders fields so that bursts come first: counters by how far
+// their max rate is above their mean (weighted by its size), gauges by how
+// far their level moved.
+func burst(r analyze.Rates) float64 {
+	if r.Kind != snapshot.SeriesCounter {
+		if r.Mean == 0 {
+			return r.Max
+		}
+		return math.Abs(r.Max-r.Mean) / math.Abs(r.Mean)
+	}
+	if r.Mean <= 0 {
+		return r.Max
+	}
+	return r.Max / r.Mean * math.Log1p(r.Max)
+}
+
+// worst returns the window holding the largest interval.
+func worst(r analyze.Rates) analyze.Window {
+	var best analyze.Window
+	for i, w := range r.Windows {
+		if i == 0 || w.Max > best.Max {
+			best = w
+		}
+	}
+	return best
+}
+
+func rateLabel(r analyze.Rates) string {
+	if len(r.Labels) == 0 {
+		return r.Name
+	}
+	var parts []string
+	for _, l := range r.Labels {
+		parts = append(parts, l.Name+"="+l.Value)
+	}
+	return r.Name + "{" + strings.Join(parts, ",") + "}"
+}
+
+func kindName(r analyze.Rates) string {
+	if r.Kind == snapshot.SeriesCounter {
+		return "rate"
+	}
+	return "level"
+}
+
+// formatRate prints a rate (unit per second) or a level: CPU time as a
+// share of one CPU, bytes with binary units.
+func formatRate(v float64, unit, kind string) string {
+	if kind == snapshot.SeriesCounter {
+		switch unit {
+		case "ns":
+			return strconv.FormatFloat(v/1e7, 'f', 1, 64) + "%"
+		case "bytes":
+			return formatBytes(v) + "/s"
+		}
+		return sig3(v) + "/s"
+	}
+	switch unit {
+	case "bytes":
+		return formatBytes(v)
+	case "percent":
+		return strconv.FormatFloat(v, 'f', 2, 64) + "%"
+	case "ns":
+		return FormatNS(uint64(v))
+	}
+	if v == math.Trunc(v) && math.Abs(v) < 1e15 {
+		return strconv.FormatInt(int64(v), 10)
+	}
+	return sig3(v)
+}
+
+func formatBytes(v float64) string {
+	switch {
+	case v >= 1<<30:
+		return sig3(v/(1<<30)) + "Gi"
+	case v >= 1<<20:
+		return sig3(v/(1<<20)) + "Mi"
+	case v >= 1<<10:
+		return sig3(v/(1<<10)) + "Ki"
+	}
+	return sig3(v)
+}

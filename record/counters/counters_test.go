@@ -1,0 +1,199 @@
+package counters
+
+import (
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rewindtrace/rewind/internal/testkernel"
+	"github.com/rewindtrace/rewind/snapshot"
+)
+
+// describe reads a testdata file with the source's scanner and describer,
+// and returns each field's value by key.
+func describe(t *testing.T, name, seps string, d describer) map[string]int64 {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("testdata", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc := newScanner(seps)
+	nums, _ := sc.numbers(b, nil)
+	out := map[string]int64{}
+	for _, f := range d(sc.tokens(b)) {
+		v := nums[f.num]
+		if f.mul > 1 {
+			v *= f.mul
+		}
+		k := key(f.SeriesField)
+		if _, dup := out[k]; dup {
+			t.Errorf("%s: field %s twice", name, k)
+		}
+		out[k] = v
+	}
+	return out
+}
+
+func key(f snapshot.SeriesField) string {
+	var ls []string
+	for k, v := range f.Labels {
+		ls = append(ls, k+"="+v)
+	}
+	sort.Strings(ls)
+	if len(ls) == 0 {
+		return f.Name
+	}
+	return f.Name + "{" + strings.Join(ls, ",") + "}"
+}
+
+// Each file's fields, checked against values read off the testdata by eye.
+func TestDescribers(t *testing.T) {
+	for _, c := range []struct {
+		file, seps string
+		d          describer
+		want       map[string]int64
+		min        int
+	}{
+		{"stat", "", describeStat, map[string]int64{"user{cpu=all}": 187153e7, "iowait{cpu=1}": 2187e7, "context_switches": 242089454}, 33},
+		{"meminfo", "", describeKeyValue(meminfoUnit), map[string]int64{"MemFree": 24162864 * 1024, "HugePages_Total": 0}, 40},
+		{"vmstat", "", describeKeyValue(vmstatUnit), map[string]int64{"pgfault": 67458141, "nr_free_pages": 6040729}, 100},
+		{"diskstats", "", describeDiskstats, map[string]int64{"reads{dev=vda}": 376843, "read_bytes{dev=vda}": 36563754 * 512, "flush_time{dev=vda}": 267e6}, 17},
+		{"netdev", ":", describeNetdev, map[string]int64{"rx_bytes{iface=eth0}": 138020760, "tx_packets{iface=lo}": 343}, 32},
+		{"snmp", "", describeSNMP, map[string]int64{"MaxConn{proto=Tcp}": -1, "ActiveOpens{proto=Tcp}": 152}, 50},
+		{"netstat", "", describeSNMP, nil, 50},
+		{"pressure_io", "=", describePressure("io"), map[string]int64{"avg60{kind=some,resource=io}": 6, "stall{kind=full,resource=io}": 17402881000}, 8},
+		{"loadavg", "/", describeLoadavg, map[string]int64{"load5": 115, "threads": 81}, 5},
+		{"softirqs", "", describePerCPU("softirqs", "vec"), map[string]int64{"softirqs{cpu=1,vec=NET_RX}": 3785}, 20},
+		{"interrupts", "", describePerCPU("interrupts", "irq"), map[string]int64{"interrupts{cpu=1,irq=25,name=IO-APIC 6-edge ACPI:Ged}": 1, "interrupts{cpu=all,irq=ERR}": 0}, 10},
+		{"cpu.stat", "", describeKeyValue(cgroupCPUUnit), map[string]int64{"usage": 3338018184000}, 4},
+		{"io.stat", "=", describeIOStat, map[string]int64{"read_bytes{dev=8:0}": 1024, "writes{dev=254:0}": 2}, 12},
+	} {
+		got := describe(t, c.file, c.seps, c.d)
+		if len(got) < c.min {
+			t.Errorf("%s: %d fields, want at least %d", c.file, len(got), c.min)
+		}
+		for k, v := range c.want {
+			if g, ok := got[k]; !ok || g != v {
+				t.Errorf("%s: %s = %d (found %v), want %d", c.file, k, g, ok, v)
+			}
+		}
+	}
+}
+
+// A file whose text changes shape is described again; one that changes
+// only its numbers is not.
+func TestLayoutChanges(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "netdev")
+	write := func(s string) {
+		if err := os.WriteFile(path, []byte(s), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	head := "Inter-| Receive | Transmit\n face |bytes packets|bytes\n"
+	line := func(iface string, n int) string {
+		return iface + ": " + strings.Repeat(strings.Repeat("1", n)+" ", 16) + "\n"
+	}
+	write(head + line("lo", 1))
+	r, err := openFile(path, ":", describeNetdev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.close()
+	if len(r.fields()) != 16 {
+		t.Fatalf("%d fields", len(r.fields()))
+	}
+	write(head + line("lo", 3))
+	if changed, err := r.read(); err != nil || changed {
+		t.Fatalf("numbers changed: changed %v, %v", changed, err)
+	}
+	row := make([]uint64, 16)
+	r.values(row)
+	if row[0] != 111 {
+		t.Fatalf("rx_bytes %d, want 111", row[0])
+	}
+	write(head + line("lo", 3) + line("eth0", 2))
+	if changed, err := r.read(); err != nil || !changed || len(r.fields()) != 32 {
+		t.Fatalf("an interface appeared: changed %v, %d fields, %v", changed, len(r.fields()), err)
+	}
+}
+
+func TestParseSources(t *testing.T) {
+	names, rates, explicit, err := ParseSources([]string{"default", "interrupts@10", "cgroup:/x"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(names) != len(Default)+2 || rates["interrupts"] != 10 || !explicit["interrupts"] || explicit["cpu"] {
+		t.Errorf("names %v rates %v explicit %v", names, rates, explicit)
+	}
+	for _, bad := range [][]string{{"nope"}, {"cpu@0"}, {"cpu@2000"}, {"cpu@fast"}, {"cgroup"}} {
+		if _, _, _, err := ParseSources(bad); err == nil {
+			t.Errorf("ParseSources(%q) accepted", bad)
+		}
+	}
+	if names, _, _, _ := ParseSources([]string{"none"}); len(names) != 0 {
+		t.Errorf("none: %v", names)
+	}
+}
+
+// Every source reads here (perf's hardware counters excepted, with a
+// reason), and a sample allocates nothing.
+func TestSourcesLive(t *testing.T) {
+	testkernel.Require(t)
+	for _, name := range Names {
+		src, missing, err := Open(name, 2)
+		if err != nil {
+			t.Errorf("%s: %v", name, err)
+			continue
+		}
+		for _, m := range missing {
+			t.Logf("%s: unavailable %s: %s", name, m.Name, m.Why)
+			if name == "perf" && !strings.Contains(m.Why, "PMU") {
+				t.Errorf("%s: %s unavailable for a reason not about the PMU: %s", name, m.Name, m.Why)
+			}
+		}
+		if _, err := src.read(); err != nil {
+			t.Fatal(err)
+		}
+		row := make([]uint64, len(src.Fields()))
+		allocs := testing.AllocsPerRun(20, func() {
+			if changed, err := src.read(); err != nil || changed {
+				t.Fatalf("%s: changed %v, %v", name, changed, err)
+			}
+			src.values(row)
+		})
+		t.Logf("%s: %d fields, %.0f allocations a sample", name, len(src.Fields()), allocs)
+		if allocs != 0 {
+			t.Errorf("%s: %.1f allocations a sample", name, allocs)
+		}
+		src.close()
+	}
+}
+
+// 300 ms at 100 Hz holds 30 ± 1 samples per source, evenly spaced.
+func TestSamplerRate(t *testing.T) {
+	testkernel.Require(t)
+	s, err := Start(Config{Sources: []string{"cpu", "load", "perf"}, RateHz: 100, Keep: time.Second, CPUs: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond)
+	series := s.Series()
+	s.Close()
+	if len(series) != 3 {
+		t.Fatalf("%d series", len(series))
+	}
+	for _, ser := range series {
+		n := len(ser.TS)
+		if n < 29 || n > 32 {
+			t.Errorf("%s: %d samples in 300 ms at 100 Hz", ser.Source, n)
+		}
+		for i := 1; i < n; i++ {
+			if d := ser.TS[i] - ser.TS[i-1]; d < 5e6 || d > 15e6 {
+				t.Errorf("%s: samples %d and %d are %v apart", ser.Source, i-1, i, time.Duration(d))
+			}
+		}
+	}
+}
