@@ -26,10 +26,11 @@ const (
 	Faults         = "faults"
 	Processes      = "processes"
 	CounterRates   = "counters"
+	StackProfile   = "profile"
 )
 
 // All lists every analysis.
-var All = []string{RunqLatency, OffCPU, OnCPU, SyscallLatency, BioLatency, BioSize, IRQ, Softirq, Faults, Processes, CounterRates}
+var All = []string{RunqLatency, OffCPU, OnCPU, SyscallLatency, BioLatency, BioSize, IRQ, Softirq, Faults, Processes, CounterRates, StackProfile}
 
 // needs lists, per analysis, the events it cannot do without.
 var needs = map[string][]string{
@@ -42,6 +43,7 @@ var needs = map[string][]string{
 	IRQ:            {"irq_handler_entry", "irq_handler_exit"},
 	Softirq:        {"softirq_entry", "softirq_exit"},
 	Faults:         {"page_fault_user|page_fault_kernel"},
+	StackProfile:   {"cpu_sample|offcpu_sample"},
 }
 
 // Options select what to analyse.
@@ -234,6 +236,11 @@ func (a *analyzer) run() (*Result, error) {
 			return nil, err
 		}
 	}
+	if a.want[StackProfile] {
+		if res.Profiles, err = a.profiles(m.comm); err != nil {
+			return nil, err
+		}
+	}
 	a.finish(res, series, ws, m)
 	return res, nil
 }
@@ -297,6 +304,7 @@ func (a *analyzer) finish(res *Result, series map[string]*Series, ws []*worker, 
 		}
 	}
 	have[CounterRates] = len(res.Rates) > 0
+	have[StackProfile] = len(res.Profiles) > 0
 	if a.want[CounterRates] && len(a.r.SeriesSections()) == 0 {
 		res.Skipped[CounterRates] = "no counter series in the snapshot (recorded with --counters none, or by a rewind before format 1.1)"
 	}

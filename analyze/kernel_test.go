@@ -60,6 +60,11 @@ func childMain(mode, arg string) error {
 	case "hog":
 		for {
 		}
+	case "profiled":
+		spinKnownFunction(1500 * time.Millisecond)
+		fmt.Println(1)
+		var b [1]byte
+		os.Stdin.Read(b[:]) // alive until the test has its snapshot
 	case "burst":
 		// Idle, 200 ms of CPU, idle again.
 		time.Sleep(2 * time.Second)
@@ -93,6 +98,22 @@ func directReads(dev string) error {
 		}
 	}
 	return nil
+}
+
+// spinKnownFunction burns CPU in a function with a name to look for in the
+// stack samples.
+//
+//go:noinline
+func spinKnownFunction(d time.Duration) uint64 {
+	var x uint64
+	for end := time.Now().Add(d); ; {
+		for i := 0; i < 1e6; i++ {
+			x = x*6364136223846793005 + 1442695040888963407
+		}
+		if time.Now().After(end) {
+			return x
+		}
+	}
 }
 
 // tick wakes every millisecond on an absolute timer, as cyclictest does,
@@ -359,5 +380,40 @@ func TestCounterBurst(t *testing.T) {
 	}
 	if busy.Intervals < 450 {
 		t.Errorf("%d intervals in about 4.7 s at 100 Hz", busy.Intervals)
+	}
+}
+
+// A process spinning in a known function: most of its CPU samples are
+// named after it, from the executable's symbol table, offline.
+func TestProfileNamesFunctions(t *testing.T) {
+	testkernel.Require(t)
+	k, _ := startKid(t, "profiled", -1, "")
+	r := recordConfig(t, record.Config{Events: []string{"sched_switch"}, Counters: []string{"none"}, Stacks: 99}, func() {
+		k.Go(t)
+		k.Int(t) // it spun, and waits for the snapshot
+	})
+	pid := uint32(k.Pid())
+	res, err := Run(r, Options{Only: []string{StackProfile}, PIDs: []uint32{pid}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Profiles) != 1 || res.Profiles[0].Event != "cpu_sample" {
+		t.Fatalf("profiles: %+v", res.Profiles)
+	}
+	p := res.Profiles[0]
+	const want = "github.com/rewindtrace/rewind/analyze.spinKnownFunction"
+	var self int
+	for _, f := range p.Functions {
+		if f.Name == want {
+			self = f.Self
+		}
+	}
+	top := ""
+	if len(p.Functions) > 0 {
+		top = p.Functions[0].Name
+	}
+	t.Logf("%d samples of pid %d; %d in %s; top function %s", p.Samples, pid, self, want, top)
+	if p.Samples < 100 || self*2 <= p.Samples {
+		t.Errorf("%d of %d samples in %s (top: %s); want most, of at least 100", self, p.Samples, want, top)
 	}
 }

@@ -79,6 +79,8 @@ type Result struct {
 	Processes  []Process
 	// Rates are the counter series' per-interval rates and levels.
 	Rates []Rates
+	// Profiles are the stack samples, by event.
+	Profiles []Profile
 	// Skipped says, per analysis asked for but not run, why: usually that
 	// the snapshot lacks its events.
 	Skipped map[string]string

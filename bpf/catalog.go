@@ -18,9 +18,14 @@ type Event struct {
 	schema.Event
 	// Program is the BPF program that records the event.
 	Program string
-	// Tracepoint is the kernel tracepoint the program attaches to.
+	// Tracepoint is the kernel tracepoint the program attaches to; empty
+	// for a perf_event program (CPU samples), which attaches to a perf
+	// event on each CPU instead.
 	Tracepoint string
 }
+
+// PerfEvent reports whether the event's program attaches to perf events.
+func (e Event) PerfEvent() bool { return e.Program != "" && e.Tracepoint == "" }
 
 // groups assigns each event to the --events group that enables it. Group
 // "default" is sched, syscalls and process; "all" is every event.
@@ -62,6 +67,8 @@ var groups = map[string]string{
 	"workqueue_execute_end":          "workqueue",
 	"cpu_idle":                       "power",
 	"cpu_frequency":                  "power",
+	"cpu_sample":                     "stacks",
+	"offcpu_sample":                  "stacks",
 }
 
 // DefaultGroups are the groups `--events default` enables: everything but
@@ -134,6 +141,9 @@ func catalogEvent(spec *ebpf.CollectionSpec, name string, id uint64) (Event, err
 	e.Tracepoint = name
 	if prog, ok := spec.Programs[e.Program]; ok {
 		_, tp, ok := strings.Cut(prog.SectionName, "/")
+		if prog.SectionName == "perf_event" {
+			tp, ok = "", true
+		}
 		if !ok {
 			return e, fmt.Errorf("event %s: program section %q names no tracepoint", name, prog.SectionName)
 		}

@@ -52,9 +52,19 @@ func TestCatalog(t *testing.T) {
 	if ex := byName["sched_process_exec"]; ex.Fields[ex.Field("filename")].Type != schema.Str || ex.Size <= 40 {
 		t.Errorf("exec = %+v", ex)
 	}
+	// Events attach to the tracepoint of their name, but for the stack
+	// samples: a perf event on each CPU, and sched_switch.
+	attach := map[string]string{"cpu_sample": "", "offcpu_sample": "sched_switch"}
 	for _, e := range events {
-		if e.Tracepoint != e.Name {
-			t.Errorf("event %s attaches to %s", e.Name, e.Tracepoint)
+		want, ok := attach[e.Name]
+		if !ok {
+			want = e.Name
 		}
+		if e.Tracepoint != want {
+			t.Errorf("event %s attaches to %q, want %q", e.Name, e.Tracepoint, want)
+		}
+	}
+	if cs := byName["cpu_sample"]; !cs.PerfEvent() || cs.Fields[cs.Field("frames")].Kind != "stack" || cs.Fields[cs.Field("frames")].Count != 158 {
+		t.Errorf("cpu_sample = %+v", cs)
 	}
 }

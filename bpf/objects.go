@@ -11,6 +11,8 @@ import (
 	"github.com/cilium/ebpf/btf"
 	"github.com/cilium/ebpf/link"
 	"github.com/cilium/ebpf/rlimit"
+
+	"github.com/rewindtrace/rewind/internal/sysx"
 )
 
 // Ring geometry shared with include/ring.h; ringbuf/layout.go holds the
@@ -57,7 +59,10 @@ type Objects struct {
 	// unsupported says, per event, why this kernel cannot record it.
 	unsupported map[string]string
 	links       map[string]link.Link
-	closed      bool
+	// samples are the CPU sample program's links and their perf events.
+	samples []link.Link
+	perf    []*os.File
+	closed  bool
 }
 
 // Load loads the maps and every program this kernel supports, attaching
@@ -183,6 +188,9 @@ func (o *Objects) Enable(name string) error {
 	if why, ok := o.unsupported[name]; ok {
 		return fmt.Errorf("enable %s: not supported by this kernel: %s", name, why)
 	}
+	if e.PerfEvent() {
+		return fmt.Errorf("enable %s: it samples at a rate: use EnableSamples", name)
+	}
 	if _, ok := o.links[name]; !ok {
 		prog := o.progs[name]
 		var l link.Link
@@ -198,6 +206,59 @@ func (o *Objects) Enable(name string) error {
 		o.links[name] = l
 	}
 	return o.setEnabled(e.ID, true)
+}
+
+// EnableSamples attaches the CPU sample program to a cpu-clock perf event
+// on every online CPU, hz times a second, and turns CPU samples on.
+func (o *Objects) EnableSamples(hz int) (err error) {
+	const name = "cpu_sample"
+	e := o.events[name]
+	if why, ok := o.unsupported[name]; ok {
+		return fmt.Errorf("stack samples: not supported by this kernel: %s", why)
+	}
+	if len(o.samples) > 0 {
+		return fmt.Errorf("stack samples: already on")
+	}
+	defer func() {
+		if err != nil {
+			o.closeSamples()
+		}
+	}()
+	for cpu := 0; cpu < o.opts.CPUs; cpu++ {
+		if !online(cpu) {
+			continue
+		}
+		f, err := sysx.PerfSample(cpu, uint64(hz))
+		if err != nil {
+			return fmt.Errorf("stack samples: perf_event_open cpu-clock on cpu %d: %w", cpu, err)
+		}
+		o.perf = append(o.perf, f)
+		l, err := link.AttachRawLink(link.RawLinkOptions{Target: int(f.Fd()), Program: o.progs[name], Attach: ebpf.AttachPerfEvent})
+		if err != nil {
+			return fmt.Errorf("stack samples: attach %s to cpu %d: %w", e.Program, cpu, err)
+		}
+		o.samples = append(o.samples, l)
+	}
+	return o.setEnabled(e.ID, true)
+}
+
+func (o *Objects) closeSamples() error {
+	var errs []error
+	for _, l := range o.samples {
+		errs = append(errs, l.Close())
+	}
+	for _, f := range o.perf {
+		errs = append(errs, f.Close())
+	}
+	o.samples, o.perf = nil, nil
+	return errors.Join(errs...)
+}
+
+// online reports whether a CPU is online (cpu0 has no online file on most
+// machines: it cannot go offline).
+func online(cpu int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/sys/devices/system/cpu/cpu%d/online", cpu))
+	return err != nil || strings.TrimSpace(string(b)) != "0"
 }
 
 // Disable turns the event off without detaching or reloading anything.
@@ -329,7 +390,7 @@ func (o *Objects) Close() error {
 		return nil
 	}
 	o.closed = true
-	var errs []error
+	errs := []error{o.closeSamples()}
 	for name, l := range o.links {
 		if err := l.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("detach %s: %w", name, err))

@@ -2,7 +2,8 @@
 
 /* SPDX-License-Identifier: GPL-2.0 OR MIT */
 /*
- * rewind's BPF programs: one tp_btf program per event, named rw_<event>, each
+ * rewind's BPF programs: one program per event, named rw_<event> (tp_btf on
+ * its tracepoint, or perf_event for CPU samples), each
  * writing one record (struct rw_ev_<event>, include/events.h) into its CPU's
  * overwrite ring (include/ring.h). Nothing here wakes user space. The
  * programs live in progs/, one file per event group.
@@ -33,3 +34,4 @@ const struct rw_schema *rw_schema_anchor __attribute__((unused));
 #include "progs/memory.h"
 #include "progs/lock.h"
 #include "progs/power.h"
+#include "progs/stacks.h"

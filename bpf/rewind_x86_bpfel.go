@@ -22,7 +22,7 @@ type rewindRwHead struct {
 
 type rewindRwScratch struct {
 	_    structs.HostLayout
-	Data [280]uint8
+	Data [1280]uint8
 }
 
 type rewindRwSlot struct {
@@ -57,6 +57,7 @@ const (
 	rewindProgRwContentionEnd              = "rw_contention_end"
 	rewindProgRwCpuFrequency               = "rw_cpu_frequency"
 	rewindProgRwCpuIdle                    = "rw_cpu_idle"
+	rewindProgRwCpuSample                  = "rw_cpu_sample"
 	rewindProgRwInetSockSetState           = "rw_inet_sock_set_state"
 	rewindProgRwIrqHandlerEntry            = "rw_irq_handler_entry"
 	rewindProgRwIrqHandlerExit             = "rw_irq_handler_exit"
@@ -64,6 +65,7 @@ const (
 	rewindProgRwMarkVictim                 = "rw_mark_victim"
 	rewindProgRwMmVmscanDirectReclaimBegin = "rw_mm_vmscan_direct_reclaim_begin"
 	rewindProgRwMmVmscanDirectReclaimEnd   = "rw_mm_vmscan_direct_reclaim_end"
+	rewindProgRwOffcpuSample               = "rw_offcpu_sample"
 	rewindProgRwPageFaultKernel            = "rw_page_fault_kernel"
 	rewindProgRwPageFaultUser              = "rw_page_fault_user"
 	rewindProgRwSchedMigrateTask           = "rw_sched_migrate_task"
@@ -143,6 +145,7 @@ type rewindProgramSpecs struct {
 	RwContentionEnd              *ebpf.ProgramSpec `ebpf:"rw_contention_end"`
 	RwCpuFrequency               *ebpf.ProgramSpec `ebpf:"rw_cpu_frequency"`
 	RwCpuIdle                    *ebpf.ProgramSpec `ebpf:"rw_cpu_idle"`
+	RwCpuSample                  *ebpf.ProgramSpec `ebpf:"rw_cpu_sample"`
 	RwInetSockSetState           *ebpf.ProgramSpec `ebpf:"rw_inet_sock_set_state"`
 	RwIrqHandlerEntry            *ebpf.ProgramSpec `ebpf:"rw_irq_handler_entry"`
 	RwIrqHandlerExit             *ebpf.ProgramSpec `ebpf:"rw_irq_handler_exit"`
@@ -150,6 +153,7 @@ type rewindProgramSpecs struct {
 	RwMarkVictim                 *ebpf.ProgramSpec `ebpf:"rw_mark_victim"`
 	RwMmVmscanDirectReclaimBegin *ebpf.ProgramSpec `ebpf:"rw_mm_vmscan_direct_reclaim_begin"`
 	RwMmVmscanDirectReclaimEnd   *ebpf.ProgramSpec `ebpf:"rw_mm_vmscan_direct_reclaim_end"`
+	RwOffcpuSample               *ebpf.ProgramSpec `ebpf:"rw_offcpu_sample"`
 	RwPageFaultKernel            *ebpf.ProgramSpec `ebpf:"rw_page_fault_kernel"`
 	RwPageFaultUser              *ebpf.ProgramSpec `ebpf:"rw_page_fault_user"`
 	RwSchedMigrateTask           *ebpf.ProgramSpec `ebpf:"rw_sched_migrate_task"`
@@ -259,6 +263,7 @@ type rewindPrograms struct {
 	RwContentionEnd              *ebpf.Program `ebpf:"rw_contention_end"`
 	RwCpuFrequency               *ebpf.Program `ebpf:"rw_cpu_frequency"`
 	RwCpuIdle                    *ebpf.Program `ebpf:"rw_cpu_idle"`
+	RwCpuSample                  *ebpf.Program `ebpf:"rw_cpu_sample"`
 	RwInetSockSetState           *ebpf.Program `ebpf:"rw_inet_sock_set_state"`
 	RwIrqHandlerEntry            *ebpf.Program `ebpf:"rw_irq_handler_entry"`
 	RwIrqHandlerExit             *ebpf.Program `ebpf:"rw_irq_handler_exit"`
@@ -266,6 +271,7 @@ type rewindPrograms struct {
 	RwMarkVictim                 *ebpf.Program `ebpf:"rw_mark_victim"`
 	RwMmVmscanDirectReclaimBegin *ebpf.Program `ebpf:"rw_mm_vmscan_direct_reclaim_begin"`
 	RwMmVmscanDirectReclaimEnd   *ebpf.Program `ebpf:"rw_mm_vmscan_direct_reclaim_end"`
+	RwOffcpuSample               *ebpf.Program `ebpf:"rw_offcpu_sample"`
 	RwPageFaultKernel            *ebpf.Program `ebpf:"rw_page_fault_kernel"`
 	RwPageFaultUser              *ebpf.Program `ebpf:"rw_page_fault_user"`
 	RwSchedMigrateTask           *ebpf.Program `ebpf:"rw_sched_migrate_task"`
@@ -300,6 +306,7 @@ func (p *rewindPrograms) Close() error {
 		p.RwContentionEnd,
 		p.RwCpuFrequency,
 		p.RwCpuIdle,
+		p.RwCpuSample,
 		p.RwInetSockSetState,
 		p.RwIrqHandlerEntry,
 		p.RwIrqHandlerExit,
@@ -307,6 +314,7 @@ func (p *rewindPrograms) Close() error {
 		p.RwMarkVictim,
 		p.RwMmVmscanDirectReclaimBegin,
 		p.RwMmVmscanDirectReclaimEnd,
+		p.RwOffcpuSample,
 		p.RwPageFaultKernel,
 		p.RwPageFaultUser,
 		p.RwSchedMigrateTask,

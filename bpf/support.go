@@ -31,6 +31,9 @@ func Support(kernel *btf.Spec) func(Event) string {
 			return fmt.Sprintf("no kernel BTF: %v", err)
 		}
 		var fn *btf.Typedef
+		if e.PerfEvent() {
+			return ""
+		}
 		if kernel.TypeByName("btf_trace_"+e.Tracepoint, &fn) != nil {
 			return fmt.Sprintf("this kernel has no %s tracepoint (no btf_trace_%s in its BTF)", e.Tracepoint, e.Tracepoint)
 		}

@@ -521,6 +521,20 @@ func TestCatalogEvents(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 
+	// stack: the sample's frames are all there, and only they.
+	stack := func(r row) bool {
+		frames, _ := r["frames"].([]uint64)
+		n := int(r.u("kframes") + r.u("uframes"))
+		if n == 0 || n > len(frames) {
+			return false
+		}
+		for i, f := range frames {
+			if (f != 0) != (i < n) {
+				return false
+			}
+		}
+		return true
+	}
 	child := func(mode string) func(row) bool {
 		return func(r row) bool { return r.u("pid") == uint64(pids[mode]) }
 	}
@@ -613,6 +627,9 @@ func TestCatalogEvents(t *testing.T) {
 		"cpu_idle": func(r row) bool {
 			return r.u("cpu_id") < uint64(runtime.NumCPU()) && r.i("state") >= 0
 		},
+		// The lock child spins on two CPUs; the block child waits on I/O.
+		"cpu_sample":    func(r row) bool { return child("lock")(r) && stack(r) },
+		"offcpu_sample": func(r row) bool { return child("block")(r) && r.u("kframes") > 0 && stack(r) },
 	}
 	catalog, err := bpf.Catalog()
 	if err != nil {

@@ -13,6 +13,7 @@ import (
 	"github.com/rewindtrace/rewind/bpf"
 	"github.com/rewindtrace/rewind/internal/sysx"
 	"github.com/rewindtrace/rewind/record/counters"
+	"github.com/rewindtrace/rewind/record/symbols"
 	"github.com/rewindtrace/rewind/ringbuf"
 	"github.com/rewindtrace/rewind/snapshot"
 	"github.com/rewindtrace/rewind/snapshot/schema"
@@ -38,6 +39,12 @@ type Config struct {
 	// bytes in all and this old. Either may be zero, not both.
 	HistoryBytes uint64
 	HistoryAge   time.Duration
+	// Stacks samples what every CPU runs this many times a second, kernel
+	// and user stacks (the cpu_sample event; 0: off unless cpu_sample is
+	// selected by name or group, then at DefaultStackRate). OffCPUStacks
+	// records the stack of every task that blocks (offcpu_sample).
+	Stacks       int
+	OffCPUStacks bool
 	// Counters are the counter sources to sample (counters.Config.Sources:
 	// nil means the default set, "none" none), CounterRate their rate (0:
 	// counters.DefaultRate) and CounterKeep how long samples are kept (0:
@@ -48,6 +55,13 @@ type Config struct {
 	// Version names the recorder in snapshots.
 	Version string
 }
+
+// DefaultStackRate is the CPU sample rate when none is given: 99 Hz, off
+// the beat of the kernel's tick.
+const DefaultStackRate = 99
+
+// MaxStackRate bounds the CPU sample rate.
+const MaxStackRate = 10000
 
 // DefaultBufferSize is the kernel tier's default size per CPU.
 const DefaultBufferSize = 64 << 20
@@ -77,8 +91,11 @@ type Recorder struct {
 
 	drain    *drainer // the compressed tier's, or nil
 	counters *counters.Sampler
-	started  uint64
-	startRef snapshot.ClockRef
+	// stackRate is the CPU sample rate, 0 when not sampling.
+	stackRate int
+	buildIDs  symbols.BuildIDs // guarded by mu, as snapshots are
+	started   uint64
+	startRef  snapshot.ClockRef
 
 	mu     sync.Mutex
 	closed bool
@@ -101,7 +118,20 @@ func Start(cfg Config) (_ *Recorder, err error) {
 	if cfg.BufferSize == 0 {
 		cfg.BufferSize = DefaultBufferSize
 	}
-	events, explicit, err := SelectEvents(cfg.Events)
+	if cfg.Stacks < 0 || cfg.Stacks > MaxStackRate {
+		return nil, fmt.Errorf("--stacks %d: want 1 to %d samples a second per CPU, or 0 for none", cfg.Stacks, MaxStackRate)
+	}
+	list := cfg.Events
+	if len(list) == 0 {
+		list = []string{"default"}
+	}
+	if cfg.Stacks > 0 {
+		list = append(list[:len(list):len(list)], "cpu_sample")
+	}
+	if cfg.OffCPUStacks {
+		list = append(list[:len(list):len(list)], "offcpu_sample")
+	}
+	events, explicit, err := SelectEvents(list)
 	if err != nil {
 		return nil, err
 	}
@@ -154,7 +184,7 @@ func Start(cfg Config) (_ *Recorder, err error) {
 	r.unavailable = map[string]string{}
 	for _, e := range events {
 		why, bad := r.objs.Unsupported()[e.Name]
-		if !bad && !sys.HasTracepoint(e.Tracepoint) {
+		if !bad && !e.PerfEvent() && !sys.HasTracepoint(e.Tracepoint) {
 			why, bad = fmt.Sprintf("tracepoint %s is not in %s/available_events", e.Tracepoint, sysx.Tracefs), true
 		}
 		if bad {
@@ -164,7 +194,16 @@ func Start(cfg Config) (_ *Recorder, err error) {
 			r.unavailable[e.Name] = why
 			continue
 		}
-		if err := r.objs.Enable(e.Name); err != nil {
+		if e.PerfEvent() {
+			hz := cfg.Stacks
+			if hz == 0 {
+				hz = DefaultStackRate
+			}
+			if err := r.objs.EnableSamples(hz); err != nil {
+				return nil, err
+			}
+			r.stackRate = hz
+		} else if err := r.objs.Enable(e.Name); err != nil {
 			return nil, err
 		}
 		r.events = append(r.events, e.Name)

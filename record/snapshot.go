@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/rewindtrace/rewind/internal/sysx"
+	"github.com/rewindtrace/rewind/record/symbols"
 	"github.com/rewindtrace/rewind/ringbuf"
 	"github.com/rewindtrace/rewind/snapshot"
 )
@@ -123,8 +124,18 @@ func (r *Recorder) snapshot(path string, trig snapshot.Trigger) (_ *Result, err 
 	if err := w.WriteProcs(procs); err != nil {
 		return nil, err
 	}
-	if res.Events, res.Lost, err = r.writeChunks(w, res.Windows); err != nil {
+	refs := symbols.NewRefs()
+	if res.Events, res.Lost, err = r.writeChunks(w, res.Windows, refs); err != nil {
 		return nil, err
+	}
+	if !refs.Empty() {
+		syms, err := symbols.Capture(refs, "/proc/kallsyms", "/proc", &r.buildIDs)
+		if err != nil {
+			return nil, err
+		}
+		if err := w.WriteSymbols(syms); err != nil {
+			return nil, err
+		}
 	}
 	for _, s := range r.counters.Series() {
 		if err := w.WriteSeries(s); err != nil {
@@ -160,19 +171,29 @@ type encoded struct {
 // are, then the kernel tier's records from where the blocks end: nothing
 // twice, and a gap at the seam counted as lost. It encodes each CPU's
 // records in a goroutine of its own and writes chunks as they are ready.
-func (r *Recorder) writeChunks(w *snapshot.Writer, windows []*ringbuf.Window) (events, lost uint64, err error) {
+func (r *Recorder) writeChunks(w *snapshot.Writer, windows []*ringbuf.Window, refs *symbols.Refs) (events, lost uint64, err error) {
 	out := make(chan encoded, 2*len(windows))
 	errc := make(chan error, len(windows))
+	stacks := r.stackIDs()
+	cpuRefs := make([]*symbols.Refs, len(windows))
 	var wg sync.WaitGroup
-	for _, win := range windows {
+	for i, win := range windows {
 		wg.Add(1)
-		go func() {
+		cpuRefs[i] = symbols.NewRefs()
+		go func(refs *symbols.Refs) {
 			defer wg.Done()
 			defer boost()()
 			start := win.First
+			var c snapshot.Chunk
 			if r.drain != nil {
 				blocks, next := r.drain.tier.Blocks(win.CPU)
 				for _, b := range blocks {
+					if len(stacks) > 0 {
+						// The stacks' frames are read back out to capture
+						// their symbols; a block that fails to decode still
+						// goes in, and the reader reports it.
+						_ = r.addChunk(refs, stacks, b.Payload, &c)
+					}
 					out <- encoded{b.Payload, b.Sum}
 				}
 				if len(blocks) > 0 {
@@ -180,7 +201,11 @@ func (r *Recorder) writeChunks(w *snapshot.Writer, windows []*ringbuf.Window) (e
 				}
 			}
 			enc := snapshot.NewEncoder(r.schema)
+			var frames []uint64
 			errc <- win.BatchesFrom(start, chunkEvents, func(b ringbuf.Batch) error {
+				if len(stacks) > 0 {
+					frames = addRaw(refs, stacks, b.Events, frames)
+				}
 				p, sum, err := enc.EncodeChunk(snapshot.ChunkInput{CPU: win.CPU, Events: b.Events, FirstSeq: b.FirstSeq, NextSeq: b.NextSeq, Lost: b.Lost})
 				if err != nil {
 					return fmt.Errorf("cpu %d: %w", win.CPU, err)
@@ -188,7 +213,7 @@ func (r *Recorder) writeChunks(w *snapshot.Writer, windows []*ringbuf.Window) (e
 				out <- encoded{p, sum}
 				return nil
 			})
-		}()
+		}(cpuRefs[i])
 	}
 	go func() { wg.Wait(); close(out) }()
 	var werr error
@@ -203,6 +228,9 @@ func (r *Recorder) writeChunks(w *snapshot.Writer, windows []*ringbuf.Window) (e
 	errs := []error{werr}
 	for err := range errc {
 		errs = append(errs, err)
+	}
+	for _, cr := range cpuRefs {
+		refs.Merge(cr)
 	}
 	return events, lost, errors.Join(errs...)
 }
@@ -247,6 +275,7 @@ func (r *Recorder) meta(taken uint64, trig snapshot.Trigger, windows []*ringbuf.
 		return nil, err
 	}
 	m.ProgramMisses = misses
+	m.Recording.StackRate = r.stackRate
 	if c := r.counters; c != nil {
 		st := c.Stats()
 		m.Recording.Counters = &snapshot.Counters{Sources: c.Sources(), KeepNS: uint64(c.Keep()), SamplerCPUNS: uint64(st.CPU), Missed: st.Missed}

@@ -7,7 +7,7 @@ const (
 	SlotSize    = 64 // bytes per slot
 	HeaderSize  = 24 // struct rw_hdr
 	PayloadSize = 40 // payload bytes per slot (RW_MAX_PAYLOAD)
-	MaxSlots    = 7  // slots one record may span (RW_MAX_SLOTS)
+	MaxSlots    = 32 // slots one record may span (RW_MAX_SLOTS)
 	HeadSize    = 64 // struct rw_head, one per CPU
 
 	OffTS     = 0  // u64 CLOCK_BOOTTIME ns

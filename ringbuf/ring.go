@@ -96,7 +96,8 @@ type Window struct {
 	// Lost counts sequence numbers in [First, Next) that hold no intact
 	// record: overwritten before the read reached them, torn, or part of a
 	// record missing a slot. A record spans one sequence number, or up to
-	// MaxSlots for a long one (exec), so Lost bounds the lost events.
+	// MaxSlots for a long one (exec, stack samples), so Lost bounds the lost
+	// events.
 	Lost uint64
 	// Dropped is the CPU's count of records its programs could not write,
 	// since recording started; their sequence numbers are gaps, so any in

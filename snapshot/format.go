@@ -8,7 +8,7 @@ import (
 // Version of the format this package writes and reads.
 const (
 	FormatMajor = 1
-	FormatMinor = 1 // 1.1 added series sections
+	FormatMinor = 1 // 1.1 added series and symbols sections
 )
 
 // File layout constants; docs/FORMAT.md draws them.
@@ -32,12 +32,13 @@ type Kind uint16
 
 // Section kinds. Readers skip kinds they do not know.
 const (
-	KindMeta   Kind = 1 // JSON Meta
-	KindSchema Kind = 2 // JSON event schema
-	KindProcs  Kind = 3 // JSON process/thread table
-	KindChunk  Kind = 4 // one CPU's events, columnar
-	KindIndex  Kind = 5 // where every section is
-	KindSeries Kind = 6 // one counter source's samples (1.1)
+	KindMeta    Kind = 1 // JSON Meta
+	KindSchema  Kind = 2 // JSON event schema
+	KindProcs   Kind = 3 // JSON process/thread table
+	KindChunk   Kind = 4 // one CPU's events, columnar
+	KindIndex   Kind = 5 // where every section is
+	KindSeries  Kind = 6 // one counter source's samples (1.1)
+	KindSymbols Kind = 7 // kernel symbols and process mappings for stacks (1.1)
 )
 
 func (k Kind) String() string {
@@ -54,6 +55,8 @@ func (k Kind) String() string {
 		return "index"
 	case KindSeries:
 		return "series"
+	case KindSymbols:
+		return "symbols"
 	}
 	return "unknown"
 }

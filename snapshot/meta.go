@@ -94,6 +94,8 @@ type Recording struct {
 	// Counters is the counter sampler's configuration and state, when
 	// counters were sampled (format 1.1).
 	Counters *Counters `json:"counters,omitempty"`
+	// StackRate is the CPU sample rate per CPU (cpu_sample), 0 when none.
+	StackRate int `json:"stack_rate_hz,omitempty"`
 }
 
 // Counters describes the counter sampler at snapshot time.

@@ -42,6 +42,7 @@ type Reader struct {
 	procs   []Proc
 	chunks  []Section
 	series  []Section
+	symbols *Section
 	indexed bool
 
 	mu     sync.Mutex // guards damage
@@ -123,6 +124,10 @@ func NewReader(ra io.ReaderAt, size int64) (*Reader, error) {
 			r.chunks = append(r.chunks, *s)
 		case KindSeries:
 			r.series = append(r.series, *s)
+		case KindSymbols:
+			if r.symbols == nil {
+				r.symbols = s
+			}
 		}
 	}
 	if meta == nil || sch == nil {

@@ -76,6 +76,33 @@ type JSONResult struct {
 	Counters   []JSONCounter     `json:"counters"`
 	Processes  []JSONProcess     `json:"processes"`
 	Rates      []JSONRates       `json:"counters_rates"`
+	Profiles   []JSONProfile     `json:"profiles"`
+}
+
+// JSONProfile is one stack event's samples, named and counted.
+type JSONProfile struct {
+	Event     string         `json:"event"`
+	Samples   int            `json:"samples"`
+	Functions []JSONFunction `json:"functions"`
+	Stacks    []JSONStack    `json:"stacks"`
+}
+
+// JSONFunction is a function's samples: in it (self), and with it on the
+// stack (total).
+type JSONFunction struct {
+	Name   string `json:"name"`
+	Module string `json:"module,omitempty"`
+	Kernel bool   `json:"kernel"`
+	Self   int    `json:"self"`
+	Total  int    `json:"total"`
+}
+
+// JSONStack is one stack's samples; frames outermost first.
+type JSONStack struct {
+	PID    uint32   `json:"pid"`
+	Comm   string   `json:"comm"`
+	Count  int      `json:"count"`
+	Frames []string `json:"frames"`
 }
 
 // JSONRates is one counter field's rates (or a gauge's levels): mean and
@@ -106,6 +133,17 @@ type JSONWindow struct {
 // ToJSON converts a result.
 func ToJSON(snap Snapshot, res *analyze.Result) JSONResult {
 	out := JSONResult{Snapshot: snap, Skipped: res.Skipped, Histograms: []JSONHistogram{}, Counters: []JSONCounter{}, Processes: []JSONProcess{}, Rates: []JSONRates{}}
+	out.Profiles = []JSONProfile{}
+	for _, p := range res.Profiles {
+		j := JSONProfile{Event: p.Event, Samples: p.Samples, Functions: []JSONFunction{}, Stacks: []JSONStack{}}
+		for _, f := range p.Functions {
+			j.Functions = append(j.Functions, JSONFunction{f.Name, f.Module, f.Kernel, f.Self, f.Total})
+		}
+		for _, s := range p.Stacks {
+			j.Stacks = append(j.Stacks, JSONStack{s.PID, s.Comm, s.Count, s.Frames})
+		}
+		out.Profiles = append(out.Profiles, j)
+	}
 	for _, r := range res.Rates {
 		j := JSONRates{Source: r.Source, Name: r.Name, Labels: labelMap(r.Labels), Unit: r.Unit, Kind: r.Kind, Intervals: r.Intervals, Mean: r.Mean, Max: r.Max, Windows: []JSONWindow{}}
 		for _, w := range r.Windows {

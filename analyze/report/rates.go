@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"path"
 	"sort"
 	"strconv"
 	"strings"
@@ -136,4 +137,47 @@ func formatBytes(v float64) string {
 		return sig3(v/(1<<10)) + "Ki"
 	}
 	return sig3(v)
+}
+
+// writeProfiles writes each stack event's top functions and stacks.
+func writeProfiles(w io.Writer, profiles []analyze.Profile, top int) {
+	for _, p := range profiles {
+		what := "CPU samples: what ran"
+		if p.Event == "offcpu_sample" {
+			what = "off-CPU stacks: where tasks blocked"
+		}
+		fmt.Fprintf(w, "\n== %s: %s (%s, %d samples)\n", analyze.StackProfile, what, p.Event, p.Samples)
+		fmt.Fprintln(w, "\n  functions, by samples in the function itself:")
+		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+		fmt.Fprintln(tw, "self\tself%\ttotal\ttotal%\t\tfunction")
+		for i, f := range p.Functions {
+			if i >= top {
+				fmt.Fprintf(tw, "(%d more)\t\t\t\t\t\n", len(p.Functions)-i)
+				break
+			}
+			name := f.Name
+			if f.Kernel {
+				name += " [kernel]"
+			} else if f.Module != "" && !strings.Contains(f.Name, "0x") {
+				name += " [" + path.Base(f.Module) + "]"
+			}
+			fmt.Fprintf(tw, "%d\t%.1f%%\t%d\t%.1f%%\t\t%s\n", f.Self, pct(f.Self, p.Samples), f.Total, pct(f.Total, p.Samples), name)
+		}
+		tw.Flush()
+		fmt.Fprintln(w, "\n  stacks, most frequent first (process: outermost;...;innermost):")
+		for i, s := range p.Stacks {
+			if i >= top {
+				fmt.Fprintf(w, "  (%d more)\n", len(p.Stacks)-i)
+				break
+			}
+			fmt.Fprintf(w, "  %6d %5.1f%%  %s(%d): %s\n", s.Count, pct(s.Count, p.Samples), s.Comm, s.PID, strings.Join(s.Frames, ";"))
+		}
+	}
+}
+
+func pct(n, of int) float64 {
+	if of == 0 {
+		return 0
+	}
+	return float64(n) * 100 / float64(of)
 }

@@ -25,6 +25,7 @@ var Describe = map[string]string{
 	analyze.Softirq:        "softirq durations",
 	analyze.Faults:         "page faults per process",
 	analyze.Processes:      "per-process summary",
+	analyze.StackProfile:   "the functions and stacks stack samples fell in",
 	analyze.CounterRates:   "a counter's increase per second between samples, a gauge's level, in 1 s windows",
 }
 
@@ -65,6 +66,9 @@ func WriteText(w io.Writer, snap Snapshot, res *analyze.Result, opts TextOptions
 			if len(res.Rates) > 0 {
 				writeRates(w, res.Rates, opts.Top)
 			}
+			continue
+		case analyze.StackProfile:
+			writeProfiles(w, res.Profiles, opts.Top)
 			continue
 		}
 		var group []*analyze.Series

@@ -58,6 +58,8 @@ enum rw_event_type {
 	RW_EV_WORKQUEUE_EXECUTE_END = 35,
 	RW_EV_CPU_IDLE = 36,
 	RW_EV_CPU_FREQUENCY = 37,
+	RW_EV_CPU_SAMPLE = 38,
+	RW_EV_OFFCPU_SAMPLE = 39,
 	RW_EV_MAX,
 };
 
@@ -81,6 +83,7 @@ typedef __u16 rw_port_t;	/* port, host byte order */
 typedef __u8 rw_inet_addr_t[16];	/* IPv4 in the first 4 bytes, or IPv6; network order */
 typedef __u8 rw_tcp_state_t;	/* TCP_ESTABLISHED (1) .. TCP_NEW_SYN_RECV (12) */
 typedef __u64 rw_ksym_t;	/* kernel address of a function */
+typedef __u64 rw_stack_t;	/* return addresses: kernel frames, then user frames */
 typedef __u32 rw_enum_skb_drop_reason_t; /* enum skb_drop_reason of the recording kernel */
 typedef __u32 rw_enum_sk_rst_reason_t;	 /* enum sk_rst_reason of the recording kernel */
 
@@ -337,6 +340,31 @@ struct rw_ev_cpu_frequency {
 
 /* rw_schema keeps every payload type in the object's BTF even where a
  * program only casts to it. */
+/*
+ * stacks: the current task's kernel stack and user stack, innermost frame
+ * first, the kernel's then the user's in one array. Only the frames taken
+ * are emitted: a record spans as many slots as they need.
+ */
+#define RW_KSTACK_MAX 64
+#define RW_USTACK_MAX 94
+#define RW_STACK_MAX (RW_KSTACK_MAX + RW_USTACK_MAX)
+
+#define RW_STACK_FIELDS                         \
+	__u16 kframes; /* kernel frames taken */ \
+	__u16 uframes; /* user frames taken */   \
+	__u32 __pad;                             \
+	rw_stack_t frames[RW_STACK_MAX];
+
+/* A sample of what a CPU was running: a perf cpu-clock event's interrupt. */
+struct rw_ev_cpu_sample {
+	RW_STACK_FIELDS
+};
+
+/* The stack a task blocked in, as it switched out (not runnable). */
+struct rw_ev_offcpu_sample {
+	RW_STACK_FIELDS
+};
+
 struct rw_schema {
 	struct rw_ev_sched_switch sched_switch;
 	struct rw_ev_sched_waking sched_waking;
@@ -375,6 +403,8 @@ struct rw_schema {
 	struct rw_ev_workqueue_execute_end workqueue_execute_end;
 	struct rw_ev_cpu_idle cpu_idle;
 	struct rw_ev_cpu_frequency cpu_frequency;
+	struct rw_ev_cpu_sample cpu_sample;
+	struct rw_ev_offcpu_sample offcpu_sample;
 	enum rw_event_type type;
 };
 

@@ -19,7 +19,8 @@
 
 #define RW_SLOT_SIZE 64
 #define RW_MAX_PAYLOAD 40	/* bytes of payload in one slot */
-#define RW_MAX_SLOTS 7		/* slots one record may span */
+#define RW_MAX_SLOTS 32		/* slots one record may span (a stack sample's) */
+#define RW_ZEROED (7 * RW_MAX_PAYLOAD)	/* scratch bytes cleared for a record (all but stacks fit) */
 #define RW_SEQ_BUSY 0xffffffffU	/* slot is being written */
 
 struct rw_hdr {

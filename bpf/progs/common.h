@@ -54,8 +54,10 @@ static __always_inline void *rw_scratch_open(__u16 type)
 {
 	struct rw_scratch *sc = rw_scratch_for(type);
 
+	/* The payloads but the stack samples' fit in RW_ZEROED bytes; the
+	 * stack samples write every byte they emit. */
 	if (sc)
-		__builtin_memset(sc->data, 0, sizeof(sc->data));
+		__builtin_memset(sc->data, 0, RW_ZEROED);
 	return sc;
 }
 

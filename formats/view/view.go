@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/rewindtrace/rewind/internal/symbolize"
 	"github.com/rewindtrace/rewind/internal/syscalls"
 	"github.com/rewindtrace/rewind/snapshot"
 	"github.com/rewindtrace/rewind/snapshot/schema"
@@ -70,6 +71,8 @@ func Write(w io.Writer, r *snapshot.Reader, opts Options) error {
 	if err := v.loadCounters(r); err != nil {
 		return err
 	}
+	syms, _ := r.Symbols() // damage is reported with the rest
+	v.sym = symbolize.New(syms)
 	var err error
 	if !opts.NoEvents {
 		err = r.Each(opts.Range.From, opts.Range.To, v.event)
@@ -100,6 +103,7 @@ type viewer struct {
 	prevTS  uint64
 	buf     []byte
 	series  []*seriesCursor // counter samples still to print
+	sym     *symbolize.Symbolizer
 }
 
 // special says which fields of an event change what a thread is called.
@@ -262,6 +266,8 @@ func (v *viewer) appendFields(b []byte, c *snapshot.Chunk, i int, et *schema.Eve
 			b = strconv.AppendQuote(b, string(col.Bytes(row)))
 		case f.Kind == schema.KindInetAddr:
 			b = v.appendAddr(b, c, i, et, col)
+		case f.Kind == schema.KindStack:
+			b = v.appendStack(b, c, i, et, col)
 		case f.Count > 1:
 			b = append(b, '[')
 			for k := 0; k < f.Count; k++ {

@@ -70,6 +70,9 @@ const (
 	KindInetAddr  = "inet_addr" // 16 bytes: IPv4 in the first 4, or IPv6; read with the event's inet_family field
 	KindTCPState  = "tcp_state"
 	KindKsym      = "ksym" // kernel function address
+	// KindStack is an array of return addresses, innermost first: the
+	// event's kframes kernel frames, then its uframes user frames.
+	KindStack = "stack"
 	// KindEnumPrefix starts kinds naming a kernel enum ("enum_skb_drop_reason"):
 	// the snapshot's metadata carries that enum's names.
 	KindEnumPrefix = "enum_"

@@ -37,6 +37,8 @@ func recordCommand() *cli.Command {
 			&cli.StringFlag{Name: "counters", Value: "default", Usage: "counter sources to sample, comma-separated, NAME@HZ for a rate of its own: " + strings.Join(counters.Names, ", ") + ", cgroup:PATH, default (" + strings.Join(counters.Default, ",") + "), all, none"},
 			&cli.Float64Flag{Name: "counter-rate", Value: counters.DefaultRate, Usage: "samples a second of every counter source (1 to 1000)"},
 			&cli.DurationFlag{Name: "counter-history", Usage: "keep counter samples this long (default 60s, or --history when longer)"},
+			&cli.IntFlag{Name: "stacks", Usage: "sample what every CPU runs this many times a second, with kernel and user stacks (99 is usual; 0: none)"},
+			&cli.BoolFlag{Name: "offcpu-stacks", Usage: "record the stack of every task that blocks, as it switches out"},
 			&cli.BoolFlag{Name: "json", Usage: "print each snapshot written as a JSON line on stdout"},
 			&cli.BoolFlag{Name: "no-final-snapshot", Usage: "on SIGINT/SIGTERM, stop without writing a snapshot"},
 		},
@@ -78,6 +80,9 @@ func parseRecord(cliContext *cli.Context) (*recordConfig, error) {
 	if d := cliContext.Duration("history"); d < 0 {
 		return nil, fmt.Errorf("--history %v: must not be negative", d)
 	}
+	if hz := cliContext.Int("stacks"); hz < 0 || hz > record.MaxStackRate {
+		return nil, fmt.Errorf("--stacks %d: want 1 to %d samples a second per CPU, or 0 for none", hz, record.MaxStackRate)
+	}
 	if r := cliContext.Float64("counter-rate"); r < 1 || r > counters.MaxRate {
 		return nil, fmt.Errorf("--counter-rate %g: want 1 to %d samples a second", r, counters.MaxRate)
 	}
@@ -100,6 +105,8 @@ func parseRecord(cliContext *cli.Context) (*recordConfig, error) {
 			KernelBTF:    cliContext.String("btf"),
 			HistoryBytes: history,
 			HistoryAge:   cliContext.Duration("history"),
+			Stacks:       cliContext.Int("stacks"),
+			OffCPUStacks: cliContext.Bool("offcpu-stacks"),
 			Counters:     splitList(cliContext.String("counters")),
 			CounterRate:  cliContext.Float64("counter-rate"),
 			CounterKeep:  cliContext.Duration("counter-history"),
