@@ -398,10 +398,10 @@ func mkCgroup(t *testing.T, dir string) {
 }
 
 // raiseMinFree sets vm.min_free_kbytes to just under the free memory, so
-// that allocations must reclaim directly, and restores it when the test
-// ends — or, through a watchdog process holding a pipe from this one, when
-// this process dies in any way.
-func raiseMinFree(t *testing.T) {
+// that allocations must reclaim directly, and returns what restores it; the
+// test's end restores it too, and a watchdog process holding a pipe from
+// this one restores it when this process dies in any way.
+func raiseMinFree(t *testing.T) (restore func()) {
 	const knob = "/proc/sys/vm/min_free_kbytes"
 	orig, err := os.ReadFile(knob)
 	if err != nil {
@@ -419,13 +419,17 @@ func raiseMinFree(t *testing.T) {
 	if err := watchdog.Start(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		if err := os.WriteFile(knob, []byte(value), 0); err != nil {
-			t.Errorf("restore %s: %v", knob, err)
-		}
-		hold.Close()
-		watchdog.Wait()
-	})
+	var once sync.Once
+	restore = func() {
+		once.Do(func() {
+			if err := os.WriteFile(knob, []byte(value), 0); err != nil {
+				t.Errorf("restore %s: %v", knob, err)
+			}
+			hold.Close()
+			watchdog.Wait()
+		})
+	}
+	t.Cleanup(restore)
 	meminfo, err := os.ReadFile("/proc/meminfo")
 	if err != nil {
 		t.Fatal(err)
@@ -442,6 +446,7 @@ func raiseMinFree(t *testing.T) {
 	if err := os.WriteFile(knob, []byte(strconv.Itoa(free-32<<10)), 0); err != nil {
 		t.Fatal(err)
 	}
+	return restore
 }
 
 func ports(t *testing.T, out, tag string) (int, int) {
@@ -494,7 +499,11 @@ func TestCatalogEvents(t *testing.T) {
 		t.Fatal(err)
 	}
 	os.Setenv("REWIND_TEST_FILE", sparse)
-	pids["reclaim"], outs["reclaim"] = runChild(t, "reclaim", func(int) { raiseMinFree(t) })
+	// The watermark goes back as soon as the child is done: what follows
+	// (snapshots) needs the memory.
+	restore := func() {}
+	pids["reclaim"], outs["reclaim"] = runChild(t, "reclaim", func(int) { restore = raiseMinFree(t) })
+	restore()
 	os.Setenv("REWIND_TEST_FILE", file)
 	pids["oom"], outs["oom"] = runChild(t, "oom", memoryCgroup(t, 64<<20))
 	if strings.Contains(outs["oom"], "not killed") {
