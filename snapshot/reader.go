@@ -167,13 +167,18 @@ func (r *Reader) Procs() []Proc { return r.procs }
 // Chunks returns every chunk section, in file order.
 func (r *Reader) Chunks() []Section { return r.chunks }
 
-// Span returns the earliest and latest timestamps the chunk headers claim,
-// without reading the chunks.
+// Span returns the earliest and latest timestamps the chunks and counter
+// series claim, without reading them.
 func (r *Reader) Span() (first, last uint64) {
-	for i, c := range r.chunks {
-		if i == 0 || c.FirstTS < first {
+	found := false
+	for _, c := range append(r.chunks[:len(r.chunks):len(r.chunks)], r.series...) {
+		if c.LastTS == 0 {
+			continue // a section found by scanning, without its times
+		}
+		if !found || c.FirstTS < first {
 			first = c.FirstTS
 		}
+		found = true
 		last = max(last, c.LastTS)
 	}
 	return first, last

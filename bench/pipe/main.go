@@ -44,7 +44,7 @@ var (
 	rounds    = flag.Int("rounds", 5, "rounds; each runs every variant once, in shuffled order")
 	bufMiB    = flag.Int("buffer-mib", 64, "ring size per CPU for every tracer, MiB")
 	outFile   = flag.String("o", "", "also write the markdown report to this file")
-	sections  = flag.String("sections", "record,snapshots,history,analysis", "which sections to run, comma-separated")
+	sections  = flag.String("sections", "record,snapshots,history,analysis,counters", "which sections to run, comma-separated")
 )
 
 const tracepoints = "sched:sched_switch,raw_syscalls:sys_enter,raw_syscalls:sys_exit"
@@ -58,6 +58,9 @@ type tracer struct {
 
 func main() {
 	flag.Parse()
+	if *tickFloorOnly {
+		tickFloor()
+	}
 	if *pipePairOnly {
 		if err := pipePair(); err != nil {
 			fmt.Fprintln(os.Stderr, "bench:", err)
@@ -112,10 +115,10 @@ func run() error {
 	on := map[string]bool{}
 	for _, sec := range strings.Split(*sections, ",") {
 		switch sec {
-		case "record", "snapshots", "history", "analysis":
+		case "record", "snapshots", "history", "analysis", "counters":
 			on[sec] = true
 		default:
-			return fmt.Errorf("-sections: unknown section %q (record, snapshots, history, analysis)", sec)
+			return fmt.Errorf("-sections: unknown section %q (record, snapshots, history, analysis, counters)", sec)
 		}
 	}
 	var report string
@@ -139,6 +142,13 @@ func run() error {
 			return err
 		}
 		report += hist.render()
+	}
+	if on["counters"] {
+		c, err := counterCost(dir)
+		if err != nil {
+			return err
+		}
+		report += c.render()
 	}
 	if on["analysis"] {
 		a, err := analysisBench(dir)

@@ -434,6 +434,12 @@ func TestBadInput(t *testing.T) {
 		{[]string{"nosuchcommand"}, "nosuchcommand"},
 		{[]string{"record", "--btf", "/nonexistent/vmlinux", "--duration", "1s", "--output", t.TempDir()}, "kernel BTF file"},
 		{[]string{"list"}, "--events"},
+		{[]string{"record", "--counters", "cpu,nope"}, `--counters: unknown source "nope"`},
+		{[]string{"record", "--counters", "cpu@5000"}, "want 1 to 1000 samples a second"},
+		{[]string{"record", "--counter-rate", "0"}, "--counter-rate 0"},
+		{[]string{"record", "--counter-history", "-1s"}, "--counter-history"},
+		{[]string{"record", "--stacks", "-1"}, "--stacks -1"},
+		{[]string{"view", "--counters", "nope", snap}, `--counters "nope"`},
 	} {
 		r := run(t, c.args...)
 		if r.code == 0 || !strings.Contains(r.stderr, c.want) || strings.Contains(r.stderr, "panic") {
@@ -454,14 +460,29 @@ func writeSyscalls(t *testing.T, name string, n int, d uint64) string {
 	for i := 0; i < n; i++ {
 		enter, exit := make([]byte, 40), make([]byte, 16)
 		enter[0], exit[0] = 110, 110
-		ts := uint64(i+1) * 10000
+		ts := 2e9 + uint64(i+1)*10000
 		ev = append(ev, snapshot.Event{TS: ts, Seq: uint64(2 * i), TID: 5, PID: 5, Type: 7, Data: enter},
 			snapshot.Event{TS: ts + d, Seq: uint64(2*i + 1), TID: 5, PID: 5, Type: 8, Data: exit})
 	}
 	path := filepath.Join(t.TempDir(), name)
 	meta := &snapshot.Meta{Recorder: "test", CPUs: 1, Kernel: snapshot.Kernel{Machine: "x86_64"}, Trigger: snapshot.Trigger{Kind: "manual"}}
 	procs := []snapshot.Proc{{PID: 5, Comm: "worker", Threads: []snapshot.Thread{{TID: 5, Comm: "worker"}}}}
-	snaptest.Write(t, path, meta, s, procs, []snapshot.ChunkInput{{Events: ev, FirstSeq: 0, NextSeq: uint64(len(ev))}})
+	// A CPU's busy time, sampled every 10 ms: busy for one interval in
+	// 100 (the burst), idle otherwise.
+	cpu := &snapshot.Series{Source: "cpu", RateHz: 100, Fields: []snapshot.SeriesField{
+		{Name: "user", Labels: map[string]string{"cpu": "0"}, Unit: "ns", Kind: snapshot.SeriesCounter},
+		{Name: "running", Unit: "tasks", Kind: snapshot.SeriesGauge}}}
+	cpu.Values = make([][]uint64, 2)
+	var busy uint64
+	for i := 0; i <= 200; i++ {
+		cpu.TS = append(cpu.TS, 10e6+uint64(i)*10e6)
+		if i == 150 {
+			busy += 10e6
+		}
+		cpu.Values[0] = append(cpu.Values[0], busy)
+		cpu.Values[1] = append(cpu.Values[1], 1)
+	}
+	snaptest.Write(t, path, meta, s, procs, []snapshot.ChunkInput{{Events: ev, FirstSeq: 0, NextSeq: uint64(len(ev))}}, cpu)
 	return path
 }
 
@@ -548,6 +569,43 @@ func TestAnalyze(t *testing.T) {
 	}
 	if o := analyzeJSON(t, "--only", "processes", path); len(o.Histograms) != 0 || len(o.Processes) != 1 {
 		t.Errorf("--only processes: %d histograms, %d processes", len(o.Histograms), len(o.Processes))
+	}
+
+	// Counters: the one busy interval in 2 s is a max of 100% and a mean
+	// of 0.5%.
+	var rates struct {
+		Rates []struct {
+			Name      string            `json:"name"`
+			Labels    map[string]string `json:"labels"`
+			Mean, Max float64
+			Windows   []struct{ Max, P99 float64 }
+		} `json:"counters_rates"`
+	}
+	cr := run(t, "analyze", "--only", "counters", "--format", "json", path)
+	if err := json.Unmarshal([]byte(cr.stdout), &rates); err != nil || cr.code != 0 {
+		t.Fatalf("analyze --only counters: exit %d, %v: %s", cr.code, err, cr.stderr)
+	}
+	found := false
+	for _, r := range rates.Rates {
+		if r.Name == "user" && r.Labels["cpu"] == "0" {
+			found = true
+			burst := 0
+			for _, w := range r.Windows {
+				if w.Max == 1e9 {
+					burst++
+				}
+			}
+			if r.Max != 1e9 || r.Mean != 5e6 || burst != 1 {
+				t.Errorf("user{cpu=0}: %+v; want a max of 1e9 ns/s and a mean of 5e6", r)
+			}
+		}
+	}
+	if !found {
+		t.Errorf("no user{cpu=0} rates: %s", cr.stdout)
+	}
+	vc := run(t, "view", "--counters", "cpu", "--event", "none", "--limit", "2", path)
+	if vc.code != 0 || strings.Count(vc.stdout, "counters cpu: user{cpu=0}=0 running=1") != 2 {
+		t.Errorf("view --counters: exit %d: %q %s", vc.code, vc.stdout, vc.stderr)
 	}
 
 	om := run(t, "analyze", "--format", "openmetrics", path)

@@ -1,6 +1,7 @@
 package counters
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"sort"
@@ -8,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rewindtrace/rewind/internal/sysx"
 	"github.com/rewindtrace/rewind/internal/testkernel"
 	"github.com/rewindtrace/rewind/snapshot"
 )
@@ -195,5 +197,44 @@ func TestSamplerRate(t *testing.T) {
 				t.Errorf("%s: samples %d and %d are %v apart", ser.Source, i-1, i, time.Duration(d))
 			}
 		}
+	}
+}
+
+// A cgroup v2 directory's cpu.stat is read; what the hierarchy lacks (the
+// memory controller, on a hybrid system) is reported, not an error.
+func TestCgroupSource(t *testing.T) {
+	testkernel.Require(t)
+	mnt, err := sysx.Cgroup2Mount()
+	if err != nil {
+		t.Skipf("no cgroup v2: %v", err)
+	}
+	dir := filepath.Join(mnt, fmt.Sprintf("rewind-counters-%d", os.Getpid()))
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.Remove(dir) })
+	src, missing, err := Open("cgroup:"+dir, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.close()
+	if _, err := src.read(); err != nil {
+		t.Fatal(err)
+	}
+	names := map[string]bool{}
+	for _, f := range src.Fields() {
+		names[f.Name] = true
+	}
+	if !names["usage"] || !names["user"] || !names["system"] {
+		t.Errorf("fields %v", names)
+	}
+	for _, m := range missing {
+		t.Logf("unavailable: %s: %s", m.Name, m.Why)
+		if m.Why == "" {
+			t.Errorf("%s unavailable without a reason", m.Name)
+		}
+	}
+	if _, _, err := Open("cgroup:/nonexistent", 2); err == nil || !strings.Contains(err.Error(), "not a cgroup directory") {
+		t.Errorf("cgroup:/nonexistent: %v", err)
 	}
 }

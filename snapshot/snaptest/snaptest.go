@@ -20,9 +20,10 @@ func Open(t testing.TB, path string) *snapshot.Reader {
 	return r
 }
 
-// Write writes a committed snapshot at path: meta, schema, processes and
-// one chunk per input, each encoded with s; then opens it as Open does.
-func Write(t testing.TB, path string, meta *snapshot.Meta, s *schema.Schema, procs []snapshot.Proc, chunks []snapshot.ChunkInput) *snapshot.Reader {
+// Write writes a committed snapshot at path: meta, schema, processes, one
+// chunk per input, each encoded with s, and the counter series; then opens
+// it as Open does.
+func Write(t testing.TB, path string, meta *snapshot.Meta, s *schema.Schema, procs []snapshot.Proc, chunks []snapshot.ChunkInput, series ...*snapshot.Series) *snapshot.Reader {
 	t.Helper()
 	w, err := snapshot.Create(path)
 	if err != nil {
@@ -38,6 +39,11 @@ func Write(t testing.TB, path string, meta *snapshot.Meta, s *schema.Schema, pro
 			t.Fatal(err)
 		}
 		w.WriteChunk(p, sum)
+	}
+	for _, ser := range series {
+		if err := w.WriteSeries(ser); err != nil {
+			t.Fatal(err)
+		}
 	}
 	if err := w.Commit(); err != nil {
 		t.Fatal(err)
