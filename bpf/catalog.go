@@ -72,7 +72,7 @@ var groups = map[string]string{
 }
 
 // DefaultGroups are the groups `--events default` enables: everything but
-// the high-rate irq, faults, lock, workqueue and power groups.
+// the high-rate irq, faults, lock, workqueue, power and stacks groups.
 var DefaultGroups = []string{"sched", "syscalls", "process", "block", "signals", "net", "memory"}
 
 var catalog struct {

@@ -36,9 +36,21 @@ func writeRates(w io.Writer, rates []analyze.Rates, top int) {
 			fmt.Fprintf(w, "\n  %s: no field moved off zero\n", src)
 			continue
 		}
-		// CPU time reads best busiest first; the rest, largest max first
-		// relative to its mean, which is where bursts show.
-		sort.SliceStable(rs, func(i, j int) bool { return burst(rs[i]) > burst(rs[j]) })
+		// Rates busiest first (the CPU's busy time leads its source), then
+		// levels by how far they moved.
+		sort.SliceStable(rs, func(i, j int) bool {
+			a, b := rs[i], rs[j]
+			if (a.Kind == snapshot.SeriesCounter) != (b.Kind == snapshot.SeriesCounter) {
+				return a.Kind == snapshot.SeriesCounter
+			}
+			if a.Kind == snapshot.SeriesCounter {
+				if (a.Name == "busy") != (b.Name == "busy") {
+					return a.Name == "busy"
+				}
+				return a.Mean > b.Mean
+			}
+			return moved(a) > moved(b)
+		})
 		fmt.Fprintf(w, "\n  %s:\n", src)
 		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 		fmt.Fprintln(tw, "\tkind\tmean\tmax\tp50*\tp90*\tp99*\t")
@@ -56,20 +68,12 @@ func writeRates(w io.Writer, rates []analyze.Rates, top int) {
 	fmt.Fprintln(w, "\n  mean: over the selection; max: of any one interval; * of the intervals in the second that holds the max")
 }
 
-// burst orders fields so that bursts come first: counters by how far
-// their max rate is above their mean (weighted by its size), gauges by how
-// far their level moved.
-func burst(r analyze.Rates) float64 {
-	if r.Kind != snapshot.SeriesCounter {
-		if r.Mean == 0 {
-			return r.Max
-		}
-		return math.Abs(r.Max-r.Mean) / math.Abs(r.Mean)
-	}
-	if r.Mean <= 0 {
+// moved is how far a level moved, relative to its mean.
+func moved(r analyze.Rates) float64 {
+	if r.Mean == 0 {
 		return r.Max
 	}
-	return r.Max / r.Mean * math.Log1p(r.Max)
+	return math.Abs(r.Max-r.Mean) / math.Abs(r.Mean)
 }
 
 // worst returns the window holding the largest interval.

@@ -48,6 +48,9 @@ type Sampler struct {
 	stop atomic.Bool
 	done chan struct{}
 	tid  atomic.Int64
+	// cpu0 is the sampling thread's CPU time when it started sampling: the
+	// thread ran other goroutines before it was locked to this one.
+	cpu0 atomic.Int64
 	err  atomic.Pointer[error]
 }
 
@@ -220,7 +223,9 @@ func (s *Sampler) Bytes() uint64 {
 func (s *Sampler) loop() {
 	defer close(s.done)
 	runtime.LockOSThread()
-	s.tid.Store(int64(sysx.Gettid()))
+	tid := sysx.Gettid()
+	s.cpu0.Store(int64(threadCPU(tid)))
+	s.tid.Store(int64(tid))
 	for !s.stop.Load() {
 		next := int64(math.MaxInt64)
 		for _, st := range s.streams {
@@ -320,7 +325,7 @@ func (s *Sampler) Series() []*snapshot.Series {
 
 // Stats are the sampler's own figures.
 type Stats struct {
-	// CPU is the sampling thread's time on CPU since it started.
+	// CPU is the sampling thread's time on CPU since it started sampling.
 	CPU time.Duration
 	// Missed counts samples skipped because the sampler was late.
 	Missed uint64
@@ -332,7 +337,7 @@ type Stats struct {
 func (s *Sampler) Stats() Stats {
 	var st Stats
 	if tid := s.tid.Load(); tid != 0 {
-		st.CPU = threadCPU(int(tid))
+		st.CPU = threadCPU(int(tid)) - time.Duration(s.cpu0.Load())
 	}
 	s.mu.Lock()
 	for _, x := range s.streams {
