@@ -50,7 +50,7 @@ echo
 echo "== the workload's dd, as it started: bin/rewind view --event sched_process_exec,sys_enter,sys_exit $snap | grep -m 10 ' dd '"
 bin/rewind view --event sched_process_exec,sys_enter,sys_exit "$snap" | grep -m 10 ' dd ' || true
 echo
-echo "== the histograms: bin/rewind analyze --only runq_latency,syscall_latency,bio_latency,processes --top 5 $snap"
-bin/rewind analyze --only runq_latency,syscall_latency,bio_latency,processes --top 5 "$snap"
+echo "== the histograms and counters: bin/rewind analyze --only runq_latency,syscall_latency,bio_latency,processes,counters --top 5 $snap"
+bin/rewind analyze --only runq_latency,syscall_latency,bio_latency,processes,counters --top 5 "$snap"
 echo
 echo "The snapshot stays in $out: bin/rewind analyze $snap shows every analysis."

@@ -79,7 +79,7 @@ func analysisBench(dir string) (*analysisResult, error) {
 		return nil, err
 	}
 	// rewind: rings large enough to hold the whole workload.
-	rec := exec.Command(*rewindBin, "record", "--events", "default", "--buffer-size", "256MiB", "--output", out)
+	rec := exec.Command(*rewindBin, "record", "--events", "default", "--counters", "none", "--buffer-size", "256MiB", "--output", out)
 	if err := startAndWait(rec, "recording"); err != nil {
 		return nil, err
 	}
@@ -122,8 +122,8 @@ func analysisBench(dir string) (*analysisResult, error) {
 	}
 	one := []string{"GOMAXPROCS=1"}
 	res.runs = []*analysisRun{
-		{name: "rewind analyze", what: "all ten analyses, 1 core", args: []string{*rewindBin, "analyze", "--format", "json", snap}, env: one, events: events},
-		{name: "rewind analyze", what: fmt.Sprintf("all ten analyses, %d cores", runtime.NumCPU()), args: []string{*rewindBin, "analyze", "--format", "json", snap}, events: events},
+		{name: "rewind analyze", what: "all analyses, 1 core", args: []string{*rewindBin, "analyze", "--format", "json", snap}, env: one, events: events},
+		{name: "rewind analyze", what: fmt.Sprintf("all analyses, %d cores", runtime.NumCPU()), args: []string{*rewindBin, "analyze", "--format", "json", snap}, events: events},
 		{name: "rewind analyze --only runq_latency,offcpu,oncpu", what: "scheduling, 1 core", args: []string{*rewindBin, "analyze", "--only", "runq_latency,offcpu,oncpu", "--format", "json", snap}, env: one, events: events},
 		{name: "perf sched latency", what: "scheduling", args: []string{"perf", "sched", "latency", "-i", schedData}, events: schedEvents},
 		{name: "rewind analyze --only syscall_latency", what: "syscalls, 1 core", args: []string{*rewindBin, "analyze", "--only", "syscall_latency", "--format", "json", snap}, env: one, events: events},

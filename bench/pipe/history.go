@@ -29,7 +29,7 @@ func historyTier(dir string) (historyResult, error) {
 	if err := mkdir(out); err != nil {
 		return res, err
 	}
-	cmd := exec.Command("taskset", "-c", "1", *rewindBin, "record", "--events", "default", "--buffer-size", fmt.Sprintf("%dMiB", *bufMiB),
+	cmd := exec.Command("taskset", "-c", "1", *rewindBin, "record", "--events", "default", "--counters", "none", "--buffer-size", fmt.Sprintf("%dMiB", *bufMiB),
 		"--memory", "512MiB", "--output", out, "--no-final-snapshot", "--json")
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {

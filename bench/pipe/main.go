@@ -271,7 +271,7 @@ func startFloor(string) (func() (time.Duration, error), error) {
 }
 
 func startRewind(dir string) (func() (time.Duration, error), error) {
-	cmd := exec.Command("taskset", "-c", "1", *rewindBin, "record", "--events", "sched_switch,sys_enter,sys_exit",
+	cmd := exec.Command("taskset", "-c", "1", *rewindBin, "record", "--events", "sched_switch,sys_enter,sys_exit", "--counters", "none",
 		"--buffer-size", fmt.Sprintf("%dMiB", *bufMiB), "--output", dir, "--no-final-snapshot")
 	if err := startAndWait(cmd, "recording"); err != nil {
 		return nil, err
@@ -456,7 +456,7 @@ func snapshotSize(dir string) (sizeResult, error) {
 	if err := os.MkdirAll(out, 0o755); err != nil {
 		return sizeResult{}, err
 	}
-	cmd := exec.Command("taskset", "-c", "1", *rewindBin, "record", "--buffer-size", fmt.Sprintf("%dMiB", *bufMiB), "--output", out, "--no-final-snapshot", "--json")
+	cmd := exec.Command("taskset", "-c", "1", *rewindBin, "record", "--counters", "none", "--buffer-size", fmt.Sprintf("%dMiB", *bufMiB), "--output", out, "--no-final-snapshot", "--json")
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		return sizeResult{}, err

@@ -72,7 +72,7 @@ func snapshotLatency(dir string) (latencyResult, error) {
 		return res, err
 	}
 	defer stop()
-	cmd := exec.Command(*rewindBin, "record", "--events", "default", "--buffer-size", "64MiB", "--output", out, "--no-final-snapshot", "--json")
+	cmd := exec.Command(*rewindBin, "record", "--events", "default", "--counters", "none", "--buffer-size", "64MiB", "--output", out, "--no-final-snapshot", "--json")
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		return res, err

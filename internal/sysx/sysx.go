@@ -215,8 +215,6 @@ const (
 	PerfContextSwitches = unix.PERF_COUNT_SW_CONTEXT_SWITCHES
 	PerfCPUMigrations   = unix.PERF_COUNT_SW_CPU_MIGRATIONS
 	PerfPageFaults      = unix.PERF_COUNT_SW_PAGE_FAULTS
-	PerfTaskClock       = unix.PERF_COUNT_SW_TASK_CLOCK
-	PerfCPUClock        = unix.PERF_COUNT_SW_CPU_CLOCK
 	PerfCycles          = unix.PERF_COUNT_HW_CPU_CYCLES
 	PerfInstructions    = unix.PERF_COUNT_HW_INSTRUCTIONS
 	PerfCacheMisses     = unix.PERF_COUNT_HW_CACHE_MISSES

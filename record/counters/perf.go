@@ -22,7 +22,6 @@ var perfEvents = []perfEvent{
 	{"context_switches", sysx.PerfSoftware, sysx.PerfContextSwitches, "count"},
 	{"cpu_migrations", sysx.PerfSoftware, sysx.PerfCPUMigrations, "count"},
 	{"page_faults", sysx.PerfSoftware, sysx.PerfPageFaults, "count"},
-	{"task_clock", sysx.PerfSoftware, sysx.PerfTaskClock, "ns"},
 	{"cycles", sysx.PerfHardware, sysx.PerfCycles, "count"},
 	{"instructions", sysx.PerfHardware, sysx.PerfInstructions, "count"},
 	{"cache_misses", sysx.PerfHardware, sysx.PerfCacheMisses, "count"},
@@ -84,6 +83,9 @@ func openPerf(cpus int) (_ *perfGroup, missing []Unavailable, err error) {
 			missing = append(missing, Unavailable{"perf " + e.name, why})
 		}
 	}
+	// The task clock counts one task's time on CPU; a counter for a whole
+	// CPU reads nothing from it. A CPU's busy time is in the cpu source.
+	missing = append(missing, Unavailable{"perf task_clock", "it counts a task's own time, not a CPU's: read per-CPU busy time from the cpu source (/proc/stat)"})
 	if len(g.groups) == 0 {
 		return nil, missing, fmt.Errorf("counters perf: no perf counter opens on this machine (%s)", missing[0].Why)
 	}

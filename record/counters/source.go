@@ -193,7 +193,7 @@ var Describe = map[string]string{
 	"load":       "/proc/loadavg",
 	"softirqs":   "/proc/softirqs per vector and CPU",
 	"interrupts": "/proc/interrupts per line and CPU",
-	"perf":       "perf_event_open counters per CPU: context switches, migrations, page faults, task clock; cycles, instructions, cache and branch misses where the CPU has a PMU",
+	"perf":       "perf_event_open counters per CPU: context switches, migrations, page faults; cycles, instructions, cache and branch misses where the CPU has a PMU",
 	"cgroup":     "cgroup:PATH: the cgroup v2 directory's cpu.stat, memory.current and io.stat",
 }
 
