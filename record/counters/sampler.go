@@ -52,6 +52,8 @@ type Sampler struct {
 	// thread ran other goroutines before it was locked to this one.
 	cpu0 atomic.Int64
 	err  atomic.Pointer[error]
+	// extraP says Start added a P for the sampler, which Close gives back.
+	extraP bool
 }
 
 // stream is one source and the samples kept of it.
@@ -189,6 +191,13 @@ func Start(cfg Config) (_ *Sampler, err error) {
 			return nil, err
 		}
 		st.due = now + st.period
+	}
+	if len(s.streams) > 0 {
+		// The sampler's thread sleeps in a system call holding a P until
+		// the runtime takes it back, which can take it up to 10 ms: give
+		// it one of its own, so that no other goroutine waits for it.
+		runtime.GOMAXPROCS(runtime.GOMAXPROCS(0) + 1)
+		s.extraP = true
 	}
 	go s.loop()
 	return s, nil
@@ -370,6 +379,9 @@ func (s *Sampler) Close() error {
 		return nil
 	}
 	<-s.done
+	if s.extraP {
+		runtime.GOMAXPROCS(runtime.GOMAXPROCS(0) - 1)
+	}
 	return s.closeSources()
 }
 
