@@ -236,13 +236,28 @@ func (a *analyzer) run() (*Result, error) {
 			return nil, err
 		}
 	}
-	if a.want[StackProfile] {
+	if a.want[StackProfile] && a.stackSamples(ws) {
 		if res.Profiles, err = a.profiles(m.comm); err != nil {
 			return nil, err
 		}
 	}
 	a.finish(res, series, ws, m)
 	return res, nil
+}
+
+// stackSamples reports whether the pass over the chunks met any stack
+// sample: the profile takes a pass of its own only then.
+func (a *analyzer) stackSamples(ws []*worker) bool {
+	for _, name := range []string{"cpu_sample", "offcpu_sample"} {
+		if e := a.r.Schema().ByName(name); e != nil {
+			for _, w := range ws {
+				if int(e.ID) < len(w.typeCounts) && w.typeCounts[e.ID] > 0 {
+					return true
+				}
+			}
+		}
+	}
+	return false
 }
 
 // finish fills the result's summary and says which analyses had nothing.
