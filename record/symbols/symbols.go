@@ -175,8 +175,12 @@ type BuildIDs struct {
 	ids map[string]string
 }
 
-// Get returns the build id of the file at path, identified by key.
+// Get returns the build id of the file at path, identified by key. A nil
+// cache reads the file each time.
 func (c *BuildIDs) Get(path, key string) string {
+	if c == nil {
+		return elfid.BuildID(path)
+	}
 	if c.ids == nil {
 		c.ids = map[string]string{}
 	}
