@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -545,4 +546,51 @@ func TestCounterSamples(t *testing.T) {
 		}
 	}
 	t.Logf("%d series, %d samples; sampler CPU %v over ~3 s; unavailable: %v", len(secs), samples, time.Duration(c.SamplerCPUNS), c.Unavailable)
+}
+
+// niceValues reads the process's autogroup nice value and each thread's.
+func niceValues(t *testing.T) (autogroup string, threads map[string]string) {
+	t.Helper()
+	if b, err := os.ReadFile("/proc/self/autogroup"); err == nil {
+		autogroup = string(b)
+	}
+	threads = map[string]string{}
+	ents, err := os.ReadDir("/proc/self/task")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range ents {
+		b, err := os.ReadFile("/proc/self/task/" + e.Name() + "/stat")
+		if err != nil {
+			continue // gone
+		}
+		s := string(b)
+		fs := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+		threads[e.Name()] = fs[19-3] // nice
+	}
+	return autogroup, threads
+}
+
+// TestSnapshotRestoresPriorities: a snapshot raises its threads' and its
+// autogroup's priority while it works, and puts both back.
+func TestSnapshotRestoresPriorities(t *testing.T) {
+	testkernel.Require(t)
+	rec, err := Start(Config{Events: []string{"sched_switch"}, BufferSize: 1 << 20, Version: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rec.Close()
+	group, threads := niceValues(t)
+	if _, err := rec.SnapshotTo(t.TempDir(), snapshot.Trigger{Kind: snapshot.TriggerManual}); err != nil {
+		t.Fatal(err)
+	}
+	group2, threads2 := niceValues(t)
+	if group2 != group {
+		t.Errorf("autogroup %q after the snapshot, %q before", group2, group)
+	}
+	for tid, n := range threads2 {
+		if was, ok := threads[tid]; (ok && n != was) || (!ok && n != "0") {
+			t.Errorf("thread %s: nice %s after the snapshot, %q before", tid, n, was)
+		}
+	}
 }

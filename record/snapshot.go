@@ -79,6 +79,7 @@ func (r *Recorder) snapshot(path string, trig snapshot.Trigger) (_ *Result, err 
 		return nil, os.ErrClosed
 	}
 	defer boost()()
+	defer sysx.RaiseAutogroupPriority(snapshotNice)()
 	t0 := time.Now()
 	taken := sysx.BootNow()
 	res := &Result{Path: path, Windows: make([]*ringbuf.Window, r.ring.CPUs())}

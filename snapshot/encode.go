@@ -3,6 +3,7 @@ package snapshot
 import (
 	"encoding/binary"
 	"fmt"
+	"math/bits"
 	"runtime"
 	"sort"
 	"sync"
@@ -98,10 +99,24 @@ type ChunkSummary struct {
 // concurrent use; use one per goroutine.
 type Encoder struct {
 	schema *schema.Schema
-	rows   [][]int32 // per event id: indexes of its events
-	vals   []uint64
+	types  [][]fieldIn  // per event id: its fields, nil when not in the schema
+	counts []int        // per event id: its events in the chunk
+	fcols  [][]fieldCol // per event id and field: the chunk's values
 	cols   []colOut
 	raw    [][]byte // one scratch buffer per column position
+}
+
+// fieldIn is how to read one field out of an event's payload.
+type fieldIn struct {
+	off, count, size int
+	str, signed      bool
+}
+
+// fieldCol gathers one field's values, in event order, as the chunk's
+// events are read: each event's payload is read once, while it is in cache.
+type fieldCol struct {
+	vals []uint64 // integers, widened to 64 bits (not yet sign-extended)
+	str  []byte   // strings, as the column stores them
 }
 
 type colOut struct {
@@ -113,7 +128,21 @@ type colOut struct {
 
 // NewEncoder returns an encoder for events of the schema.
 func NewEncoder(s *schema.Schema) *Encoder {
-	return &Encoder{schema: s, rows: make([][]int32, int(s.MaxID())+1)}
+	n := int(s.MaxID()) + 1
+	e := &Encoder{schema: s, types: make([][]fieldIn, n), counts: make([]int, n), fcols: make([][]fieldCol, n)}
+	for i := range e.types {
+		et := s.ByID(uint16(i))
+		if et == nil {
+			continue
+		}
+		fs := make([]fieldIn, len(et.Fields))
+		for fi, f := range et.Fields {
+			fs[fi] = fieldIn{off: f.Offset, count: f.Count, size: f.Type.Size(), str: f.Type == schema.Str, signed: f.Type.Signed()}
+		}
+		e.types[i] = fs
+		e.fcols[i] = make([]fieldCol, len(fs))
+	}
+	return e
 }
 
 // EncodeChunk encodes in as a chunk section payload.
@@ -125,17 +154,20 @@ func (e *Encoder) EncodeChunk(in ChunkInput) ([]byte, ChunkSummary, error) {
 	if in.CPU < 0 || in.CPU > 0xffff {
 		return nil, ChunkSummary{}, fmt.Errorf("encode chunk: cpu %d out of range", in.CPU)
 	}
-	sortByTS(ev)
-	for i := range e.rows {
-		e.rows[i] = e.rows[i][:0]
-	}
 	for i := range ev {
-		t := ev[i].Type
-		if e.schema.ByID(t) == nil {
+		if t := ev[i].Type; int(t) >= len(e.types) || e.types[t] == nil {
 			return nil, ChunkSummary{}, fmt.Errorf("encode chunk: event type %d is not in the schema", t)
 		}
-		e.rows[t] = append(e.rows[t], int32(i))
 	}
+	sortByTS(ev)
+	for t := range e.counts {
+		e.counts[t] = 0
+		for fi := range e.fcols[t] {
+			c := &e.fcols[t][fi]
+			c.vals, c.str = c.vals[:0], c.str[:0]
+		}
+	}
+	e.gather(ev)
 	sum := ChunkSummary{CPU: in.CPU, Events: len(ev), FirstTS: ev[0].TS, LastTS: ev[len(ev)-1].TS, Lost: in.Lost}
 	e.cols = e.cols[:0]
 
@@ -173,122 +205,90 @@ func (e *Encoder) EncodeChunk(in ChunkInput) ([]byte, ChunkSummary, error) {
 		tidOr |= ev[i].TID
 		pidOr |= ev[i].PID
 	}
-	e.vals = e.vals[:0]
-	for i := range ev {
-		e.vals = append(e.vals, uint64(ev[i].TID))
-	}
-	e.addFixed(0, colTID, e.vals, widthOf(uint64(tidOr)))
-	e.vals = e.vals[:0]
-	for i := range ev {
-		e.vals = append(e.vals, uint64(ev[i].PID))
-	}
-	e.addFixed(0, colPID, e.vals, widthOf(uint64(pidOr)))
+	e.addIDs(colTID, ev, false, widthOf(uint64(tidOr)))
+	e.addIDs(colPID, ev, true, widthOf(uint64(pidOr)))
 
 	// Field columns, event type by event type.
 	var types []uint16
-	for t, rows := range e.rows {
-		if len(rows) == 0 {
+	for t, n := range e.counts {
+		if n == 0 {
 			continue
 		}
 		types = append(types, uint16(t))
-		et := e.schema.ByID(uint16(t))
-		for fi, f := range et.Fields {
-			if f.Type == schema.Str {
-				e.addStr(uint16(t), uint16(fi), f, ev, rows)
+		for fi, f := range e.types[t] {
+			c := &e.fcols[t][fi]
+			if f.str {
+				e.cols = append(e.cols, colOut{typ: uint16(t), field: uint16(fi), enc: encStr, values: uint32(n), raw: c.str})
 				continue
 			}
-			var w int
-			e.vals, w = collect(e.vals[:0], ev, rows, f)
-			e.addFixed(uint16(t), uint16(fi), e.vals, w)
+			e.addFixed(uint16(t), uint16(fi), c.vals, width(c.vals, f))
 		}
 	}
 	return e.finish(in, sum, types)
 }
 
-// collect appends field f of the events at rows to vals, widened to 64
-// bits (sign-extended for signed types), and returns the narrowest width
-// that holds them all. Scalars of each size have their own loop: this runs
-// for every field of every event the history tier drains.
-func collect(vals []uint64, ev []Event, rows []int32, f schema.Field) ([]uint64, int) {
-	var w widthTracker
-	size, signed := f.Type.Size(), f.Type.Signed()
-	start, off := len(vals), f.Offset
-	switch {
-	case f.Count > 1:
-		for _, r := range rows {
-			for k := 0; k < f.Count; k++ {
-				vals = append(vals, readRaw(ev[r].Data, off+k*size, size, false))
+// gather reads every field of every event, in event order, into the
+// field columns. An array's bytes past the end of a payload read as zero;
+// a scalar that does not fit reads as zero.
+func (e *Encoder) gather(ev []Event) {
+	for i := range ev {
+		t, d := ev[i].Type, ev[i].Data
+		e.counts[t]++
+		cols := e.fcols[t]
+		for fi, f := range e.types[t] {
+			c := &cols[fi]
+			off := f.off
+			switch {
+			case f.str:
+				var s []byte
+				if off < len(d) {
+					s = d[off:min(len(d), off+f.count)]
+				}
+				s = s[:cstrLen(s)]
+				c.str = binary.AppendUvarint(c.str, uint64(len(s)))
+				c.str = append(c.str, s...)
+			case f.count > 1:
+				if f.size == 8 && off+8*f.count <= len(d) {
+					for k := 0; k < f.count; k++ {
+						c.vals = append(c.vals, le.Uint64(d[off+8*k:]))
+					}
+					continue
+				}
+				for k := 0; k < f.count; k++ {
+					c.vals = append(c.vals, readRaw(d, off+k*f.size, f.size, false))
+				}
+			case off+f.size <= len(d):
+				c.vals = append(c.vals, loadLE(d, off, f.size))
+			default:
+				c.vals = append(c.vals, 0) // a scalar cut short reads as zero
 			}
 		}
-	case size == 1:
-		for _, r := range rows {
-			var v uint64
-			if d := ev[r].Data; off < len(d) {
-				v = uint64(d[off])
-			}
-			vals = append(vals, v)
-		}
-	case size == 2:
-		for _, r := range rows {
-			var v uint64
-			if d := ev[r].Data; off+2 <= len(d) {
-				v = uint64(le.Uint16(d[off:]))
-			}
-			vals = append(vals, v)
-		}
-	case size == 4:
-		for _, r := range rows {
-			var v uint64
-			if d := ev[r].Data; off+4 <= len(d) {
-				v = uint64(le.Uint32(d[off:]))
-			}
-			vals = append(vals, v)
-		}
-	default:
-		for _, r := range rows {
-			var v uint64
-			if d := ev[r].Data; off+8 <= len(d) {
-				v = le.Uint64(d[off:])
-			}
-			vals = append(vals, v)
-		}
-	}
-	if signed && size < 8 {
-		shift := uint(64 - 8*size)
-		for i := start; i < len(vals); i++ {
-			vals[i] = uint64(int64(vals[i]<<shift) >> shift)
-		}
-	}
-	for _, v := range vals[start:] {
-		w.add(v, signed)
-	}
-	return vals, w.width(signed)
-}
-
-// widthTracker finds the narrowest width that holds every value added.
-type widthTracker struct {
-	or     uint64
-	lo, hi int64
-}
-
-func (w *widthTracker) add(v uint64, signed bool) {
-	if signed {
-		w.lo, w.hi = min(w.lo, int64(v)), max(w.hi, int64(v))
-	} else {
-		w.or |= v
 	}
 }
 
-func (w *widthTracker) width(signed bool) int {
-	if !signed {
-		return widthOf(w.or)
+// width sign-extends a signed field's values in place and returns the
+// narrowest width that holds them all.
+func width(vals []uint64, f fieldIn) int {
+	if !f.signed {
+		var or uint64
+		for _, v := range vals {
+			or |= v
+		}
+		return widthOf(or)
+	}
+	var lo, hi int64
+	shift := uint(64 - 8*f.size)
+	for i, v := range vals {
+		v = uint64(int64(v<<shift) >> shift)
+		vals[i] = v
+		lo, hi = min(lo, int64(v)), max(hi, int64(v))
 	}
 	switch {
-	case w.lo >= -1<<7 && w.hi < 1<<7:
+	case lo >= -1<<7 && hi < 1<<7:
 		return 1
-	case w.lo >= -1<<15 && w.hi < 1<<15:
+	case lo >= -1<<15 && hi < 1<<15:
 		return 2
-	case w.lo >= -1<<31 && w.hi < 1<<31:
+	case lo >= -1<<31 && hi < 1<<31:
 		return 4
 	}
 	return 8
@@ -307,21 +307,26 @@ func widthOf(or uint64) int {
 	return 8
 }
 
+// loadLE reads the little-endian integer of size bytes (1, 2, 4 or 8) at
+// off, which d holds whole.
+func loadLE(d []byte, off, size int) uint64 {
+	switch size {
+	case 1:
+		return uint64(d[off])
+	case 2:
+		return uint64(le.Uint16(d[off:]))
+	case 4:
+		return uint64(le.Uint32(d[off:]))
+	}
+	return le.Uint64(d[off:])
+}
+
 // readRaw reads a little-endian integer of size bytes at off, sign-extended
 // when signed; bytes past the end of d read as zero.
 func readRaw(d []byte, off, size int, signed bool) uint64 {
 	var v uint64
 	if off+size <= len(d) {
-		switch size {
-		case 1:
-			v = uint64(d[off])
-		case 2:
-			v = uint64(le.Uint16(d[off:]))
-		case 4:
-			v = uint64(le.Uint32(d[off:]))
-		default:
-			return le.Uint64(d[off:])
-		}
+		v = loadLE(d, off, size)
 	} else {
 		var b [8]byte
 		if off < len(d) {
@@ -338,40 +343,67 @@ func readRaw(d []byte, off, size int, signed bool) uint64 {
 
 // addFixed stores vals at width w bytes each.
 func (e *Encoder) addFixed(typ, field uint16, vals []uint64, w int) {
-	buf := e.scratch(len(vals) * w)
-	for _, v := range vals {
-		switch w {
-		case 1:
-			buf = append(buf, byte(v))
-		case 2:
-			buf = le.AppendUint16(buf, uint16(v))
-		case 4:
-			buf = le.AppendUint32(buf, uint32(v))
-		default:
-			buf = le.AppendUint64(buf, v)
+	buf := e.scratch(len(vals) * w)[:len(vals)*w]
+	switch w {
+	case 1:
+		for i, v := range vals {
+			buf[i] = byte(v)
+		}
+	case 2:
+		for i, v := range vals {
+			le.PutUint16(buf[2*i:], uint16(v))
+		}
+	case 4:
+		for i, v := range vals {
+			le.PutUint32(buf[4*i:], uint32(v))
+		}
+	default:
+		for i, v := range vals {
+			le.PutUint64(buf[8*i:], v)
 		}
 	}
 	e.cols = append(e.cols, colOut{typ: typ, field: field, enc: encFixed, width: uint8(w), values: uint32(len(vals)), raw: buf})
 }
 
-func (e *Encoder) addStr(typ, field uint16, f schema.Field, ev []Event, rows []int32) {
-	buf := e.scratch(len(rows) * 8)
-	for _, r := range rows {
-		d := ev[r].Data
-		var s []byte
-		if f.Offset < len(d) {
-			s = d[f.Offset:min(len(d), f.Offset+f.Count)]
+// addIDs stores the events' tids (or pids) at width w bytes each.
+func (e *Encoder) addIDs(field uint16, ev []Event, pids bool, w int) {
+	buf := e.scratch(len(ev) * w)[:len(ev)*w]
+	for i := range ev {
+		v := ev[i].TID
+		if pids {
+			v = ev[i].PID
 		}
-		for i, c := range s {
-			if c == 0 {
-				s = s[:i]
-				break
-			}
+		switch w {
+		case 1:
+			buf[i] = byte(v)
+		case 2:
+			le.PutUint16(buf[2*i:], uint16(v))
+		default:
+			le.PutUint32(buf[4*i:], v)
 		}
-		buf = binary.AppendUvarint(buf, uint64(len(s)))
-		buf = append(buf, s...)
 	}
-	e.cols = append(e.cols, colOut{typ: typ, field: field, enc: encStr, values: uint32(len(rows)), raw: buf})
+	e.cols = append(e.cols, colOut{field: field, enc: encFixed, width: uint8(w), values: uint32(len(ev)), raw: buf})
+}
+
+// cstrLen is the length of the C string in s: up to its first NUL, or all
+// of s. It tests eight bytes at a time (task names are 16).
+func cstrLen(s []byte) int {
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	i := 0
+	for ; i+8 <= len(s); i += 8 {
+		v := le.Uint64(s[i:])
+		// The lowest byte set here is the first zero byte of v: borrows
+		// only run upwards from one.
+		if z := (v - ones) &^ v & highs; z != 0 {
+			return i + bits.TrailingZeros64(z)/8
+		}
+	}
+	for ; i < len(s); i++ {
+		if s[i] == 0 {
+			return i
+		}
+	}
+	return len(s)
 }
 
 // scratch returns an empty buffer for the next column, reusing old ones.
@@ -422,7 +454,7 @@ func (e *Encoder) finish(in ChunkInput, sum ChunkSummary, types []uint16) ([]byt
 	for _, t := range types {
 		var x [typeCountSize]byte
 		le.PutUint16(x[0:], t)
-		le.PutUint32(x[4:], uint32(len(e.rows[t])))
+		le.PutUint32(x[4:], uint32(e.counts[t]))
 		out = append(out, x[:]...)
 	}
 	for i, c := range e.cols {

@@ -388,3 +388,26 @@ func TestDecodeWant(t *testing.T) {
 		}
 	}
 }
+
+func TestCStrLen(t *testing.T) {
+	rng := rand.New(rand.NewSource(1))
+	fill := []byte{0x01, 0x80, 0xff, 0x7f, 'a'}
+	for n := 0; n <= 40; n++ {
+		for trial := 0; trial < 200; trial++ {
+			s := make([]byte, n)
+			for i := range s {
+				s[i] = fill[rng.Intn(len(fill))]
+			}
+			for z := rng.Intn(3); z > 0 && n > 0; z-- {
+				s[rng.Intn(n)] = 0
+			}
+			want := bytes.IndexByte(s, 0)
+			if want < 0 {
+				want = n
+			}
+			if got := cstrLen(s); got != want {
+				t.Fatalf("cstrLen(% x) = %d, want %d", s, got, want)
+			}
+		}
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"sort"
@@ -14,7 +15,10 @@ import (
 	"time"
 )
 
-var snapshots = flag.Int("snapshots", 10, "back-to-back snapshots for the latency measurement")
+var (
+	snapshots    = flag.Int("snapshots", 10, "snapshots per variant for the latency measurement")
+	snapshotsGap = flag.Duration("snapshot-gap", time.Second, "time from one snapshot's file to the next trigger")
+)
 
 // snapResult is one `rewind record --json` snapshot line.
 type snapResult struct {
@@ -27,18 +31,26 @@ type snapResult struct {
 }
 
 type latencyResult struct {
+	variants []latencyVariant
+}
+
+type latencyVariant struct {
+	name  string
 	snaps []snapResult
 }
 
 // startPipes runs perf bench sched pipe on every CPU in the background
-// until stop is called.
-func startPipes() (stop func(), err error) {
+// until stop is called. With ownSession each runs in a session of its
+// own, as a service or another terminal's work does: with autogroups on,
+// the scheduler shares the CPUs between sessions first.
+func startPipes(ownSession bool) (stop func(), err error) {
 	var cmds []*exec.Cmd
 	for cpu := 0; cpu < cpuCount(); cpu++ {
 		c := exec.Command("taskset", "-c", strconv.Itoa(cpu), "perf", "bench", "sched", "pipe", "-l", "100000000")
 		// perf bench forks the two ends of the pipe: each run gets a
-		// process group, so that stopping it stops them too.
-		c.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+		// process group (a session leader leads one too), so that
+		// stopping it stops them too.
+		c.SysProcAttr = &syscall.SysProcAttr{Setpgid: !ownSession, Setsid: ownSession}
 		if err := c.Start(); err != nil {
 			killGroups(cmds)
 			return nil, err
@@ -58,16 +70,33 @@ func killGroups(cmds []*exec.Cmd) {
 	}
 }
 
-// snapshotLatency fills 64 MiB rings on every CPU with pipe workloads that
-// keep running, then takes snapshots back to back with SIGUSR1, each as
-// soon as the previous one is written.
+// snapshotLatency measures trigger-to-file with the workload in rewind's
+// session and in sessions of its own.
 func snapshotLatency(dir string) (latencyResult, error) {
 	var res latencyResult
+	for _, v := range []struct {
+		name       string
+		ownSession bool
+	}{{"workload in sessions of its own", true}, {"workload in rewind's session", false}} {
+		snaps, err := snapshotRun(dir, v.ownSession)
+		if err != nil {
+			return res, fmt.Errorf("%s: %w", v.name, err)
+		}
+		res.variants = append(res.variants, latencyVariant{v.name, snaps})
+	}
+	return res, nil
+}
+
+// snapshotRun fills 64 MiB rings on every CPU with pipe workloads that
+// keep running, then takes snapshots with SIGUSR1, each -snapshot-gap
+// after the previous one is written.
+func snapshotRun(dir string, ownSession bool) ([]snapResult, error) {
+	var res []snapResult
 	out := filepath.Join(dir, "latency")
 	if err := mkdir(out); err != nil {
 		return res, err
 	}
-	stop, err := startPipes()
+	stop, err := startPipes(ownSession)
 	if err != nil {
 		return res, err
 	}
@@ -85,6 +114,9 @@ func snapshotLatency(dir string) (latencyResult, error) {
 	lines := bufio.NewScanner(stdout)
 	lines.Buffer(make([]byte, 1<<20), 1<<20)
 	for i := 0; i < *snapshots; i++ {
+		if i > 0 {
+			time.Sleep(*snapshotsGap)
+		}
 		cmd.Process.Signal(syscall.SIGUSR1)
 		if !lines.Scan() {
 			return res, fmt.Errorf("rewind record stopped before snapshot %d", i+1)
@@ -93,27 +125,32 @@ func snapshotLatency(dir string) (latencyResult, error) {
 		if err := json.Unmarshal(lines.Bytes(), &s); err != nil {
 			return res, fmt.Errorf("snapshot %d: %w: %s", i+1, err, lines.Text())
 		}
-		res.snaps = append(res.snaps, s)
+		res = append(res, s)
+		if err := os.Remove(s.Path); err != nil {
+			return res, err
+		}
 	}
 	return res, nil
 }
 
 func (l latencyResult) render() string {
 	var b strings.Builder
-	total, read := make([]float64, len(l.snaps)), make([]float64, len(l.snaps))
-	var lost, events uint64
-	var bytes int64
-	for i, s := range l.snaps {
-		total[i], read[i] = s.TotalMS, s.ReadMS
-		lost += s.Lost
-		events += s.Events
-		bytes += s.Bytes
+	fmt.Fprintf(&b, "\n## Snapshots of %d × 64 MiB rings while `perf bench sched pipe` runs on every CPU\n\n", cpuCount())
+	b.WriteString("| workload | snapshots | events per snapshot | trigger to file, median | max | ring copy, median | events lost to snapshots | bytes/event |\n|---|---|---|---|---|---|---|---|\n")
+	for _, v := range l.variants {
+		total, read := make([]float64, len(v.snaps)), make([]float64, len(v.snaps))
+		var lost, events uint64
+		var bytes int64
+		for i, s := range v.snaps {
+			total[i], read[i] = s.TotalMS, s.ReadMS
+			lost += s.Lost
+			events += s.Events
+			bytes += s.Bytes
+		}
+		n := float64(len(v.snaps))
+		fmt.Fprintf(&b, "| %s | %d | %.0f | %.0f ms | %.0f ms | %.0f ms | %d | %.2f |\n", v.name, len(v.snaps), float64(events)/n, median(total), maxOf(total), median(read), lost, float64(bytes)/float64(events))
 	}
-	n := float64(len(l.snaps))
-	fmt.Fprintf(&b, "\n## Snapshots of %d × 64 MiB rings, back to back, while `perf bench sched pipe` runs on every CPU\n\n", cpuCount())
-	b.WriteString("| snapshots | events per snapshot | trigger to file, median | max | ring copy, median | events lost to snapshots |\n|---|---|---|---|---|---|\n")
-	fmt.Fprintf(&b, "| %d | %.0f | %.0f ms | %.0f ms | %.0f ms | %d |\n", len(l.snaps), float64(events)/n, median(total), maxOf(total), median(read), lost)
-	fmt.Fprintf(&b, "\nEach file averaged %.0f bytes (%.2f bytes/event).\n", float64(bytes)/n, float64(bytes)/float64(events))
+	fmt.Fprintf(&b, "\nA snapshot every %v after the previous file; the pipes run at nice 0, each pinned to one CPU.\n", *snapshotsGap)
 	return b.String()
 }
 

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 	"unsafe"
@@ -256,4 +257,30 @@ func SleepUntilBoot(ns int64) {
 	ts := unix.NsecToTimespec(ns)
 	for unix.ClockNanosleep(unix.CLOCK_BOOTTIME, unix.TIMER_ABSTIME, &ts, nil) == unix.EINTR {
 	}
+}
+
+// RaiseAutogroupPriority sets the nice value of the process's autogroup
+// (/proc/self/autogroup): with autogroups on, the scheduler first shares
+// CPUs between sessions, and a thread's own nice value only ranks it within
+// its session. It returns a function that restores the old value; it is a
+// no-op without autogroups or CAP_SYS_NICE.
+func RaiseAutogroupPriority(nice int) (restore func()) {
+	const path = "/proc/self/autogroup"
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return func() {}
+	}
+	// "/autogroup-2 nice 0"
+	fs := strings.Fields(string(b))
+	if len(fs) != 3 || fs[1] != "nice" {
+		return func() {}
+	}
+	old, err := strconv.Atoi(fs[2])
+	if err != nil || old <= nice {
+		return func() {}
+	}
+	if os.WriteFile(path, []byte(strconv.Itoa(nice)), 0) != nil {
+		return func() {}
+	}
+	return func() { _ = os.WriteFile(path, []byte(strconv.Itoa(old)), 0) }
 }
