@@ -219,21 +219,10 @@ func childMain(mode string) bool {
 		}
 	case "reclaim":
 		os.Stdin.Read(b[:])
-		// Stream a sparse file through the page cache: with the min
-		// watermark just under free memory, the reads' own page cache
-		// allocations have to reclaim (clean cache) directly.
-		f, err := os.Open(os.Getenv("REWIND_TEST_FILE"))
-		if err != nil {
+		if err := childReclaim(); err != nil {
+			fmt.Fprintln(os.Stderr, "reclaim:", err)
 			os.Exit(2)
 		}
-		buf := make([]byte, 1<<20)
-		for {
-			if _, err := f.Read(buf); err != nil {
-				break
-			}
-		}
-		unix.Fadvise(int(f.Fd()), 0, 0, unix.FADV_DONTNEED)
-		f.Close()
 	case "oom":
 		os.Stdin.Read(b[:])
 		var keep [][]byte
@@ -397,21 +386,38 @@ func mkCgroup(t *testing.T, dir string) {
 	})
 }
 
-// raiseMinFree sets vm.min_free_kbytes to just under the free memory, so
-// that allocations must reclaim directly, and returns what restores it; the
-// test's end restores it too, and a watchdog process holding a pipe from
-// this one restores it when this process dies in any way.
-func raiseMinFree(t *testing.T) (restore func()) {
-	const knob = "/proc/sys/vm/min_free_kbytes"
-	orig, err := os.ReadFile(knob)
-	if err != nil {
-		t.Fatal(err)
+// The reclaim child moves these two knobs; guardReclaimKnobs puts them back.
+const (
+	// minFreeKnob is the watermark under which allocations reclaim
+	// directly, spread over the zones in proportion to their size.
+	minFreeKnob = "/proc/sys/vm/min_free_kbytes"
+	// lowmemKnob sets how much of a lower zone (DMA, DMA32) allocations
+	// that prefer a higher one may not take: 1 forbids all of it.
+	lowmemKnob = "/proc/sys/vm/lowmem_reserve_ratio"
+)
+
+// guardReclaimKnobs saves the knobs the reclaim child changes and returns
+// what restores them; the test's end restores them too, and a watchdog
+// process holding a pipe from this one restores them when this process
+// dies in any way.
+func guardReclaimKnobs(t *testing.T) (restore func()) {
+	saved := map[string]string{}
+	script := "read _"
+	for _, knob := range []string{minFreeKnob, lowmemKnob} {
+		b, err := os.ReadFile(knob)
+		if err != nil {
+			t.Fatal(err)
+		}
+		value := strings.Join(strings.Fields(string(b)), " ")
+		for _, f := range strings.Fields(value) {
+			if _, err := strconv.Atoi(f); err != nil {
+				t.Fatalf("%s: %q", knob, b)
+			}
+		}
+		saved[knob] = value
+		script += "; echo " + value + " > " + knob
 	}
-	value := strings.TrimSpace(string(orig))
-	if _, err := strconv.Atoi(value); err != nil {
-		t.Fatalf("%s: %q", knob, orig)
-	}
-	watchdog := exec.Command("sh", "-c", "read _; echo "+value+" > "+knob)
+	watchdog := exec.Command("sh", "-c", script)
 	hold, err := watchdog.StdinPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -422,31 +428,107 @@ func raiseMinFree(t *testing.T) (restore func()) {
 	var once sync.Once
 	restore = func() {
 		once.Do(func() {
-			if err := os.WriteFile(knob, []byte(value), 0); err != nil {
-				t.Errorf("restore %s: %v", knob, err)
+			for knob, value := range saved {
+				if err := os.WriteFile(knob, []byte(value), 0); err != nil {
+					t.Errorf("restore %s: %v", knob, err)
+				}
 			}
 			hold.Close()
 			watchdog.Wait()
 		})
 	}
 	t.Cleanup(restore)
-	meminfo, err := os.ReadFile("/proc/meminfo")
+	return restore
+}
+
+// childReclaim makes its own page cache allocations reclaim directly. It
+// streams a sparse file through the page cache; once 128 MiB of that clean
+// cache exist, it keeps allocations out of the lower zones (whose memory
+// is nearly all free) and sets the min watermark so that the Normal zones'
+// share of it is 32 MiB above their free memory. Its very next allocation
+// is then below the watermark everywhere it may come from (background
+// reclaim has had no time to catch up) and has to reclaim before it can go
+// on; the cache it made is what makes that possible. The knobs go back as
+// soon as 128 MiB more have been read.
+func childReclaim() error {
+	f, err := os.Open(os.Getenv("REWIND_TEST_FILE"))
 	if err != nil {
-		t.Fatal(err)
+		return err
 	}
-	var free int
-	for _, line := range strings.Split(string(meminfo), "\n") {
-		if f := strings.Fields(line); len(f) >= 2 && f[0] == "MemFree:" {
-			free, _ = strconv.Atoi(f[1])
+	defer f.Close()
+	defer unix.Fadvise(int(f.Fd()), 0, 0, unix.FADV_DONTNEED)
+	buf := make([]byte, 1<<20)
+	read := func(n int) error {
+		for ; n > 0; n-- {
+			if _, err := f.Read(buf); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	if err := read(128); err != nil {
+		return err
+	}
+
+	saved := map[string][]byte{}
+	for _, knob := range []string{minFreeKnob, lowmemKnob} {
+		if saved[knob], err = os.ReadFile(knob); err != nil {
+			return err
 		}
 	}
-	if free < 1<<20 {
-		t.Fatalf("only %d kB free", free)
+	defer func() {
+		for knob, value := range saved {
+			os.WriteFile(knob, value, 0)
+		}
+	}()
+	ratios := strings.Fields(string(saved[lowmemKnob]))
+	for i, r := range ratios {
+		if r != "0" {
+			ratios[i] = "1"
+		}
 	}
-	if err := os.WriteFile(knob, []byte(strconv.Itoa(free-32<<10)), 0); err != nil {
-		t.Fatal(err)
+	if err := os.WriteFile(lowmemKnob, []byte(strings.Join(ratios, " ")), 0); err != nil {
+		return err
 	}
-	return restore
+	zoneinfo, err := os.ReadFile("/proc/zoneinfo")
+	if err != nil {
+		return err
+	}
+	// min_free_kbytes is shared among zones by managed pages: zone z gets
+	// min * managed_z / total. Each Normal zone's share must exceed its
+	// free pages by the margin.
+	type zoneFree struct{ free, managed int }
+	var normal []zoneFree
+	var total, free int
+	zone := ""
+	for _, line := range strings.Split(string(zoneinfo), "\n") {
+		f := strings.Fields(line)
+		switch {
+		case len(f) == 4 && f[0] == "Node":
+			zone = f[3]
+		case len(f) == 3 && f[0] == "pages" && f[1] == "free":
+			free, _ = strconv.Atoi(f[2])
+		case len(f) == 2 && f[0] == "managed":
+			managed, _ := strconv.Atoi(f[1])
+			total += managed
+			if zone == "Normal" && managed > 0 {
+				normal = append(normal, zoneFree{free, managed})
+			}
+		}
+	}
+	if len(normal) == 0 {
+		return fmt.Errorf("no Normal zone in /proc/zoneinfo")
+	}
+	margin := 32 << 20 / os.Getpagesize()
+	need := 0
+	for _, z := range normal {
+		need = max(need, int((int64(z.free)+int64(margin))*int64(total)/int64(z.managed)))
+	}
+	kb := need * (os.Getpagesize() / 1024)
+	if err := os.WriteFile(minFreeKnob, []byte(strconv.Itoa(kb)), 0); err != nil {
+		return err
+	}
+	return read(128)
 }
 
 func ports(t *testing.T, out, tag string) (int, int) {
@@ -501,8 +583,8 @@ func TestCatalogEvents(t *testing.T) {
 	os.Setenv("REWIND_TEST_FILE", sparse)
 	// The watermark goes back as soon as the child is done: what follows
 	// (snapshots) needs the memory.
-	restore := func() {}
-	pids["reclaim"], outs["reclaim"] = runChild(t, "reclaim", func(int) { restore = raiseMinFree(t) })
+	restore := guardReclaimKnobs(t)
+	pids["reclaim"], outs["reclaim"] = runChild(t, "reclaim", nil)
 	restore()
 	os.Setenv("REWIND_TEST_FILE", file)
 	pids["oom"], outs["oom"] = runChild(t, "oom", memoryCgroup(t, 64<<20))

@@ -263,9 +263,14 @@ func SleepUntilBoot(ns int64) {
 // (/proc/self/autogroup): with autogroups on, the scheduler first shares
 // CPUs between sessions, and a thread's own nice value only ranks it within
 // its session. It returns a function that restores the old value; it is a
-// no-op without autogroups or CAP_SYS_NICE.
+// no-op without CAP_SYS_NICE or an autogroup of its own (a process in the
+// first session is in the root task group, where thread nice values
+// already count against other sessions, and the file is empty).
 func RaiseAutogroupPriority(nice int) (restore func()) {
-	const path = "/proc/self/autogroup"
+	return raiseAutogroupPriority("/proc/self/autogroup", nice)
+}
+
+func raiseAutogroupPriority(path string, nice int) (restore func()) {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return func() {}
