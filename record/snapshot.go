@@ -27,9 +27,11 @@ type Result struct {
 	// Windows are the per-CPU rings as read; their records live in the
 	// recorder's copy buffers, which the next snapshot reuses.
 	Windows []*ringbuf.Window
-	// ReadTime is how long copying the rings took; Total runs from the
+	// ReadTime is how long copying the rings took; EncodeTime runs from
+	// there to the last section written (page cache only); CommitTime is
+	// the fsync and rename that put the file in place; Total runs from the
 	// trigger to the file being in place.
-	ReadTime, Total time.Duration
+	ReadTime, EncodeTime, CommitTime, Total time.Duration
 }
 
 // FileName is the default name of a snapshot: host and UTC time.
@@ -144,10 +146,13 @@ func (r *Recorder) snapshot(path string, trig snapshot.Trigger) (_ *Result, err 
 		}
 		res.Samples += uint64(len(s.TS))
 	}
+	t1 := time.Now()
+	res.EncodeTime = t1.Sub(t0) - res.ReadTime
 	if err := w.Commit(); err != nil {
 		return nil, err
 	}
 	res.Bytes = int64(w.Size())
+	res.CommitTime = time.Since(t1)
 	res.Total = time.Since(t0)
 	return res, nil
 }

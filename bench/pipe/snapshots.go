@@ -22,12 +22,14 @@ var (
 
 // snapResult is one `rewind record --json` snapshot line.
 type snapResult struct {
-	Path    string  `json:"path"`
-	Bytes   int64   `json:"bytes"`
-	Events  uint64  `json:"events"`
-	Lost    uint64  `json:"lost"`
-	ReadMS  float64 `json:"read_ms"`
-	TotalMS float64 `json:"total_ms"`
+	Path     string  `json:"path"`
+	Bytes    int64   `json:"bytes"`
+	Events   uint64  `json:"events"`
+	Lost     uint64  `json:"lost"`
+	ReadMS   float64 `json:"read_ms"`
+	EncodeMS float64 `json:"encode_ms"`
+	CommitMS float64 `json:"commit_ms"`
+	TotalMS  float64 `json:"total_ms"`
 }
 
 type latencyResult struct {
@@ -125,6 +127,7 @@ func snapshotRun(dir string, ownSession bool) ([]snapResult, error) {
 		if err := json.Unmarshal(lines.Bytes(), &s); err != nil {
 			return res, fmt.Errorf("snapshot %d: %w: %s", i+1, err, lines.Text())
 		}
+		fmt.Fprintf(os.Stderr, "bench: snapshot %d (own session %v): %.0f ms: read %.0f, encode %.0f, commit %.0f; %d events, %d lost\n", i+1, ownSession, s.TotalMS, s.ReadMS, s.EncodeMS, s.CommitMS, s.Events, s.Lost)
 		res = append(res, s)
 		if err := os.Remove(s.Path); err != nil {
 			return res, err

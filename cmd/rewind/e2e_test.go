@@ -683,3 +683,60 @@ func TestAnalyzeBadInput(t *testing.T) {
 		}
 	}
 }
+
+// record --json prints one line per snapshot, matching the file it wrote,
+// with a time breakdown that adds up.
+func TestRecordJSON(t *testing.T) {
+	testkernel.Require(t)
+	dir := t.TempDir()
+	r := run(t, "record", "--duration", "1s", "--buffer-size", "4MiB", "--counters", "cpu", "--json", "--output", dir)
+	if r.code != 0 {
+		t.Fatalf("record: exit %d: %s", r.code, r.stderr)
+	}
+	var s struct {
+		Path    string `json:"path"`
+		Bytes   int64  `json:"bytes"`
+		Events  uint64 `json:"events"`
+		Lost    uint64 `json:"lost"`
+		Samples uint64 `json:"counter_samples"`
+		Trigger struct {
+			Kind   string `json:"kind"`
+			Detail string `json:"detail"`
+		} `json:"trigger"`
+		ReadMS   *float64 `json:"read_ms"`
+		EncodeMS *float64 `json:"encode_ms"`
+		CommitMS *float64 `json:"commit_ms"`
+		TotalMS  *float64 `json:"total_ms"`
+	}
+	lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
+	if len(lines) != 1 {
+		t.Fatalf("want one JSON line, got %q", r.stdout)
+	}
+	dec := json.NewDecoder(strings.NewReader(lines[0]))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&s); err != nil {
+		t.Fatalf("%v: %s", err, lines[0])
+	}
+	st, err := os.Stat(s.Path)
+	if err != nil || filepath.Dir(s.Path) != dir || st.Size() != s.Bytes {
+		t.Fatalf("path %q, bytes %d: %v %v", s.Path, s.Bytes, st, err)
+	}
+	if s.Events == 0 || s.Samples == 0 || s.Trigger.Kind != "duration" || s.Trigger.Detail != "1s" {
+		t.Fatalf("snapshot line: %s", lines[0])
+	}
+	if s.ReadMS == nil || s.EncodeMS == nil || s.CommitMS == nil || s.TotalMS == nil {
+		t.Fatalf("a time is missing: %s", lines[0])
+	}
+	parts := *s.ReadMS + *s.EncodeMS + *s.CommitMS
+	if *s.ReadMS < 0 || *s.EncodeMS < 0 || *s.CommitMS < 0 || parts > *s.TotalMS*1.001+0.01 || parts < *s.TotalMS*0.999-0.01 {
+		t.Fatalf("read %v + encode %v + commit %v is not total %v", *s.ReadMS, *s.EncodeMS, *s.CommitMS, *s.TotalMS)
+	}
+	info := run(t, "info", "--json", s.Path)
+	var in struct {
+		Events uint64 `json:"events_total"`
+		Lost   uint64 `json:"lost_total"`
+	}
+	if info.code != 0 || json.Unmarshal([]byte(info.stdout), &in) != nil || in.Events != s.Events || in.Lost != s.Lost {
+		t.Fatalf("info of %s does not count %d events, %d lost: %s", s.Path, s.Events, s.Lost, info.stdout)
+	}
+}

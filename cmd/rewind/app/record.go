@@ -330,7 +330,7 @@ func takeSnapshot(rec *record.Recorder, cfg *recordConfig, trig snapshot.Trigger
 	if cfg.json {
 		return json.NewEncoder(os.Stdout).Encode(snapshotJSON{
 			Path: res.Path, Bytes: res.Bytes, Events: res.Events, Lost: res.Lost, Samples: res.Samples, Trigger: trig,
-			ReadMS: res.ReadTime.Seconds() * 1e3, TotalMS: res.Total.Seconds() * 1e3,
+			ReadMS: ms(res.ReadTime), EncodeMS: ms(res.EncodeTime), CommitMS: ms(res.CommitTime), TotalMS: ms(res.Total),
 		})
 	}
 	fmt.Printf("snapshot %s: %d events, %d lost, %d counter samples, %s, written in %v (%s)\n",
@@ -340,15 +340,19 @@ func takeSnapshot(rec *record.Recorder, cfg *recordConfig, trig snapshot.Trigger
 
 // snapshotJSON is a line of `rewind record --json` (docs/JSON.md).
 type snapshotJSON struct {
-	Path    string           `json:"path"`
-	Bytes   int64            `json:"bytes"`
-	Events  uint64           `json:"events"`
-	Lost    uint64           `json:"lost"`
-	Samples uint64           `json:"counter_samples"`
-	Trigger snapshot.Trigger `json:"trigger"`
-	ReadMS  float64          `json:"read_ms"`
-	TotalMS float64          `json:"total_ms"`
+	Path     string           `json:"path"`
+	Bytes    int64            `json:"bytes"`
+	Events   uint64           `json:"events"`
+	Lost     uint64           `json:"lost"`
+	Samples  uint64           `json:"counter_samples"`
+	Trigger  snapshot.Trigger `json:"trigger"`
+	ReadMS   float64          `json:"read_ms"`
+	EncodeMS float64          `json:"encode_ms"`
+	CommitMS float64          `json:"commit_ms"`
+	TotalMS  float64          `json:"total_ms"`
 }
+
+func ms(d time.Duration) float64 { return d.Seconds() * 1e3 }
 
 func signalName(s os.Signal) string {
 	switch s {
