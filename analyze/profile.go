@@ -2,6 +2,7 @@ package analyze
 
 import (
 	"encoding/binary"
+	"slices"
 	"sort"
 	"strings"
 
@@ -49,8 +50,8 @@ const maxStacks = 1000
 func (a *analyzer) profiles(comm func(uint32) string) ([]Profile, error) {
 	s := a.r.Schema()
 	type evIDs struct {
-		id, k, u, f uint16
-		kf, uf, ff  int
+		id         uint16
+		kf, uf, ff int
 	}
 	var events []evIDs
 	var want snapshot.Want
@@ -174,7 +175,7 @@ func (a *analyzer) profiles(comm func(uint32) string) ([]Profile, error) {
 			if x.Count != y.Count {
 				return x.Count > y.Count
 			}
-			return strings.Join(x.Frames, ";") < strings.Join(y.Frames, ";")
+			return slices.Compare(x.Frames, y.Frames) < 0
 		})
 		if len(p.Stacks) > maxStacks {
 			p.Stacks = p.Stacks[:maxStacks]

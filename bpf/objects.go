@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"sort"
 	"strings"
 
 	"github.com/cilium/ebpf"
@@ -175,9 +174,6 @@ func (o *Objects) Unsupported() map[string]string { return o.unsupported }
 func (o *Objects) RingFD() int  { return o.coll.Maps[rewindMapRwRing].FD() }
 func (o *Objects) HeadsFD() int { return o.coll.Maps[rewindMapRwHeads].FD() }
 
-// Options returns the options the objects were loaded with.
-func (o *Objects) Options() Options { return o.opts }
-
 // Enable attaches the event's program, if it is not attached yet, and turns
 // the event on.
 func (o *Objects) Enable(name string) error {
@@ -289,23 +285,6 @@ func (o *Objects) setEnabled(id uint16, on bool) error {
 	return nil
 }
 
-// Enabled returns the names of the events that are on, sorted.
-func (o *Objects) Enabled() ([]string, error) {
-	v := o.coll.Variables[rewindVarRwEnabled]
-	flags := make([]uint8, v.Size())
-	if err := v.Get(flags); err != nil {
-		return nil, fmt.Errorf("read rw_enabled: %w", err)
-	}
-	var names []string
-	for name, e := range o.events {
-		if int(e.ID) < len(flags) && flags[e.ID] != 0 {
-			names = append(names, name)
-		}
-	}
-	sort.Strings(names)
-	return names, nil
-}
-
 // SetFilter replaces the active filter. Events already recorded stay.
 func (o *Objects) SetFilter(f Filter) error {
 	// Turn filtering off while the sets change, then on with the new flags.
@@ -403,10 +382,4 @@ func (o *Objects) Close() error {
 		o.coll.Close()
 	}
 	return errors.Join(errs...)
-}
-
-// KernelHasBTF reports whether the running kernel exposes its own BTF.
-func KernelHasBTF() bool {
-	_, err := os.Stat("/sys/kernel/btf/vmlinux")
-	return err == nil
 }

@@ -54,6 +54,3 @@ func resolveOffset(s string, first, last uint64) (uint64, error) {
 	}
 	return min(first+uint64(d), last), nil
 }
-
-// Contains reports whether ts lies in the range.
-func (r Range) Contains(ts uint64) bool { return ts >= r.From && ts <= r.To }

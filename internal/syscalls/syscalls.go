@@ -24,9 +24,6 @@ func Number(machine, name string) int64 {
 	return -1
 }
 
-// Known reports whether machine has a table.
-func Known(machine string) bool { return tables[normalize(machine)] != nil }
-
 func normalize(machine string) string {
 	switch machine {
 	case "amd64":

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"strings"
 	"testing"
@@ -280,5 +281,25 @@ func TestCgroupSource(t *testing.T) {
 	}
 	if _, _, err := Open("cgroup:/nonexistent", 2); err == nil || !strings.Contains(err.Error(), "not a cgroup directory") {
 		t.Errorf("cgroup:/nonexistent: %v", err)
+	}
+}
+
+// BenchmarkSources is one sample of each source with warm caches: the
+// reading and parsing a sampler's tick pays on top of its wakeup
+// (docs/BENCHMARKS.md, counter sampling).
+func BenchmarkSources(b *testing.B) {
+	for _, name := range Names {
+		b.Run(name, func(b *testing.B) {
+			src, _, err := Open(name, runtime.NumCPU())
+			if err != nil {
+				b.Skip(err)
+			}
+			defer src.close()
+			for i := 0; i < b.N; i++ {
+				if _, err := src.read(); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }

@@ -260,12 +260,3 @@ func whyMissing(path string, err error) string {
 	}
 	return err.Error()
 }
-
-// CloseSource and Read expose a source to benchmarks.
-func CloseSource(s *Source) error { return s.close() }
-
-// Read takes one sample of s and discards it.
-func Read(s *Source) error {
-	_, err := s.read()
-	return err
-}
