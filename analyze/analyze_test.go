@@ -464,3 +464,70 @@ func TestSelection(t *testing.T) {
 		t.Error("error 0.7 accepted")
 	}
 }
+
+// busy{cpu} is each interval's share of the CPU's time, from /proc/stat's
+// own times: within [0, 1] though the times move in steps (20 ms of user
+// time in a 10 ms interval), with intervals in which nothing moved skipped
+// and a state that went back (iowait does) counted as not moving.
+func TestCPUBusyShare(t *testing.T) {
+	const unit = 10e6 // USER_HZ, in ns
+	field := func(name string) snapshot.SeriesField {
+		return snapshot.SeriesField{Name: name, Labels: map[string]string{"cpu": "0"}, Unit: "ns", Kind: snapshot.SeriesCounter}
+	}
+	cpu := &snapshot.Series{Source: "cpu", RateHz: 100,
+		Fields: []snapshot.SeriesField{field("user"), field("system"), field("idle"), field("iowait"), field("guest")}}
+	// Per interval: user, system, idle, iowait and guest (inside user)
+	// moves, in units; the share busy.
+	steps := []struct {
+		d    [5]int64
+		busy float64 // -1: nothing moved
+	}{
+		{[5]int64{2, 0, 0, 0, 0}, 1},
+		{[5]int64{0, 0, 0, 0, 0}, -1},
+		{[5]int64{0, 0, 1, 0, 0}, 0},
+		{[5]int64{1, 0, 1, 0, 1}, 0.5},
+		{[5]int64{0, 1, 0, -1, 0}, 1},
+	}
+	cpu.Values = make([][]uint64, len(cpu.Fields))
+	v := [5]int64{100, 100, 100, 100, 100}
+	for i := 0; i <= len(steps); i++ {
+		if i > 0 {
+			for f, d := range steps[i-1].d {
+				v[f] += d
+			}
+		}
+		cpu.TS = append(cpu.TS, uint64(1e9+i*10e6))
+		for f := range v {
+			cpu.Values[f] = append(cpu.Values[f], uint64(v[f]*unit))
+		}
+	}
+	meta := &snapshot.Meta{CPUs: 1, Kernel: snapshot.Kernel{Machine: "x86_64"}}
+	r := snaptest.Write(t, filepath.Join(t.TempDir(), "busy.rwd"), meta, testSchema(t), nil, nil, cpu)
+	res, err := Run(r, Options{Only: []string{CounterRates}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var busy *Rates
+	for i := range res.Rates {
+		if res.Rates[i].Name == BusyName && res.Rates[i].Labels.Get("cpu") == "0" {
+			busy = &res.Rates[i]
+		}
+	}
+	if busy == nil {
+		t.Fatalf("no busy{cpu=0} in %+v", res.Rates)
+	}
+	var shares []float64
+	for _, s := range steps {
+		if s.busy >= 0 {
+			shares = append(shares, s.busy)
+		}
+	}
+	// Σ Δbusy / Σ Δall: (2+0+1+1) / (2+1+2+1).
+	want := Rates{Source: "cpu", Name: BusyName, Labels: Labels{{"cpu", "0"}}, Unit: UnitRatio, Kind: snapshot.SeriesGauge,
+		Intervals: len(shares), Mean: 4.0 / 6, Max: 1,
+		Windows: []Window{{StartNS: 1e9, N: len(shares), Mean: 4.0 / 6, P50: 0.5, P90: 1, P99: 1, Max: 1}}}
+	if busy.Source != want.Source || busy.Unit != want.Unit || busy.Kind != want.Kind || busy.Intervals != want.Intervals ||
+		busy.Mean != want.Mean || busy.Max != want.Max || len(busy.Windows) != 1 || busy.Windows[0] != want.Windows[0] {
+		t.Errorf("busy{cpu=0}:\n got %+v\nwant %+v", *busy, want)
+	}
+}

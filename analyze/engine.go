@@ -11,6 +11,7 @@ import (
 	"github.com/rewindtrace/rewind/analyze/hist"
 	"github.com/rewindtrace/rewind/snapshot"
 	"github.com/rewindtrace/rewind/snapshot/schema"
+	"github.com/rewindtrace/rewind/snapshot/schema/kinds"
 )
 
 // Analyses, by the names --only takes.
@@ -33,18 +34,22 @@ const (
 var All = []string{RunqLatency, OffCPU, OnCPU, SyscallLatency, BioLatency, BioSize, IRQ, Softirq, Faults, Processes, CounterRates, StackProfile}
 
 // needs lists, per analysis, the events it cannot do without.
-var needs = map[string][]string{
-	RunqLatency:    {"sched_switch", "sched_waking"},
-	OffCPU:         {"sched_switch"},
-	OnCPU:          {"sched_switch"},
-	SyscallLatency: {"sys_enter", "sys_exit"},
-	BioLatency:     {"block_rq_issue", "block_rq_complete"},
-	BioSize:        {"block_rq_issue"},
-	IRQ:            {"irq_handler_entry", "irq_handler_exit"},
-	Softirq:        {"softirq_entry", "softirq_exit"},
-	Faults:         {"page_fault_user|page_fault_kernel"},
-	StackProfile:   {"cpu_sample|offcpu_sample"},
+// An analysis needs each of its lists: one of the events in it.
+var needs = map[string][][]string{
+	RunqLatency:    {{kinds.SchedSwitch}, {kinds.SchedWaking}},
+	OffCPU:         {{kinds.SchedSwitch}},
+	OnCPU:          {{kinds.SchedSwitch}},
+	SyscallLatency: {{kinds.SysEnter}, {kinds.SysExit}},
+	BioLatency:     {{kinds.BlockRqIssue}, {kinds.BlockRqComplete}},
+	BioSize:        {{kinds.BlockRqIssue}},
+	IRQ:            {{kinds.IRQHandlerEntry}, {kinds.IRQHandlerExit}},
+	Softirq:        {{kinds.SoftirqEntry}, {kinds.SoftirqExit}},
+	Faults:         {{kinds.PageFaultUser, kinds.PageFaultKernel}},
+	StackProfile:   {stackEvents},
 }
+
+// stackEvents are the events the profile reads.
+var stackEvents = []string{kinds.CPUSample, kinds.OffCPUSample}
 
 // Options select what to analyse.
 type Options struct {
@@ -100,7 +105,7 @@ type analyzer struct {
 	ids      eventIDs
 	kinds    []kind // by event id
 	decode   snapshot.Want
-	machine  string
+	env      kinds.Env // names syscalls for the recording machine
 	filter   *filter
 	rng      snapshot.Range
 
@@ -109,7 +114,7 @@ type analyzer struct {
 }
 
 func newAnalyzer(r *snapshot.Reader, opts Options) (*analyzer, error) {
-	a := &analyzer{r: r, opts: opts, want: map[string]bool{}, machine: r.Meta().Kernel.Machine}
+	a := &analyzer{r: r, opts: opts, want: map[string]bool{}, env: kinds.Env{Machine: r.Meta().Kernel.Machine, Enums: r.Meta()}}
 	e := opts.Error
 	if e == 0 {
 		e = hist.DefaultError
@@ -248,7 +253,7 @@ func (a *analyzer) run() (*Result, error) {
 // stackSamples reports whether the pass over the chunks met any stack
 // sample: the profile takes a pass of its own only then.
 func (a *analyzer) stackSamples(ws []*worker) bool {
-	for _, name := range []string{"cpu_sample", "offcpu_sample"} {
+	for _, name := range stackEvents {
 		if e := a.r.Schema().ByName(name); e != nil {
 			for _, w := range ws {
 				if int(e.ID) < len(w.typeCounts) && w.typeCounts[e.ID] > 0 {
@@ -287,11 +292,11 @@ func (a *analyzer) finish(res *Result, series map[string]*Series, ws []*worker, 
 		}
 		for _, need := range needs[name] {
 			have := false
-			for _, alt := range strings.Split(need, "|") {
+			for _, alt := range need {
 				have = have || counts[alt] > 0
 			}
 			if !have {
-				res.Skipped[name] = fmt.Sprintf("no %s events in the snapshot (or the selection)", strings.ReplaceAll(need, "|", " or "))
+				res.Skipped[name] = fmt.Sprintf("no %s events in the snapshot (or the selection)", strings.Join(need, " or "))
 				break
 			}
 		}
@@ -383,18 +388,25 @@ func (a *analyzer) resolve(s *schema.Schema) {
 		return -1
 	}
 	i := &a.ids
-	i.sw, i.waking, i.wakeNew = id("sched_switch"), id("sched_waking"), id("sched_wakeup_new")
-	i.swPrevComm, i.swNextTID, i.swPrevState = field("sched_switch", "prev_comm"), field("sched_switch", "next_tid"), field("sched_switch", "prev_state")
-	i.wkTargetTID, i.wkTargetPID = field("sched_waking", "target_tid"), field("sched_waking", "target_pid")
-	i.enter, i.exit = id("sys_enter"), id("sys_exit")
-	i.enterID, i.exitID, i.exitRet = field("sys_enter", "id"), field("sys_exit", "id"), field("sys_exit", "ret")
-	i.issue, i.complete = id("block_rq_issue"), id("block_rq_complete")
-	i.rqDev, i.rqBytes, i.rqRWBS, i.rqRQ = field("block_rq_issue", "dev"), field("block_rq_issue", "bytes"), field("block_rq_issue", "rwbs"), field("block_rq_issue", "rq")
-	i.cDev, i.cBytes, i.cRWBS, i.cRQ, i.cError = field("block_rq_complete", "dev"), field("block_rq_complete", "bytes"), field("block_rq_complete", "rwbs"), field("block_rq_complete", "rq"), field("block_rq_complete", "error")
-	i.irqEntry, i.irqExit, i.softEntry, i.softExit = id("irq_handler_entry"), id("irq_handler_exit"), id("softirq_entry"), id("softirq_exit")
-	i.irqEntryIRQ, i.irqEntryName, i.irqExitIRQ = field("irq_handler_entry", "irq"), field("irq_handler_entry", "name"), field("irq_handler_exit", "irq")
-	i.vecE, i.vecX = field("softirq_entry", "vec"), field("softirq_exit", "vec")
-	i.faultUser, i.faultKernel = id("page_fault_user"), id("page_fault_kernel")
+	i.sw, i.waking, i.wakeNew = id(kinds.SchedSwitch), id(kinds.SchedWaking), id(kinds.SchedWakeupNew)
+	i.swPrevComm = field(kinds.SchedSwitch, kinds.FieldPrevComm)
+	i.swNextTID = field(kinds.SchedSwitch, kinds.FieldNextTID)
+	i.swPrevState = field(kinds.SchedSwitch, kinds.FieldPrevState)
+	i.wkTargetTID, i.wkTargetPID = field(kinds.SchedWaking, kinds.FieldTargetTID), field(kinds.SchedWaking, kinds.FieldTargetPID)
+	i.enter, i.exit = id(kinds.SysEnter), id(kinds.SysExit)
+	i.enterID, i.exitID, i.exitRet = field(kinds.SysEnter, kinds.FieldID), field(kinds.SysExit, kinds.FieldID), field(kinds.SysExit, kinds.FieldRet)
+	i.issue, i.complete = id(kinds.BlockRqIssue), id(kinds.BlockRqComplete)
+	i.rqDev, i.rqBytes = field(kinds.BlockRqIssue, kinds.FieldDev), field(kinds.BlockRqIssue, kinds.FieldBytes)
+	i.rqRWBS, i.rqRQ = field(kinds.BlockRqIssue, kinds.FieldRWBS), field(kinds.BlockRqIssue, kinds.FieldRQ)
+	i.cDev, i.cBytes = field(kinds.BlockRqComplete, kinds.FieldDev), field(kinds.BlockRqComplete, kinds.FieldBytes)
+	i.cRWBS, i.cRQ = field(kinds.BlockRqComplete, kinds.FieldRWBS), field(kinds.BlockRqComplete, kinds.FieldRQ)
+	i.cError = field(kinds.BlockRqComplete, kinds.FieldError)
+	i.irqEntry, i.irqExit = id(kinds.IRQHandlerEntry), id(kinds.IRQHandlerExit)
+	i.softEntry, i.softExit = id(kinds.SoftirqEntry), id(kinds.SoftirqExit)
+	i.irqEntryIRQ, i.irqEntryName = field(kinds.IRQHandlerEntry, kinds.FieldIRQ), field(kinds.IRQHandlerEntry, kinds.FieldName)
+	i.irqExitIRQ = field(kinds.IRQHandlerExit, kinds.FieldIRQ)
+	i.vecE, i.vecX = field(kinds.SoftirqEntry, kinds.FieldVec), field(kinds.SoftirqExit, kinds.FieldVec)
+	i.faultUser, i.faultKernel = id(kinds.PageFaultUser), id(kinds.PageFaultKernel)
 
 	a.kinds = make([]kind, int(s.MaxID())+1)
 	on := func(ev uint16, k kind, fields ...string) {
@@ -409,33 +421,34 @@ func (a *analyzer) resolve(s *schema.Schema) {
 	}
 	a.hot.sched = a.want[RunqLatency] || a.want[OffCPU] || a.want[OnCPU] || a.want[Processes]
 	if a.hot.sched {
-		on(i.sw, kSwitch, "prev_comm", "next_tid", "prev_state")
-		on(i.waking, kWaking, "target_tid", "target_pid")
-		if i.wakeNew != 0 && s.ByID(i.wakeNew).Field("target_tid") >= 0 {
-			on(i.wakeNew, kWaking, "target_tid", "target_pid")
+		on(i.sw, kSwitch, kinds.FieldPrevComm, kinds.FieldNextTID, kinds.FieldPrevState)
+		on(i.waking, kWaking, kinds.FieldTargetTID, kinds.FieldTargetPID)
+		if i.wakeNew != 0 && s.ByID(i.wakeNew).Field(kinds.FieldTargetTID) >= 0 {
+			on(i.wakeNew, kWaking, kinds.FieldTargetTID, kinds.FieldTargetPID)
 		}
 	}
 	// Switches name processes that exited before the snapshot, for every
 	// per-process output.
-	on(i.sw, kSwitch, "prev_comm")
+	on(i.sw, kSwitch, kinds.FieldPrevComm)
 	if a.hot.sys {
 		// A syscall pairs within its chunk only if its task stayed on
 		// the CPU in between, which only recorded switches can tell.
-		a.switches = i.sw != 0 && slices.Contains(a.r.Meta().Recording.Events, "sched_switch")
-		on(i.enter, kEnter, "id")
-		on(i.exit, kExit, "id", "ret")
+		a.switches = i.sw != 0 && slices.Contains(a.r.Meta().Recording.Events, kinds.SchedSwitch)
+		on(i.enter, kEnter, kinds.FieldID)
+		on(i.exit, kExit, kinds.FieldID, kinds.FieldRet)
 	}
 	if a.want[BioLatency] || a.want[BioSize] || a.want[Processes] {
-		on(i.issue, kIssue, "dev", "bytes", "rwbs", "rq")
-		on(i.complete, kComplete, "dev", "bytes", "rwbs", "rq", "error")
+		rq := []string{kinds.FieldDev, kinds.FieldBytes, kinds.FieldRWBS, kinds.FieldRQ}
+		on(i.issue, kIssue, rq...)
+		on(i.complete, kComplete, append(rq, kinds.FieldError)...)
 	}
 	if a.want[IRQ] {
-		on(i.irqEntry, kIRQEntry, "irq", "name")
-		on(i.irqExit, kIRQExit, "irq")
+		on(i.irqEntry, kIRQEntry, kinds.FieldIRQ, kinds.FieldName)
+		on(i.irqExit, kIRQExit, kinds.FieldIRQ)
 	}
 	if a.want[Softirq] {
-		on(i.softEntry, kSoftEntry, "vec")
-		on(i.softExit, kSoftExit, "vec")
+		on(i.softEntry, kSoftEntry, kinds.FieldVec)
+		on(i.softExit, kSoftExit, kinds.FieldVec)
 	}
 	if a.want[Faults] || a.want[Processes] {
 		on(i.faultUser, kFaultUser)

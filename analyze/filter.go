@@ -2,6 +2,7 @@ package analyze
 
 import (
 	"github.com/rewindtrace/rewind/snapshot"
+	"github.com/rewindtrace/rewind/snapshot/schema/kinds"
 )
 
 // filter is the task and CPU selection. Comm selection is resolved to
@@ -37,18 +38,18 @@ func newFilter(r *snapshot.Reader, opts Options) (*filter, error) {
 		}
 	}
 	// Threads gone by snapshot time: their names as they switched out.
-	sw := r.Schema().ByName("sched_switch")
-	if sw == nil || sw.Field("prev_comm") < 0 {
+	sw := r.Schema().ByName(kinds.SchedSwitch)
+	if sw == nil || sw.Field(kinds.FieldPrevComm) < 0 {
 		return f, nil
 	}
 	var want snapshot.Want
-	want.Field(r.Schema(), "sched_switch", "prev_comm")
+	want.Field(r.Schema(), kinds.SchedSwitch, kinds.FieldPrevComm)
 	var c snapshot.Chunk
 	for _, sec := range r.Chunks() {
 		if r.ReadChunkWant(sec, &c, &want) != nil {
 			continue // damage is reported by the main pass
 		}
-		col := c.Column(sw.ID, sw.Field("prev_comm"))
+		col := c.Column(sw.ID, sw.Field(kinds.FieldPrevComm))
 		if col == nil {
 			continue
 		}

@@ -5,14 +5,8 @@ import (
 	"strconv"
 
 	"github.com/rewindtrace/rewind/analyze/hist"
-	"github.com/rewindtrace/rewind/internal/sysx"
 	"github.com/rewindtrace/rewind/snapshot"
-)
-
-// Scheduling states in the tracepoint's report encoding.
-const (
-	stateRunning   = 0     // R: switched out while runnable (yield)
-	statePreempted = 0x100 // R+
+	"github.com/rewindtrace/rewind/snapshot/schema/kinds"
 )
 
 // taskState is what the merge knows of a thread.
@@ -278,7 +272,7 @@ func (m *merger) sched(r *rec) {
 			m.sum(r.pid).onCPU += d
 		}
 		t.onSince = 0
-		if r.state == stateRunning || r.state == statePreempted {
+		if kinds.TaskRunnable(uint64(r.state)) {
 			t.runnable, t.offSince, t.woken = r.ts, 0, false
 		} else {
 			t.offSince, t.offState, t.runnable = r.ts, r.state, 0
@@ -329,23 +323,6 @@ func (m *merger) offState(state uint16) *hist.Histogram {
 	h := hist.New(m.a.m)
 	m.offBy = append(m.offBy, stateHist{state, h})
 	return h
-}
-
-// stateName names a report-encoded task state as ftrace prints it.
-func stateName(s uint16) string {
-	switch s {
-	case stateRunning:
-		return "R"
-	case statePreempted:
-		return "R+"
-	}
-	const letters = "SDTtXZPI"
-	for i := 0; i < len(letters); i++ {
-		if s == 1<<i {
-			return letters[i : i+1]
-		}
-	}
-	return "0x" + strconv.FormatUint(uint64(s), 16)
 }
 
 // bioEvent pairs a request's issue with its completion.
@@ -454,7 +431,7 @@ func (m *merger) series() []*Series {
 		add(RunqLatency, UnitNanoseconds, h, Label{"by", "cpu"}, Label{"cpu", strconv.Itoa(cpu)})
 	}
 	for _, s := range m.offBy {
-		add(OffCPU, UnitNanoseconds, s.h, Label{"by", "state"}, Label{"state", stateName(s.state)})
+		add(OffCPU, UnitNanoseconds, s.h, Label{"by", "state"}, Label{"state", kinds.TaskState.Label(nil, int64(s.state))})
 	}
 	add(BioLatency, UnitNanoseconds, m.bioAll, Label{"by", "all"})
 	for k, h := range m.bioDev {
@@ -524,8 +501,9 @@ func (m *merger) processes(ws []*worker) []Process {
 	return out
 }
 
+// errnoName labels an errno: its name, or its number.
 func errnoName(errno int) string {
-	if name := sysx.ErrnoName(errno); name != "" {
+	if name := kinds.ErrnoRet.ValueName(nil, uint64(-int64(errno))); name != "" {
 		return name
 	}
 	return strconv.Itoa(errno)

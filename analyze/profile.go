@@ -8,6 +8,7 @@ import (
 
 	"github.com/rewindtrace/rewind/internal/symbolize"
 	"github.com/rewindtrace/rewind/snapshot"
+	"github.com/rewindtrace/rewind/snapshot/schema/kinds"
 )
 
 // Profile is the stack samples of one event, named and counted: the
@@ -55,13 +56,17 @@ func (a *analyzer) profiles(comm func(uint32) string) ([]Profile, error) {
 	}
 	var events []evIDs
 	var want snapshot.Want
-	for _, name := range []string{"cpu_sample", "offcpu_sample"} {
+	for _, name := range stackEvents {
 		e := s.ByName(name)
-		if e == nil || e.Field("frames") < 0 || e.Field("kframes") < 0 || e.Field("uframes") < 0 {
+		if e == nil {
 			continue
 		}
-		events = append(events, evIDs{id: e.ID, kf: e.Field("kframes"), uf: e.Field("uframes"), ff: e.Field("frames")})
-		for _, f := range []string{"kframes", "uframes", "frames"} {
+		ev := evIDs{id: e.ID, kf: e.Field(kinds.FieldKframes), uf: e.Field(kinds.FieldUframes), ff: e.Field(kinds.FieldFrames)}
+		if ev.kf < 0 || ev.uf < 0 || ev.ff < 0 {
+			continue
+		}
+		events = append(events, ev)
+		for _, f := range []string{kinds.FieldKframes, kinds.FieldUframes, kinds.FieldFrames} {
 			want.Field(s, name, f)
 		}
 	}

@@ -11,7 +11,9 @@ import (
 // Rates is one counter field over the selection: a counter read as its
 // rate between samples (unit per second), a gauge as its level. Every
 // sample interval counts once, in the 1 s window it ends in; percentiles
-// are of a window's intervals, never of totals since boot.
+// are of a window's intervals, never of totals since boot. The cpu source
+// adds busy{cpu} (BusyName), a gauge of unit UnitRatio: each interval's
+// share of the CPU's time spent busy.
 type Rates struct {
 	Source string
 	Name   string
@@ -23,7 +25,8 @@ type Rates struct {
 	// Intervals counts the sample intervals (or gauge samples) read.
 	Intervals int
 	// Mean is the counter's increase over the selection divided by its
-	// time (not a mean of rates), or the gauge's mean level.
+	// time (not a mean of rates), or the gauge's mean level; busy's is the
+	// busy time over the selection divided by all the CPU's time.
 	Mean float64
 	// Max is the largest per-interval rate (or level) of all.
 	Max     float64
@@ -41,9 +44,17 @@ type Window struct {
 // WindowNS is the span of a Window.
 const WindowNS = 1e9
 
-// derived counters computed from a source's fields: a CPU's busy time is
-// every state but idle and iowait (guest time is inside user time).
-var busyStates = map[string]bool{"user": true, "nice": true, "system": true, "irq": true, "softirq": true, "steal": true}
+// cpuStates are the cpu source's time fields that share out a CPU's time
+// (guest and guest_nice are inside user and nice), true for the busy ones:
+// all but idle and iowait.
+var cpuStates = map[string]bool{"user": true, "nice": true, "system": true, "idle": false, "iowait": false, "irq": true, "softirq": true, "steal": true}
+
+// BusyName is the field the cpu source derives: busy{cpu}, the share of
+// the CPU's time (of all cpuStates) spent in the busy states, a ratio.
+const BusyName = "busy"
+
+// UnitRatio is the unit of a share: 0 to 1.
+const UnitRatio = "ratio"
 
 // rates reads the snapshot's counter series into per-field rates.
 func (a *analyzer) rates() ([]Rates, error) {
@@ -67,28 +78,26 @@ func (a *analyzer) rates() ([]Rates, error) {
 			continue
 		}
 		ts := s.TS[first:last]
-		// A CPU's busy time, by CPU, summed over the busy states.
-		busy := map[string][]uint64{}
+		// A CPU's time fields, by CPU: what busy derives from.
+		states := map[string]*cpuTimes{}
 		for f, fl := range s.Fields {
-			if cpu := fl.Labels["cpu"]; cpu != "" && !a.cpuKept(cpu) {
+			cpu := fl.Labels["cpu"]
+			if cpu != "" && !a.cpuKept(cpu) {
 				continue
 			}
 			vals := s.Values[f][first:last]
 			r := rateOf(s.Source, fl, ts, vals, func(i int) float64 { return s.Value(f, first+i) })
 			out = append(out, r)
-			if s.Source == "cpu" && busyStates[fl.Name] {
-				cpu := fl.Labels["cpu"]
-				if busy[cpu] == nil {
-					busy[cpu] = make([]uint64, len(vals))
+			if busy, ok := cpuStates[fl.Name]; ok && s.Source == "cpu" && cpu != "" {
+				if states[cpu] == nil {
+					states[cpu] = &cpuTimes{}
 				}
-				for i, v := range vals {
-					busy[cpu][i] += v
-				}
+				states[cpu].vals = append(states[cpu].vals, vals)
+				states[cpu].busy = append(states[cpu].busy, busy)
 			}
 		}
-		for cpu, vals := range busy {
-			fl := snapshot.SeriesField{Name: "busy", Labels: map[string]string{"cpu": cpu}, Unit: "ns", Kind: snapshot.SeriesCounter}
-			out = append(out, rateOf(s.Source, fl, ts, vals, func(i int) float64 { return float64(vals[i]) }))
+		for cpu, st := range states {
+			out = append(out, busyOf(s.Source, cpu, ts, st))
 		}
 	}
 	sort.SliceStable(out, func(i, j int) bool {
@@ -101,6 +110,47 @@ func (a *analyzer) rates() ([]Rates, error) {
 		return out[i].Labels.key() < out[j].Labels.key()
 	})
 	return out, nil
+}
+
+// cpuTimes are one CPU's time fields (cpuStates), raw, sample by sample.
+type cpuTimes struct {
+	vals [][]uint64
+	busy []bool
+}
+
+// busyOf derives busy{cpu}: each interval's share of the CPU's time spent
+// busy, Δbusy / Δ(all states, idle and iowait too), as top and mpstat
+// compute it. Both come from the same counters, so a share is within
+// [0, 1] whatever the sampling: /proc/stat's times move in USER_HZ steps
+// (10 ms) and user and system time in ticks, while sample timestamps are
+// exact, so busy time over a sample interval is not (a 10 ms interval may
+// hold 20 ms of it). A state that went back counts as not moving; an
+// interval in which no state moved says nothing and is skipped. The mean
+// is Σ Δbusy / Σ Δall over the selection (or a window).
+func busyOf(source, cpu string, ts []uint64, st *cpuTimes) Rates {
+	r := Rates{Source: source, Name: BusyName, Labels: Labels{{"cpu", cpu}}, Unit: UnitRatio, Kind: snapshot.SeriesGauge}
+	pts := make([]point, 0, len(ts))
+	for i := 1; i < len(ts); i++ {
+		var busy, all uint64
+		for s, vals := range st.vals {
+			if vals[i] <= vals[i-1] {
+				continue
+			}
+			d := vals[i] - vals[i-1]
+			all += d
+			if st.busy[s] {
+				busy += d
+			}
+		}
+		if all == 0 {
+			continue
+		}
+		pts = append(pts, point{ts[i], float64(busy) / float64(all), float64(all)})
+	}
+	if sum, weight := r.fill(ts[0], pts); weight > 0 {
+		r.Mean = sum / weight
+	}
+	return r
 }
 
 func (a *analyzer) cpuKept(cpu string) bool {
@@ -120,59 +170,26 @@ func rateOf(source string, fl snapshot.SeriesField, ts, raw []uint64, value func
 	}
 	sort.Slice(r.Labels, func(i, j int) bool { return r.Labels[i].Name < r.Labels[j].Name })
 	counter := fl.Kind == snapshot.SeriesCounter
-	r.Max = math.Inf(-1)
-	var points []float64 // one window's
-	var win *Window
-	var sum float64
-	flush := func() {
-		if win == nil || len(points) == 0 {
-			return
-		}
-		sort.Float64s(points)
-		win.N = len(points)
-		win.P50, win.P90, win.P99 = quantile(points, 0.5), quantile(points, 0.9), quantile(points, 0.99)
-		win.Max = points[len(points)-1]
-		r.Windows = append(r.Windows, *win)
-	}
-	start := ts[0]
-	var winSum, winTime float64
+	pts := make([]point, 0, len(ts))
 	for i := range ts {
-		var x, dt float64
-		if counter {
-			if i == 0 {
-				continue
-			}
-			dt = float64(ts[i]-ts[i-1]) / 1e9
-			if dt <= 0 {
-				continue
-			}
-			d := value(i) - value(i-1)
-			if !fl.Signed && raw[i] < raw[i-1] {
-				d = 0 // a counter that went back was reset (a device went away)
-			}
-			x = d / dt
-		} else {
-			x, dt = value(i), 1
+		if !counter {
+			pts = append(pts, point{ts[i], value(i), 1})
+			continue
 		}
-		w := start + (ts[i]-start)/WindowNS*WindowNS
-		if win == nil || win.StartNS != w {
-			if win != nil {
-				win.Mean = winSum / winTime
-			}
-			flush()
-			win, points, winSum, winTime = &Window{StartNS: w}, points[:0], 0, 0
+		if i == 0 {
+			continue
 		}
-		points = append(points, x)
-		winSum += x * dt
-		winTime += dt
-		sum += x * dt
-		r.Intervals++
-		r.Max = max(r.Max, x)
+		dt := float64(ts[i]-ts[i-1]) / 1e9
+		if dt <= 0 {
+			continue
+		}
+		d := value(i) - value(i-1)
+		if !fl.Signed && raw[i] < raw[i-1] {
+			d = 0 // a counter that went back was reset (a device went away)
+		}
+		pts = append(pts, point{ts[i], d / dt, dt})
 	}
-	if win != nil {
-		win.Mean = winSum / winTime
-	}
-	flush()
+	sum, _ := r.fill(ts[0], pts)
 	if counter {
 		if span := float64(ts[len(ts)-1]-ts[0]) / 1e9; span > 0 {
 			r.Mean = sum / span
@@ -180,10 +197,54 @@ func rateOf(source string, fl snapshot.SeriesField, ts, raw []uint64, value func
 	} else if r.Intervals > 0 {
 		r.Mean = sum / float64(r.Intervals)
 	}
+	return r
+}
+
+// point is one interval's rate (or one level, or share) x, weighing w in
+// the means: the interval's length, or the time it shares out.
+type point struct {
+	ts   uint64 // the interval's end
+	x, w float64
+}
+
+// fill sets r's Intervals, Max and Windows from the points, each in the
+// window its interval ends in, windows starting at start; it returns
+// Σ x·w and Σ w.
+func (r *Rates) fill(start uint64, pts []point) (sum, weight float64) {
+	var xs []float64 // one window's
+	var win *Window
+	var winSum, winWeight float64
+	flush := func() {
+		if win == nil || len(xs) == 0 {
+			return
+		}
+		win.Mean = winSum / winWeight
+		sort.Float64s(xs)
+		win.N = len(xs)
+		win.P50, win.P90, win.P99 = quantile(xs, 0.5), quantile(xs, 0.9), quantile(xs, 0.99)
+		win.Max = xs[len(xs)-1]
+		r.Windows = append(r.Windows, *win)
+	}
+	r.Max = math.Inf(-1)
+	for _, p := range pts {
+		w := start + (p.ts-start)/WindowNS*WindowNS
+		if win == nil || win.StartNS != w {
+			flush()
+			win, xs, winSum, winWeight = &Window{StartNS: w}, xs[:0], 0, 0
+		}
+		xs = append(xs, p.x)
+		winSum += p.x * p.w
+		winWeight += p.w
+		sum += p.x * p.w
+		weight += p.w
+		r.Intervals++
+		r.Max = max(r.Max, p.x)
+	}
+	flush()
 	if r.Intervals == 0 {
 		r.Max = 0
 	}
-	return r
+	return sum, weight
 }
 
 // quantile of sorted values, by nearest rank.

@@ -5,8 +5,8 @@ import (
 	"strconv"
 
 	"github.com/rewindtrace/rewind/analyze/hist"
-	"github.com/rewindtrace/rewind/internal/syscalls"
 	"github.com/rewindtrace/rewind/snapshot"
+	"github.com/rewindtrace/rewind/snapshot/schema/kinds"
 )
 
 // recKind says what a merge record is.
@@ -488,9 +488,8 @@ func rwOp(rwbs []byte) byte {
 	return 'N'
 }
 
-func devName(dev uint32) string {
-	return strconv.Itoa(int(dev>>20)) + ":" + strconv.Itoa(int(dev&0xfffff))
-}
+// devName labels a block device "major:minor".
+func devName(dev uint32) string { return kinds.Dev.Label(nil, int64(dev)) }
 
 // collect adds what the worker counted to the result.
 func (w *worker) collect(series map[string]*Series, res *Result) error {
@@ -523,18 +522,18 @@ func (w *worker) collect(series map[string]*Series, res *Result) error {
 			return err
 		}
 		for nr, h := range byNR {
-			if err := add(SyscallLatency, UnitNanoseconds, h, Label{"by", "syscall"}, Label{"syscall", syscallName(a.machine, nr)}); err != nil {
+			if err := add(SyscallLatency, UnitNanoseconds, h, Label{"by", "syscall"}, Label{"syscall", a.syscallName(nr)}); err != nil {
 				return err
 			}
 		}
 		for nr, n := range w.sysCount {
 			if n > 0 {
-				res.Counters = append(res.Counters, Counter{Name: "syscalls", Labels: Labels{{"syscall", syscallName(a.machine, nr)}}, Value: n})
+				res.Counters = append(res.Counters, Counter{Name: "syscalls", Labels: Labels{{"syscall", a.syscallName(nr)}}, Value: n})
 			}
 		}
 		for key, n := range w.sysErrors {
 			res.Counters = append(res.Counters, Counter{Name: "syscall_errors",
-				Labels: Labels{{"syscall", syscallName(a.machine, int(key>>16))}, {"errno", errnoName(int(key & 0xffff))}}, Value: n})
+				Labels: Labels{{"syscall", a.syscallName(int(key >> 16))}, {"errno", errnoName(int(key & 0xffff))}}, Value: n})
 		}
 	}
 	if a.want[IRQ] {
@@ -546,7 +545,7 @@ func (w *worker) collect(series map[string]*Series, res *Result) error {
 	}
 	if a.want[Softirq] {
 		for v, h := range w.softHist {
-			if err := add(Softirq, UnitNanoseconds, h, Label{"vec", softirqName(v)}); err != nil {
+			if err := add(Softirq, UnitNanoseconds, h, Label{"vec", kinds.Softirq.Label(nil, int64(v))}); err != nil {
 				return err
 			}
 		}
@@ -572,18 +571,6 @@ func (w *worker) collect(series map[string]*Series, res *Result) error {
 	return nil
 }
 
-func syscallName(machine string, nr int) string {
-	if name := syscalls.Name(machine, int64(nr)); name != "" {
-		return name
-	}
-	return strconv.Itoa(nr)
-}
-
-var softirqNames = []string{"HI", "TIMER", "NET_TX", "NET_RX", "BLOCK", "IRQ_POLL", "TASKLET", "SCHED", "HRTIMER", "RCU"}
-
-func softirqName(v int) string {
-	if v < len(softirqNames) {
-		return softirqNames[v]
-	}
-	return strconv.Itoa(v)
-}
+// syscallName labels a syscall: its name on the recording machine, or its
+// number.
+func (a *analyzer) syscallName(nr int) string { return kinds.Syscall.Label(&a.env, int64(nr)) }

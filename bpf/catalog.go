@@ -11,6 +11,7 @@ import (
 	"github.com/cilium/ebpf/btf"
 
 	"github.com/rewindtrace/rewind/snapshot/schema"
+	"github.com/rewindtrace/rewind/snapshot/schema/kinds"
 )
 
 // Event is a catalogue entry: the schema of one event and where it attaches.
@@ -27,53 +28,9 @@ type Event struct {
 // PerfEvent reports whether the event's program attaches to perf events.
 func (e Event) PerfEvent() bool { return e.Program != "" && e.Tracepoint == "" }
 
-// groups assigns each event to the --events group that enables it. Group
-// "default" is sched, syscalls and process; "all" is every event.
-var groups = map[string]string{
-	"sched_switch":                   "sched",
-	"sched_waking":                   "sched",
-	"sched_wakeup_new":               "sched",
-	"sched_migrate_task":             "sched",
-	"sched_process_fork":             "process",
-	"sched_process_exec":             "process",
-	"sched_process_exit":             "process",
-	"sched_process_free":             "process",
-	"task_newtask":                   "process",
-	"task_rename":                    "process",
-	"sys_enter":                      "syscalls",
-	"sys_exit":                       "syscalls",
-	"block_rq_insert":                "block",
-	"block_rq_issue":                 "block",
-	"block_rq_complete":              "block",
-	"irq_handler_entry":              "irq",
-	"irq_handler_exit":               "irq",
-	"softirq_entry":                  "irq",
-	"softirq_exit":                   "irq",
-	"page_fault_user":                "faults",
-	"page_fault_kernel":              "faults",
-	"signal_generate":                "signals",
-	"signal_deliver":                 "signals",
-	"tcp_retransmit_skb":             "net",
-	"tcp_send_reset":                 "net",
-	"tcp_receive_reset":              "net",
-	"inet_sock_set_state":            "net",
-	"kfree_skb":                      "net",
-	"mark_victim":                    "memory",
-	"mm_vmscan_direct_reclaim_begin": "memory",
-	"mm_vmscan_direct_reclaim_end":   "memory",
-	"contention_begin":               "lock",
-	"contention_end":                 "lock",
-	"workqueue_execute_start":        "workqueue",
-	"workqueue_execute_end":          "workqueue",
-	"cpu_idle":                       "power",
-	"cpu_frequency":                  "power",
-	"cpu_sample":                     "stacks",
-	"offcpu_sample":                  "stacks",
-}
-
-// DefaultGroups are the groups `--events default` enables: everything but
-// the high-rate irq, faults, lock, workqueue, power and stacks groups.
-var DefaultGroups = []string{"sched", "syscalls", "process", "block", "signals", "net", "memory"}
+// DefaultGroups are the groups `--events default` enables (see
+// kinds.DefaultGroups, where each event's group is).
+var DefaultGroups = kinds.DefaultGroups
 
 var catalog struct {
 	once   sync.Once
@@ -83,7 +40,8 @@ var catalog struct {
 
 // Catalog returns every event rewind can record, in id order, derived from
 // the compiled object's BTF: enum rw_event_type names the events and
-// struct rw_ev_<name> gives each one's fields.
+// struct rw_ev_<name> gives each one's fields. Each event's group comes
+// from the table of event kinds (package kinds), which must know it.
 func Catalog() ([]Event, error) {
 	catalog.once.Do(func() {
 		spec, err := loadRewind()
@@ -131,10 +89,11 @@ func catalogFromSpec(spec *ebpf.CollectionSpec) ([]Event, error) {
 }
 
 func catalogEvent(spec *ebpf.CollectionSpec, name string, id uint64) (Event, error) {
-	e := Event{Event: schema.Event{ID: uint16(id), Name: name, Group: groups[name]}, Program: "rw_" + name}
-	if e.Group == "" {
-		return e, fmt.Errorf("event %s: no group in bpf/catalog.go", name)
+	k := kinds.LookupEvent(name)
+	if k == nil {
+		return Event{}, fmt.Errorf("event %s: not in the table of event kinds (snapshot/schema/kinds)", name)
 	}
+	e := Event{Event: schema.Event{ID: uint16(id), Name: name, Group: k.Group}, Program: "rw_" + name}
 	// An architecture may lack an event's tracepoint (page faults are
 	// x86's), and so its object the program: the event stays in the
 	// schema, with no program, and Support says why.

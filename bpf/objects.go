@@ -1,8 +1,10 @@
 package bpf
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"math/bits"
 	"os"
 	"strings"
 
@@ -12,6 +14,7 @@ import (
 	"github.com/cilium/ebpf/rlimit"
 
 	"github.com/rewindtrace/rewind/internal/sysx"
+	"github.com/rewindtrace/rewind/snapshot/schema/kinds"
 )
 
 // Ring geometry shared with include/ring.h; ringbuf/layout.go holds the
@@ -49,7 +52,8 @@ const (
 )
 
 // Objects are the loaded programs and maps. Methods are not safe for
-// concurrent use; Close is safe to call twice.
+// concurrent use (record.Recorder serialises them); Close is safe to call
+// twice.
 type Objects struct {
 	coll   *ebpf.Collection // the maps and global variables
 	progs  map[string]*ebpf.Program
@@ -61,7 +65,9 @@ type Objects struct {
 	// samples are the CPU sample program's links and their perf events.
 	samples []link.Link
 	perf    []*os.File
-	closed  bool
+	// filterSpec makes the map a new filter is built in.
+	filterSpec *ebpf.MapSpec
+	closed     bool
 }
 
 // Load loads the maps and every program this kernel supports, attaching
@@ -106,7 +112,8 @@ func Load(opts Options) (_ *Objects, err error) {
 		collOpts.Programs.KernelTypes = kernel
 	}
 	o := &Objects{opts: opts, events: map[string]Event{}, progs: map[string]*ebpf.Program{},
-		unsupported: map[string]string{}, links: map[string]link.Link{}}
+		unsupported: map[string]string{}, links: map[string]link.Link{},
+		filterSpec: spec.Maps[rewindMapRwFilter].InnerMap.Copy()}
 	defer func() {
 		if err != nil {
 			o.Close()
@@ -207,7 +214,7 @@ func (o *Objects) Enable(name string) error {
 // EnableSamples attaches the CPU sample program to a cpu-clock perf event
 // on every online CPU, hz times a second, and turns CPU samples on.
 func (o *Objects) EnableSamples(hz int) (err error) {
-	const name = "cpu_sample"
+	const name = kinds.CPUSample
 	e := o.events[name]
 	if why, ok := o.unsupported[name]; ok {
 		return fmt.Errorf("stack samples: not supported by this kernel: %s", why)
@@ -238,6 +245,16 @@ func (o *Objects) EnableSamples(hz int) (err error) {
 	return o.setEnabled(e.ID, true)
 }
 
+// DisableSamples turns CPU samples off and closes their perf events, so
+// that they cost nothing until EnableSamples.
+func (o *Objects) DisableSamples() error {
+	e, ok := o.events[kinds.CPUSample]
+	if !ok {
+		return fmt.Errorf("stack samples: no cpu_sample event")
+	}
+	return errors.Join(o.setEnabled(e.ID, false), o.closeSamples())
+}
+
 func (o *Objects) closeSamples() error {
 	var errs []error
 	for _, l := range o.samples {
@@ -255,6 +272,27 @@ func (o *Objects) closeSamples() error {
 func online(cpu int) bool {
 	b, err := os.ReadFile(fmt.Sprintf("/sys/devices/system/cpu/cpu%d/online", cpu))
 	return err != nil || strings.TrimSpace(string(b)) != "0"
+}
+
+// Detach turns the event off and detaches its program, so that its
+// tracepoint costs nothing until Enable attaches it again.
+func (o *Objects) Detach(name string) error {
+	e, ok := o.events[name]
+	if !ok {
+		return fmt.Errorf("detach %s: no such event", name)
+	}
+	if err := o.setEnabled(e.ID, false); err != nil {
+		return err
+	}
+	l, ok := o.links[name]
+	if !ok {
+		return nil
+	}
+	delete(o.links, name)
+	if err := l.Close(); err != nil {
+		return fmt.Errorf("detach %s: %w", name, err)
+	}
+	return nil
 }
 
 // Disable turns the event off without detaching or reloading anything.
@@ -285,67 +323,102 @@ func (o *Objects) setEnabled(id uint16, on bool) error {
 	return nil
 }
 
-// SetFilter replaces the active filter. Events already recorded stay.
+// filterKey mirrors struct rw_filter_key in include/ring.h: a kind, four
+// bytes of padding, then an id (little-endian) or a task name.
+type filterKey [24]byte
+
+// Filter key kinds, mirroring enum rw_filter_kind.
+const (
+	filterKindFlags  = 0
+	filterKindID     = 1
+	filterKindComm   = 2
+	filterKindCgroup = 3
+)
+
+func newFilterKey(kind uint32, id uint64) filterKey {
+	var k filterKey
+	binary.LittleEndian.PutUint32(k[0:], kind)
+	binary.LittleEndian.PutUint64(k[8:], id)
+	return k
+}
+
+// SetFilter replaces the active filter; a zero Filter lifts it. The new
+// filter is built whole in a map of its own and swapped in with one update,
+// so every event is judged by the old filter or the new one: none passes
+// unfiltered and none that both keep is dropped. Events already recorded
+// stay.
 func (o *Objects) SetFilter(f Filter) error {
-	// Turn filtering off while the sets change, then on with the new flags.
-	flagsVar := o.coll.Variables[rewindVarRwFilterFlags]
-	pids, comms, cgroups := o.coll.Maps[rewindMapRwFilterPids], o.coll.Maps[rewindMapRwFilterComms], o.coll.Maps[rewindMapRwFilterCgroups]
-	if err := flagsVar.Set(uint32(0)); err != nil {
-		return fmt.Errorf("write rw_filter_flags: %w", err)
-	}
-	for _, m := range []*ebpf.Map{pids, comms, cgroups} {
-		if err := clearMap(m); err != nil {
-			return err
+	on := o.coll.Variables[rewindVarRwFilterOn]
+	if len(f.PIDs)+len(f.Comms)+len(f.CgroupIDs) == 0 {
+		// The old set stays in place, unused, until the next filter.
+		if err := on.Set(uint32(0)); err != nil {
+			return fmt.Errorf("write rw_filter_on: %w", err)
 		}
+		return nil
 	}
+	if n := len(f.PIDs) + len(f.Comms) + len(f.CgroupIDs); n >= int(o.filterSpec.MaxEntries) {
+		return fmt.Errorf("filter: %d pids, names and cgroups; at most %d", n, o.filterSpec.MaxEntries-1)
+	}
+	set, err := ebpf.NewMap(o.filterSpec)
+	if err != nil {
+		return fmt.Errorf("create filter map: %w", err)
+	}
+	defer set.Close() // the outer map holds a reference of its own
 	var flags uint32
-	one := uint8(1)
 	for _, p := range f.PIDs {
-		if err := pids.Put(p, one); err != nil {
+		if err := set.Put(newFilterKey(filterKindID, uint64(p)), uint32(1)); err != nil {
 			return fmt.Errorf("add pid %d to filter: %w", p, err)
 		}
 		flags |= filterPID
 	}
 	for _, c := range f.Comms {
-		var key [16]byte
 		if len(c) > 15 {
 			return fmt.Errorf("comm %q is longer than the kernel's 15 bytes", c)
 		}
-		copy(key[:], c)
-		if err := comms.Put(key, one); err != nil {
+		k := newFilterKey(filterKindComm, 0)
+		copy(k[8:], c)
+		if err := set.Put(k, uint32(1)); err != nil {
 			return fmt.Errorf("add comm %q to filter: %w", c, err)
 		}
 		flags |= filterComm
 	}
 	for _, id := range f.CgroupIDs {
-		if err := cgroups.Put(id, one); err != nil {
+		if err := set.Put(newFilterKey(filterKindCgroup, id), uint32(1)); err != nil {
 			return fmt.Errorf("add cgroup %d to filter: %w", id, err)
 		}
 		flags |= filterCgroup
 	}
-	if err := flagsVar.Set(flags); err != nil {
-		return fmt.Errorf("write rw_filter_flags: %w", err)
+	if err := set.Put(newFilterKey(filterKindFlags, 0), flags); err != nil {
+		return fmt.Errorf("write filter flags: %w", err)
+	}
+	if err := o.coll.Maps[rewindMapRwFilter].Put(uint32(0), set); err != nil {
+		return fmt.Errorf("install filter: %w", err)
+	}
+	if err := on.Set(uint32(1)); err != nil {
+		return fmt.Errorf("write rw_filter_on: %w", err)
 	}
 	return nil
 }
 
-func clearMap(m *ebpf.Map) error {
-	var keys [][]byte
-	it := m.Iterate()
-	key, val := make([]byte, m.KeySize()), make([]byte, m.ValueSize())
-	for it.Next(&key, &val) {
-		keys = append(keys, append([]byte(nil), key...))
-	}
-	if err := it.Err(); err != nil {
-		return fmt.Errorf("iterate %s: %w", m, err)
-	}
-	for _, k := range keys {
-		if err := m.Delete(k); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
-			return fmt.Errorf("delete from %s: %w", m, err)
+// SetWake makes the programs signal WakeMap each time a CPU's reservations
+// cross a multiple of every slots (a power of two); 0 stops the signals.
+func (o *Objects) SetWake(every uint64) error {
+	var shift uint32
+	if every > 0 {
+		if every&(every-1) != 0 {
+			return fmt.Errorf("wake every %d slots: not a power of two", every)
 		}
+		shift = uint32(bits.TrailingZeros64(every))
+	}
+	if err := o.coll.Variables[rewindVarRwWakeShift].Set(shift); err != nil {
+		return fmt.Errorf("write rw_wake_shift: %w", err)
 	}
 	return nil
 }
+
+// WakeMap is the ring buffer the programs signal on (SetWake): each record
+// is the number (u32) of the CPU whose ring crossed the mark.
+func (o *Objects) WakeMap() *ebpf.Map { return o.coll.Maps[rewindMapRwWake] }
 
 // Misses returns, per attached event, how many times the kernel skipped its
 // program because another BPF program was already running on that CPU

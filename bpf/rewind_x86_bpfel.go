@@ -13,6 +13,14 @@ import (
 	"github.com/cilium/ebpf"
 )
 
+type rewindRwFilterKey struct {
+	_    structs.HostLayout
+	Kind uint32
+	Pad  uint32
+	Id   uint64
+	_    [8]byte
+}
+
 type rewindRwHead struct {
 	_    structs.HostLayout
 	Head uint64
@@ -44,12 +52,11 @@ type rewindRwSlot struct {
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	rewindMapRwFilterCgroups               = "rw_filter_cgroups"
-	rewindMapRwFilterComms                 = "rw_filter_comms"
-	rewindMapRwFilterPids                  = "rw_filter_pids"
+	rewindMapRwFilter                      = "rw_filter"
 	rewindMapRwHeads                       = "rw_heads"
 	rewindMapRwRing                        = "rw_ring"
 	rewindMapRwScratch                     = "rw_scratch"
+	rewindMapRwWake                        = "rw_wake"
 	rewindProgRwBlockRqComplete            = "rw_block_rq_complete"
 	rewindProgRwBlockRqInsert              = "rw_block_rq_insert"
 	rewindProgRwBlockRqIssue               = "rw_block_rq_issue"
@@ -90,10 +97,12 @@ const (
 	rewindProgRwWorkqueueExecuteEnd        = "rw_workqueue_execute_end"
 	rewindProgRwWorkqueueExecuteStart      = "rw_workqueue_execute_start"
 	rewindVarRwEnabled                     = "rw_enabled"
-	rewindVarRwFilterFlags                 = "rw_filter_flags"
+	rewindVarRwFilterKeyAnchor             = "rw_filter_key_anchor"
+	rewindVarRwFilterOn                    = "rw_filter_on"
 	rewindVarRwSchemaAnchor                = "rw_schema_anchor"
 	rewindVarRwSelfTgid                    = "rw_self_tgid"
 	rewindVarRwSlotMask                    = "rw_slot_mask"
+	rewindVarRwWakeShift                   = "rw_wake_shift"
 )
 
 // loadRewind returns the embedded CollectionSpec for rewind.
@@ -183,23 +192,24 @@ type rewindProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type rewindMapSpecs struct {
-	RwFilterCgroups *ebpf.MapSpec `ebpf:"rw_filter_cgroups"`
-	RwFilterComms   *ebpf.MapSpec `ebpf:"rw_filter_comms"`
-	RwFilterPids    *ebpf.MapSpec `ebpf:"rw_filter_pids"`
-	RwHeads         *ebpf.MapSpec `ebpf:"rw_heads"`
-	RwRing          *ebpf.MapSpec `ebpf:"rw_ring"`
-	RwScratch       *ebpf.MapSpec `ebpf:"rw_scratch"`
+	RwFilter  *ebpf.MapSpec `ebpf:"rw_filter"`
+	RwHeads   *ebpf.MapSpec `ebpf:"rw_heads"`
+	RwRing    *ebpf.MapSpec `ebpf:"rw_ring"`
+	RwScratch *ebpf.MapSpec `ebpf:"rw_scratch"`
+	RwWake    *ebpf.MapSpec `ebpf:"rw_wake"`
 }
 
 // rewindVariableSpecs contains global variables before they are loaded into the kernel.
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type rewindVariableSpecs struct {
-	RwEnabled      *ebpf.VariableSpec `ebpf:"rw_enabled"`
-	RwFilterFlags  *ebpf.VariableSpec `ebpf:"rw_filter_flags"`
-	RwSchemaAnchor *ebpf.VariableSpec `ebpf:"rw_schema_anchor"`
-	RwSelfTgid     *ebpf.VariableSpec `ebpf:"rw_self_tgid"`
-	RwSlotMask     *ebpf.VariableSpec `ebpf:"rw_slot_mask"`
+	RwEnabled         *ebpf.VariableSpec `ebpf:"rw_enabled"`
+	RwFilterKeyAnchor *ebpf.VariableSpec `ebpf:"rw_filter_key_anchor"`
+	RwFilterOn        *ebpf.VariableSpec `ebpf:"rw_filter_on"`
+	RwSchemaAnchor    *ebpf.VariableSpec `ebpf:"rw_schema_anchor"`
+	RwSelfTgid        *ebpf.VariableSpec `ebpf:"rw_self_tgid"`
+	RwSlotMask        *ebpf.VariableSpec `ebpf:"rw_slot_mask"`
+	RwWakeShift       *ebpf.VariableSpec `ebpf:"rw_wake_shift"`
 }
 
 // rewindObjects contains all objects after they have been loaded into the kernel.
@@ -222,22 +232,20 @@ func (o *rewindObjects) Close() error {
 //
 // It can be passed to loadRewindObjects or ebpf.CollectionSpec.LoadAndAssign.
 type rewindMaps struct {
-	RwFilterCgroups *ebpf.Map `ebpf:"rw_filter_cgroups"`
-	RwFilterComms   *ebpf.Map `ebpf:"rw_filter_comms"`
-	RwFilterPids    *ebpf.Map `ebpf:"rw_filter_pids"`
-	RwHeads         *ebpf.Map `ebpf:"rw_heads"`
-	RwRing          *ebpf.Map `ebpf:"rw_ring"`
-	RwScratch       *ebpf.Map `ebpf:"rw_scratch"`
+	RwFilter  *ebpf.Map `ebpf:"rw_filter"`
+	RwHeads   *ebpf.Map `ebpf:"rw_heads"`
+	RwRing    *ebpf.Map `ebpf:"rw_ring"`
+	RwScratch *ebpf.Map `ebpf:"rw_scratch"`
+	RwWake    *ebpf.Map `ebpf:"rw_wake"`
 }
 
 func (m *rewindMaps) Close() error {
 	return _RewindClose(
-		m.RwFilterCgroups,
-		m.RwFilterComms,
-		m.RwFilterPids,
+		m.RwFilter,
 		m.RwHeads,
 		m.RwRing,
 		m.RwScratch,
+		m.RwWake,
 	)
 }
 
@@ -245,11 +253,13 @@ func (m *rewindMaps) Close() error {
 //
 // It can be passed to loadRewindObjects or ebpf.CollectionSpec.LoadAndAssign.
 type rewindVariables struct {
-	RwEnabled      *ebpf.Variable `ebpf:"rw_enabled"`
-	RwFilterFlags  *ebpf.Variable `ebpf:"rw_filter_flags"`
-	RwSchemaAnchor *ebpf.Variable `ebpf:"rw_schema_anchor"`
-	RwSelfTgid     *ebpf.Variable `ebpf:"rw_self_tgid"`
-	RwSlotMask     *ebpf.Variable `ebpf:"rw_slot_mask"`
+	RwEnabled         *ebpf.Variable `ebpf:"rw_enabled"`
+	RwFilterKeyAnchor *ebpf.Variable `ebpf:"rw_filter_key_anchor"`
+	RwFilterOn        *ebpf.Variable `ebpf:"rw_filter_on"`
+	RwSchemaAnchor    *ebpf.Variable `ebpf:"rw_schema_anchor"`
+	RwSelfTgid        *ebpf.Variable `ebpf:"rw_self_tgid"`
+	RwSlotMask        *ebpf.Variable `ebpf:"rw_slot_mask"`
+	RwWakeShift       *ebpf.Variable `ebpf:"rw_wake_shift"`
 }
 
 // rewindPrograms contains all programs after they have been loaded into the kernel.

@@ -6,6 +6,8 @@ import (
 	"sync"
 
 	"github.com/cilium/ebpf/btf"
+
+	"github.com/rewindtrace/rewind/snapshot/schema/kinds"
 )
 
 // Support returns a function that says why this kernel cannot record an
@@ -46,7 +48,7 @@ func Support(kernel *btf.Spec) func(Event) string {
 
 // hardware holds events a kernel may have but a machine never fires.
 var hardware = map[string]func() string{
-	"cpu_frequency": func() string {
+	kinds.CPUFrequency: func() string {
 		if _, err := os.Stat("/sys/devices/system/cpu/cpu0/cpufreq"); err != nil {
 			return "no cpufreq driver on this machine (/sys/devices/system/cpu/cpu0/cpufreq is missing), so the frequency never changes"
 		}

@@ -2,14 +2,18 @@ package record
 
 import (
 	"bytes"
+	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -24,9 +28,11 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/rewindtrace/rewind/bpf"
+	"github.com/rewindtrace/rewind/internal/sysx"
 	"github.com/rewindtrace/rewind/internal/testkernel"
 	"github.com/rewindtrace/rewind/snapshot"
 	"github.com/rewindtrace/rewind/snapshot/schema"
+	"github.com/rewindtrace/rewind/snapshot/schema/kinds"
 	"github.com/rewindtrace/rewind/snapshot/snaptest"
 )
 
@@ -218,8 +224,9 @@ func childMain(mode string) bool {
 			os.Exit(2)
 		}
 	case "reclaim":
+		ppid := os.Getppid()
 		os.Stdin.Read(b[:])
-		if err := childReclaim(); err != nil {
+		if err := childReclaim(ppid); err != nil {
 			fmt.Fprintln(os.Stderr, "reclaim:", err)
 			os.Exit(2)
 		}
@@ -388,22 +395,39 @@ func mkCgroup(t *testing.T, dir string) {
 
 // The reclaim child moves these two knobs; guardReclaimKnobs puts them back.
 const (
-	// minFreeKnob is the watermark under which allocations reclaim
-	// directly, spread over the zones in proportion to their size.
+	// minFreeKnob is the min watermark in KiB, shared among the zones in
+	// proportion to their managed pages: an allocation that finds every
+	// zone it may use below its share reclaims directly.
 	minFreeKnob = "/proc/sys/vm/min_free_kbytes"
 	// lowmemKnob sets how much of a lower zone (DMA, DMA32) allocations
 	// that prefer a higher one may not take: 1 forbids all of it.
 	lowmemKnob = "/proc/sys/vm/lowmem_reserve_ratio"
 )
 
+// reclaimKnobs are the knobs in the order they go back: the watermark
+// first, since it is the one that makes every allocation reclaim.
+var reclaimKnobs = []string{minFreeKnob, lowmemKnob}
+
 // guardReclaimKnobs saves the knobs the reclaim child changes and returns
 // what restores them; the test's end restores them too, and a watchdog
 // process holding a pipe from this one restores them when this process
-// dies in any way.
+// dies in any way. The child dies with this process (PR_SET_PDEATHSIG),
+// but may write a knob again on its way out: the watchdog restores them a
+// second time a second later. Until they are back, this process and then
+// the watchdog hold a lock on the watermark knob, so that another test
+// doing the same never saves them raised.
 func guardReclaimKnobs(t *testing.T) (restore func()) {
-	saved := map[string]string{}
-	script := "read _"
-	for _, knob := range []string{minFreeKnob, lowmemKnob} {
+	lock, err := os.Open(minFreeKnob)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { lock.Close() })
+	if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX); err != nil {
+		t.Fatalf("lock %s: %v", minFreeKnob, err)
+	}
+	var saved []string
+	var put string
+	for _, knob := range reclaimKnobs {
 		b, err := os.ReadFile(knob)
 		if err != nil {
 			t.Fatal(err)
@@ -414,10 +438,20 @@ func guardReclaimKnobs(t *testing.T) (restore func()) {
 				t.Fatalf("%s: %q", knob, b)
 			}
 		}
-		saved[knob] = value
-		script += "; echo " + value + " > " + knob
+		saved = append(saved, value)
+		put += "echo " + value + " > " + knob + "; "
 	}
-	watchdog := exec.Command("sh", "-c", script)
+	// A watermark of an eighth of memory is no default: a run killed with
+	// its watchdog left it raised, and restoring it would keep it so.
+	var info unix.Sysinfo_t
+	if err := unix.Sysinfo(&info); err != nil {
+		t.Fatal(err)
+	}
+	if kb, _ := strconv.ParseUint(saved[0], 10, 64); kb*1024 > uint64(info.Totalram)*uint64(info.Unit)/8 {
+		t.Fatalf("%s is %s KiB, an eighth of memory or more: left raised? Put it back first", minFreeKnob, saved[0])
+	}
+	watchdog := exec.Command("sh", "-c", `read x; [ "$x" = done ] && exit 0; `+put+"sleep 1; "+put)
+	watchdog.ExtraFiles = []*os.File{lock}
 	hold, err := watchdog.StdinPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -428,29 +462,81 @@ func guardReclaimKnobs(t *testing.T) (restore func()) {
 	var once sync.Once
 	restore = func() {
 		once.Do(func() {
-			for knob, value := range saved {
-				if err := os.WriteFile(knob, []byte(value), 0); err != nil {
+			for i, knob := range reclaimKnobs {
+				if err := os.WriteFile(knob, []byte(saved[i]), 0); err != nil {
 					t.Errorf("restore %s: %v", knob, err)
 				}
 			}
+			hold.Write([]byte("done\n"))
 			hold.Close()
 			watchdog.Wait()
+			lock.Close()
 		})
 	}
 	t.Cleanup(restore)
 	return restore
 }
 
-// childReclaim makes its own page cache allocations reclaim directly. It
-// streams a sparse file through the page cache; once 128 MiB of that clean
-// cache exist, it keeps allocations out of the lower zones (whose memory
-// is nearly all free) and sets the min watermark so that the Normal zones'
-// share of it is 32 MiB above their free memory. Its very next allocation
-// is then below the watermark everywhere it may come from (background
-// reclaim has had no time to catch up) and has to reclaim before it can go
-// on; the cache it made is what makes that possible. The knobs go back as
-// soon as 128 MiB more have been read.
-func childReclaim() error {
+// reclaimTPEnv passes the reclaim child the id of the
+// mm_vmscan_direct_reclaim_begin tracepoint, which it counts itself.
+const reclaimTPEnv = "REWIND_TEST_RECLAIM_TP"
+
+// Sizes of the reclaim child's provocation.
+const (
+	// reclaimFuel is the clean page cache the child reads first: what
+	// direct reclaim takes back, so that it never has to kill anything.
+	reclaimFuel = 64 << 20
+	// reclaimMargin is how far the child puts the zones' min watermark
+	// above their free memory: what reclaim (with kswapd's help) must win
+	// back before an allocation goes on.
+	reclaimMargin = 16 << 20
+	// reclaimSteps bounds the child's attempts; each allocates
+	// reclaimStepPages new pages.
+	reclaimSteps     = 256
+	reclaimStepPages = 64
+)
+
+// childReclaim makes its locked thread reclaim directly and prints what
+// the kernel counted, one line:
+//
+//	reclaim TID OWN T0 T1 A0 A1 STEPS GROWN
+//
+// OWN is how many times thread TID entered direct reclaim between the
+// CLOCK_BOOTTIME stamps T0 and T1 (a perf counter on the
+// mm_vmscan_direct_reclaim_begin tracepoint, for that thread alone); A0
+// and A1 are the sum of /proc/vmstat's allocstall_* read before T0 and
+// after T1; STEPS counts its allocation steps, GROWN those in which the
+// Normal zones grew.
+//
+// Direct reclaim needs an allocation to find every zone it may use below
+// the min watermark. The child fences the lower zones (DMA, DMA32) off
+// with lowmem_reserve_ratio and raises min_free_kbytes until the Normal
+// zones' share of it is reclaimMargin above their free memory; its next
+// page fault then reclaims before it can go on, from the clean page cache
+// it read beforehand. A kernel that initialises memory lazily
+// (deferred_init=lazy: on a fresh machine most of the Normal zone is not
+// yet in the allocator) grows the zone by a 128 MiB section instead of
+// reclaiming, as long as the zone has memory left to grow by: the child
+// raises the watermark again after every growth, until the zone has all
+// its memory (under a second on a fresh 24 GiB machine; once per boot).
+// The knobs go back as soon as the thread has reclaimed.
+func childReclaim(ppid int) error {
+	runtime.LockOSThread()
+	// Should the test die, so does the child, and the watchdog restores
+	// the knobs; and if anything has to be killed for memory, it is this.
+	if err := unix.Prctl(unix.PR_SET_PDEATHSIG, uintptr(unix.SIGKILL), 0, 0, 0); err != nil {
+		return err
+	}
+	if os.Getppid() != ppid {
+		return errors.New("the test is gone")
+	}
+	if err := os.WriteFile("/proc/self/oom_score_adj", []byte("1000"), 0); err != nil {
+		return err
+	}
+	tp, err := strconv.ParseUint(os.Getenv(reclaimTPEnv), 10, 64)
+	if err != nil {
+		return fmt.Errorf("%s: %v", reclaimTPEnv, err)
+	}
 	f, err := os.Open(os.Getenv("REWIND_TEST_FILE"))
 	if err != nil {
 		return err
@@ -458,77 +544,351 @@ func childReclaim() error {
 	defer f.Close()
 	defer unix.Fadvise(int(f.Fd()), 0, 0, unix.FADV_DONTNEED)
 	buf := make([]byte, 1<<20)
-	read := func(n int) error {
-		for ; n > 0; n-- {
-			if _, err := f.Read(buf); err != nil {
-				return err
-			}
-		}
-		return nil
-	}
-	if err := read(128); err != nil {
-		return err
-	}
-
-	saved := map[string][]byte{}
-	for _, knob := range []string{minFreeKnob, lowmemKnob} {
-		if saved[knob], err = os.ReadFile(knob); err != nil {
+	for n := 0; n < reclaimFuel; n += len(buf) {
+		if _, err := io.ReadFull(f, buf); err != nil {
 			return err
 		}
 	}
-	defer func() {
-		for knob, value := range saved {
-			os.WriteFile(knob, value, 0)
+
+	saved := make([][]byte, len(reclaimKnobs))
+	for i, knob := range reclaimKnobs {
+		if saved[i], err = os.ReadFile(knob); err != nil {
+			return err
 		}
-	}()
-	ratios := strings.Fields(string(saved[lowmemKnob]))
+	}
+	restore := func() {
+		for i, knob := range reclaimKnobs {
+			os.WriteFile(knob, saved[i], 0)
+		}
+	}
+	defer restore()
+	ratios := strings.Fields(string(saved[1]))
 	for i, r := range ratios {
 		if r != "0" {
 			ratios[i] = "1"
 		}
 	}
-	if err := os.WriteFile(lowmemKnob, []byte(strings.Join(ratios, " ")), 0); err != nil {
-		return err
-	}
-	zoneinfo, err := os.ReadFile("/proc/zoneinfo")
+	counter, err := countTracepoint(tp)
 	if err != nil {
 		return err
 	}
-	// min_free_kbytes is shared among zones by managed pages: zone z gets
-	// min * managed_z / total. Each Normal zone's share must exceed its
-	// free pages by the margin.
-	type zoneFree struct{ free, managed int }
-	var normal []zoneFree
-	var total, free int
-	zone := ""
-	for _, line := range strings.Split(string(zoneinfo), "\n") {
-		f := strings.Fields(line)
-		switch {
-		case len(f) == 4 && f[0] == "Node":
-			zone = f[3]
-		case len(f) == 3 && f[0] == "pages" && f[1] == "free":
-			free, _ = strconv.Atoi(f[2])
-		case len(f) == 2 && f[0] == "managed":
-			managed, _ := strconv.Atoi(f[1])
-			total += managed
-			if zone == "Normal" && managed > 0 {
-				normal = append(normal, zoneFree{free, managed})
-			}
-		}
-	}
-	if len(normal) == 0 {
-		return fmt.Errorf("no Normal zone in /proc/zoneinfo")
-	}
-	margin := 32 << 20 / os.Getpagesize()
-	need := 0
-	for _, z := range normal {
-		need = max(need, int((int64(z.free)+int64(margin))*int64(total)/int64(z.managed)))
-	}
-	kb := need * (os.Getpagesize() / 1024)
-	if err := os.WriteFile(minFreeKnob, []byte(strconv.Itoa(kb)), 0); err != nil {
+	defer unix.Close(counter)
+	a0, err := allocstall()
+	if err != nil {
 		return err
 	}
-	return read(128)
+	t0 := bootNS()
+	if err := os.WriteFile(lowmemKnob, []byte(strings.Join(ratios, " ")), 0); err != nil {
+		return err
+	}
+	var own uint64
+	steps, grown := 0, 0
+	var managed int64
+	for ; steps < reclaimSteps && own == 0; steps++ {
+		zones, err := readZones()
+		if err != nil {
+			return err
+		}
+		kb, m, low := minFreeFor(zones, reclaimMargin)
+		if m == 0 {
+			return fmt.Errorf("no Normal zone in /proc/zoneinfo")
+		}
+		if managed != 0 && m != managed {
+			grown++
+		}
+		managed = m
+		if !low {
+			if err := os.WriteFile(minFreeKnob, []byte(strconv.FormatInt(kb, 10)), 0); err != nil {
+				return err
+			}
+		}
+		mem, err := unix.Mmap(-1, 0, reclaimStepPages*os.Getpagesize(), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
+		if err != nil {
+			return err
+		}
+		for i := 0; i < len(mem); i += os.Getpagesize() {
+			mem[i] = 1
+		}
+		if own, err = readCounter(counter); err != nil {
+			return err
+		}
+	}
+	restore()
+	if own, err = readCounter(counter); err != nil {
+		return err
+	}
+	t1 := bootNS()
+	a1, err := allocstall()
+	if err != nil {
+		return err
+	}
+	fmt.Println("reclaim", unix.Gettid(), own, t0, t1, a0, a1, steps, grown)
+	return nil
+}
+
+// zoneFree is a zone of /proc/zoneinfo, in pages.
+type zoneFree struct {
+	name               string
+	free, min, managed int64
+}
+
+func readZones() ([]zoneFree, error) {
+	b, err := os.ReadFile("/proc/zoneinfo")
+	if err != nil {
+		return nil, err
+	}
+	var zones []zoneFree
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		switch {
+		case len(f) == 4 && f[0] == "Node" && f[2] == "zone":
+			zones = append(zones, zoneFree{name: f[3]})
+		case len(zones) == 0:
+		case len(f) == 3 && f[0] == "pages" && f[1] == "free":
+			zones[len(zones)-1].free, err = strconv.ParseInt(f[2], 10, 64)
+		case len(f) == 2 && f[0] == "min":
+			zones[len(zones)-1].min, err = strconv.ParseInt(f[1], 10, 64)
+		case len(f) == 2 && f[0] == "managed":
+			zones[len(zones)-1].managed, err = strconv.ParseInt(f[1], 10, 64)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("/proc/zoneinfo: %q: %v", line, err)
+		}
+	}
+	return zones, nil
+}
+
+// minFreeFor returns the min_free_kbytes that puts every Normal zone's min
+// watermark margin bytes above its free memory, the Normal zones' managed
+// pages, and whether every Normal zone is below its min watermark by at
+// least half the margin already (then there is nothing to raise).
+// setup_per_zone_wmarks gives zone z pages_min * managed_z / lowmem_pages,
+// where lowmem_pages counts the managed pages of every zone but Movable.
+func minFreeFor(zones []zoneFree, margin int64) (kb, managed int64, low bool) {
+	page := int64(os.Getpagesize())
+	var total, need int64
+	for _, z := range zones {
+		if z.name != "Movable" {
+			total += z.managed
+		}
+	}
+	low = true
+	for _, z := range zones {
+		if z.name != "Normal" || z.managed == 0 {
+			continue
+		}
+		managed += z.managed
+		need = max(need, (z.free+margin/page)*total/z.managed+1)
+		low = low && z.free+margin/page/2 <= z.min
+	}
+	return need * page / 1024, managed, low
+}
+
+// allocstall is the kernel's count of direct reclaim passes
+// (do_try_to_free_pages, global reclaim only: a memory cgroup's reclaim
+// does not count there), the sum of /proc/vmstat's allocstall_<zone>.
+func allocstall() (uint64, error) {
+	b, err := os.ReadFile("/proc/vmstat")
+	if err != nil {
+		return 0, err
+	}
+	var n uint64
+	for _, line := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(line); len(f) == 2 && strings.HasPrefix(f[0], "allocstall_") {
+			v, err := strconv.ParseUint(f[1], 10, 64)
+			if err != nil {
+				return 0, fmt.Errorf("/proc/vmstat: %q: %v", line, err)
+			}
+			n += v
+		}
+	}
+	return n, nil
+}
+
+func bootNS() uint64 {
+	var ts unix.Timespec
+	unix.ClockGettime(unix.CLOCK_BOOTTIME, &ts)
+	return uint64(ts.Nano())
+}
+
+// countTracepoint opens a perf counter of the tracepoint with the id
+// given, for the calling thread only, counting from now.
+func countTracepoint(id uint64) (int, error) {
+	attr := unix.PerfEventAttr{Type: unix.PERF_TYPE_TRACEPOINT, Config: id}
+	attr.Size = uint32(unsafe.Sizeof(attr))
+	fd, err := unix.PerfEventOpen(&attr, 0, -1, -1, unix.PERF_FLAG_FD_CLOEXEC)
+	if err != nil {
+		return -1, fmt.Errorf("perf_event_open tracepoint %d: %w", id, err)
+	}
+	return fd, nil
+}
+
+func readCounter(fd int) (uint64, error) {
+	var b [8]byte
+	if _, err := unix.Read(fd, b[:]); err != nil {
+		return 0, fmt.Errorf("read perf counter: %w", err)
+	}
+	return binary.NativeEndian.Uint64(b[:]), nil
+}
+
+// tracepointID returns the id perf_event_open knows a tracepoint by, from
+// tracefs; when tracefs is not mounted where it usually is, from one
+// mounted for the purpose.
+func tracepointID(t *testing.T, group, name string) uint64 {
+	read := func(dir string) (uint64, error) {
+		b, err := os.ReadFile(filepath.Join(dir, "events", group, name, "id"))
+		if err != nil {
+			return 0, err
+		}
+		return strconv.ParseUint(strings.TrimSpace(string(b)), 10, 64)
+	}
+	for _, dir := range []string{"/sys/kernel/tracing", "/sys/kernel/debug/tracing"} {
+		if id, err := read(dir); err == nil {
+			return id
+		}
+	}
+	dir := t.TempDir()
+	if err := unix.Mount("tracefs", dir, "tracefs", 0, ""); err != nil {
+		t.Fatalf("mount tracefs on %s: %v", dir, err)
+	}
+	defer unix.Unmount(dir, 0)
+	id, err := read(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return id
+}
+
+// reclaimRun is what a reclaim child printed (childReclaim).
+type reclaimRun struct {
+	pid, tid     int
+	own          uint64 // times the child's thread entered direct reclaim, by the kernel's count
+	t0, t1       uint64 // CLOCK_BOOTTIME before and after
+	a0, a1       uint64 // allocstall before t0 and after t1
+	steps, grown int
+}
+
+// reclaimAttempts bounds the reclaim children run.
+const reclaimAttempts = 3
+
+// provokeReclaim runs reclaim children until one's thread has reclaimed
+// directly, at most reclaimAttempts of them. When none did, it reports
+// why and returns false.
+func provokeReclaim(t *testing.T) (reclaimRun, bool) {
+	var moved uint64
+	for attempt := 1; attempt <= reclaimAttempts; attempt++ {
+		pid, out := runChild(t, "reclaim", nil)
+		r := reclaimRun{pid: pid}
+		var line string
+		for _, l := range strings.Split(out, "\n") {
+			if strings.HasPrefix(l, "reclaim ") {
+				line = l
+			}
+		}
+		if _, err := fmt.Sscan(strings.TrimPrefix(line, "reclaim "), &r.tid, &r.own, &r.t0, &r.t1, &r.a0, &r.a1, &r.steps, &r.grown); err != nil {
+			t.Fatalf("reclaim child said %q: %v", out, err)
+		}
+		t.Logf("reclaim attempt %d: allocstall +%d, the child's thread reclaimed %d times, in %d steps over %.1f ms; the Normal zones grew in %d of them",
+			attempt, r.a1-r.a0, r.own, r.steps, float64(r.t1-r.t0)/1e6, r.grown)
+		if r.own > 0 {
+			return r, true
+		}
+		moved += r.a1 - r.a0
+	}
+	if moved == 0 {
+		t.Errorf("could not provoke direct reclaim: allocstall unchanged after %d attempts", reclaimAttempts)
+	} else {
+		t.Errorf("could not provoke direct reclaim in the child: allocstall +%d, never by its thread, after %d attempts", moved, reclaimAttempts)
+	}
+	return reclaimRun{}, false
+}
+
+// Bounds on a direct reclaim's fields.
+const (
+	// gfpDirectReclaim is __GFP_DIRECT_RECLAIM (include/linux/gfp_types.h,
+	// bit 10 since 4.4): no allocation reclaims directly without it.
+	gfpDirectReclaim = 0x400
+	// maxPageOrder is the largest MAX_PAGE_ORDER of x86-64 and arm64.
+	maxPageOrder = 13
+)
+
+// checkReclaim holds the direct reclaims recorded against the kernel's
+// counts. The child's thread: exactly as many begins as its own perf
+// counter of the tracepoint saw, each followed by its end, with fields
+// that can be. Every task: no more begins inside the child's window than
+// allocstall counted from before it to when the snapshot was taken
+// (allocstallNow). That is a bound, not an equality: allocstall counts
+// passes of do_try_to_free_pages, and a pass that reclaimed nothing goes
+// round again under the same tracepoint; and the recorder does not record
+// its own process, whose reclaims allocstall counts.
+func checkReclaim(t *testing.T, path string, rows map[string][]row, r reclaimRun, allocstallNow uint64) {
+	if err := windowKept(t, path, r.t0, r.t1); err != nil {
+		t.Errorf("mm_vmscan_direct_reclaim_begin: %v, so the child's reclaims cannot be counted", err)
+		return
+	}
+	type step struct {
+		ts    uint64
+		begin bool
+	}
+	var mine []step
+	all := 0
+	for _, b := range rows["mm_vmscan_direct_reclaim_begin"] {
+		if b.u("ts") < r.t0 || b.u("ts") > r.t1 {
+			continue
+		}
+		all++
+		if b.u("tid") != uint64(r.tid) {
+			continue
+		}
+		mine = append(mine, step{b.u("ts"), true})
+		if b.i("order") < 0 || b.i("order") > maxPageOrder || b.u("gfp_flags")&gfpDirectReclaim == 0 {
+			t.Errorf("mm_vmscan_direct_reclaim_begin of the child's thread: %v: want order 0..%d and __GFP_DIRECT_RECLAIM in gfp_flags", b, maxPageOrder)
+		}
+	}
+	begins := len(mine)
+	for _, e := range rows["mm_vmscan_direct_reclaim_end"] {
+		if e.u("tid") == uint64(r.tid) && e.u("ts") >= r.t0 && e.u("ts") <= r.t1 {
+			mine = append(mine, step{e.u("ts"), false})
+		}
+	}
+	counted := allocstallNow - r.a0
+	t.Logf("direct reclaim: the child's thread %d entered it %d times (perf), %d recorded; all tasks: %d recorded from %d to %d, allocstall +%d then, +%d by the snapshot",
+		r.tid, r.own, begins, all, r.t0, r.t1, r.a1-r.a0, counted)
+	if uint64(begins) != r.own {
+		t.Errorf("mm_vmscan_direct_reclaim_begin: direct reclaim provoked (allocstall +%d; the child's thread %d entered it %d times by the kernel's count) but %d recorded",
+			r.a1-r.a0, r.tid, r.own, begins)
+	}
+	if uint64(all) > counted {
+		t.Errorf("mm_vmscan_direct_reclaim_begin: %d recorded from %d to %d, more than the kernel counted (allocstall +%d)", all, r.t0, r.t1, counted)
+	}
+	sort.Slice(mine, func(i, j int) bool { return mine[i].ts < mine[j].ts })
+	for i, s := range mine {
+		if s.begin != (i%2 == 0) || len(mine) != 2*begins {
+			t.Errorf("mm_vmscan_direct_reclaim_begin/_end of the child's thread: %d begins and %d ends, not in turns: %v", begins, len(mine)-begins, mine)
+			break
+		}
+	}
+}
+
+// windowKept checks that the snapshot holds every event of [from, to]:
+// each CPU's ring kept events from before it, and lost none inside it.
+func windowKept(t *testing.T, path string, from, to uint64) error {
+	r := snaptest.Open(t, path)
+	first := map[int]uint64{}
+	for _, sec := range r.Chunks() {
+		if f, ok := first[sec.CPU]; !ok || sec.FirstTS < f {
+			first[sec.CPU] = sec.FirstTS
+		}
+		if sec.Lost > 0 && sec.FirstTS <= to && sec.LastTS >= from {
+			return fmt.Errorf("cpu %d lost %d events between %d and %d", sec.CPU, sec.Lost, sec.FirstTS, sec.LastTS)
+		}
+	}
+	for cpu := 0; cpu < r.Meta().CPUs; cpu++ {
+		if f, ok := first[cpu]; !ok || f > from {
+			return fmt.Errorf("cpu %d kept events from %d on, after the window began at %d", cpu, f, from)
+		}
+	}
+	return nil
 }
 
 func ports(t *testing.T, out, tag string) (int, int) {
@@ -577,28 +937,40 @@ func TestCatalogEvents(t *testing.T) {
 	if err := os.WriteFile(sparse, nil, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.Truncate(sparse, 1<<30); err != nil {
+	if err := os.Truncate(sparse, reclaimFuel); err != nil {
 		t.Fatal(err)
 	}
 	os.Setenv("REWIND_TEST_FILE", sparse)
+	os.Setenv(reclaimTPEnv, strconv.FormatUint(tracepointID(t, "vmscan", "mm_vmscan_direct_reclaim_begin"), 10))
 	// The watermark goes back as soon as the child is done: what follows
 	// (snapshots) needs the memory.
 	restore := guardReclaimKnobs(t)
-	pids["reclaim"], outs["reclaim"] = runChild(t, "reclaim", nil)
+	reclaim, reclaimed := provokeReclaim(t)
 	restore()
+	pids["reclaim"] = reclaim.pid
 	os.Setenv("REWIND_TEST_FILE", file)
 	pids["oom"], outs["oom"] = runChild(t, "oom", memoryCgroup(t, 64<<20))
 	if strings.Contains(outs["oom"], "not killed") {
 		t.Fatalf("the oom child was not killed in a 64 MiB cgroup: %s", outs["oom"])
 	}
 
+	// The CPUs idle when nothing else runs; with a load on every CPU they
+	// never do, and the kernel's own idle time tells which it was.
+	idleFrom := sysx.BootNow()
+	idled := provokeIdle(t)
+
 	// A reaped task is freed after an RCU grace period: poll for it.
 	var rows map[string][]row
 	var meta *snapshot.Meta
+	var path string
+	stalls, err := allocstall()
+	if err != nil {
+		t.Fatal(err)
+	}
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		path := filepath.Join(t.TempDir(), "catalog.rwd")
-		if _, err := rec.Snapshot(path, snapshot.Trigger{Kind: snapshot.TriggerManual}); err != nil {
+		path = filepath.Join(t.TempDir(), "catalog.rwd")
+		if _, err := rec.Snapshot(context.Background(), SnapshotRequest{Path: path, Trigger: manual}); err != nil {
 			t.Fatal(err)
 		}
 		rows, meta = readRows(t, path)
@@ -709,14 +1081,14 @@ func TestCatalogEvents(t *testing.T) {
 		"mark_victim": func(r row) bool {
 			return r.u("target_pid") == uint64(pids["oom"]) && r.u("total_vm") > 0 && r.u("anon_rss") > (32<<20)/4096
 		},
-		"mm_vmscan_direct_reclaim_begin": func(r row) bool { return child("reclaim")(r) && r.i("order") >= 0 && r.u("gfp_flags") != 0 },
+		"mm_vmscan_direct_reclaim_begin": func(r row) bool { return child("reclaim")(r) && r.u("gfp_flags")&gfpDirectReclaim != 0 },
 		"mm_vmscan_direct_reclaim_end":   func(r row) bool { return child("reclaim")(r) && r.u("nr_reclaimed") > 0 },
 		"contention_begin":               func(r row) bool { return child("lock")(r) && r.u("lock") != 0 },
 		"contention_end":                 func(r row) bool { return locks[r.u("lock")] },
 		"workqueue_execute_start":        func(r row) bool { return r.u("function") != 0 },
 		"workqueue_execute_end":          func(r row) bool { return works[r.u("work")] && r.u("function") != 0 },
 		"cpu_idle": func(r row) bool {
-			return r.u("cpu_id") < uint64(runtime.NumCPU()) && r.i("state") >= 0
+			return idled[int(r.u("cpu_id"))] && r.u("cpu") == r.u("cpu_id") && r.u("ts") >= idleFrom && r.i("state") >= 0
 		},
 		// The lock child spins on two CPUs; the block child waits on I/O.
 		"cpu_sample":    func(r row) bool { return child("lock")(r) && stack(r) },
@@ -736,6 +1108,27 @@ func TestCatalogEvents(t *testing.T) {
 			t.Errorf("%s: supported, but no test provokes it", e.Name)
 			continue
 		}
+		if strings.HasPrefix(e.Name, "mm_vmscan_direct_reclaim_") && !reclaimed {
+			continue // provokeReclaim said why
+		}
+		if e.Name == "mm_vmscan_direct_reclaim_begin" {
+			checkReclaim(t, path, rows, reclaim, stalls)
+		}
+		if e.Name == kinds.CPUIdle {
+			if len(idled) == 0 {
+				continue // provokeIdle said why
+			}
+			for cpu := range idled {
+				found := false
+				for _, r := range rows[e.Name] {
+					found = found || int(r.u("cpu")) == cpu && checks[e.Name](r)
+				}
+				if !found {
+					t.Errorf("cpu_idle: cpu %d idled (its idle time in /proc/stat grew) but none of %d recorded events enters idle there", cpu, len(rows[e.Name]))
+				}
+			}
+			continue
+		}
 		found := false
 		for _, r := range rows[e.Name] {
 			if check(r) {
@@ -747,6 +1140,47 @@ func TestCatalogEvents(t *testing.T) {
 			t.Errorf("%s: none of %d recorded events is the one provoked; first: %v", e.Name, len(rows[e.Name]), first(rows[e.Name]))
 		}
 	}
+}
+
+// provokeIdle leaves the CPUs alone for 50 ms, up to 5 times, and returns
+// the CPUs whose idle time in /proc/stat grew meanwhile. None grows when
+// every CPU is kept busy (a load on each): then cpu_idle cannot be
+// provoked, which it logs, and which is not a failure of the recorder.
+func provokeIdle(t *testing.T) map[int]bool {
+	t.Helper()
+	idle := func() map[int]uint64 {
+		b, err := os.ReadFile("/proc/stat")
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := map[int]uint64{}
+		for _, line := range strings.Split(string(b), "\n") {
+			f := strings.Fields(line)
+			if len(f) < 6 || !strings.HasPrefix(f[0], "cpu") || f[0] == "cpu" {
+				continue
+			}
+			cpu, _ := strconv.Atoi(f[0][3:])
+			a, _ := strconv.ParseUint(f[4], 10, 64)
+			w, _ := strconv.ParseUint(f[5], 10, 64)
+			out[cpu] = a + w
+		}
+		return out
+	}
+	for attempt := 1; attempt <= 5; attempt++ {
+		before := idle()
+		time.Sleep(50 * time.Millisecond)
+		idled := map[int]bool{}
+		for cpu, v := range idle() {
+			if v > before[cpu] {
+				idled[cpu] = true
+			}
+		}
+		if len(idled) > 0 {
+			return idled
+		}
+	}
+	t.Logf("cpu_idle: could not provoke: no CPU's idle time grew in 5 × 50 ms (every CPU is kept busy), so none went idle")
+	return nil
 }
 
 func first(rows []row) row {

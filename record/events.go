@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/rewindtrace/rewind/bpf"
+	"github.com/rewindtrace/rewind/snapshot/schema/kinds"
 )
 
 // SelectEvents expands a list of event names and groups ("sched",
@@ -19,7 +20,7 @@ func SelectEvents(list []string) (events []bpf.Event, explicit map[string]bool, 
 	}
 	explicit = map[string]bool{}
 	if len(list) == 0 {
-		list = []string{"default"}
+		list = []string{kinds.GroupDefault}
 	}
 	want := map[string]bool{}
 	for _, item := range list {
@@ -29,7 +30,7 @@ func SelectEvents(list []string) (events []bpf.Event, explicit map[string]bool, 
 		}
 		matched := false
 		for _, e := range catalog {
-			if item == "all" || e.Name == item || e.Group == item || item == "default" && isDefault(e.Group) {
+			if item == kinds.GroupAll || e.Name == item || e.Group == item || item == kinds.GroupDefault && isDefault(e.Group) {
 				want[e.Name] = true
 				matched = true
 				explicit[e.Name] = explicit[e.Name] || e.Name == item

@@ -2,6 +2,7 @@ package record
 
 import (
 	"bufio"
+	"context"
 	"fmt"
 	"os"
 	"os/exec"
@@ -18,7 +19,6 @@ import (
 	"github.com/rewindtrace/rewind/internal/sysx"
 	"github.com/rewindtrace/rewind/internal/testchild"
 	"github.com/rewindtrace/rewind/internal/testkernel"
-	"github.com/rewindtrace/rewind/snapshot"
 )
 
 // busyMain works on one thread, named REWIND_TEST_NAME when set: it prints
@@ -44,18 +44,55 @@ func busyMain() {
 	}
 }
 
-// stepMain makes getppid calls numbered 0.. in rounds: it reads a line,
-// makes 100 calls, prints "done", until stdin closes.
+// stepMain makes getppid calls numbered 0.. in steps: it reads a line
+// holding how many calls to make (100 when it holds no number), makes them
+// on one thread, pinned where testchild.PinEnv says, and prints the number
+// of the next call, until stdin closes.
 func stepMain() {
-	runtime.LockOSThread()
+	if err := testchild.Pin(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(2)
+	}
 	sc := bufio.NewScanner(os.Stdin)
 	n := 0
 	for sc.Scan() {
-		for i := 0; i < 100; i++ {
+		k, err := strconv.Atoi(sc.Text())
+		if err != nil {
+			k = 100
+		}
+		for i := 0; i < k; i++ {
 			syscall.RawSyscall(syscall.SYS_GETPPID, uintptr(n), 0, 0)
 			n++
 		}
-		fmt.Println("done")
+		fmt.Println(n)
+	}
+}
+
+// stepper drives a stepMain child.
+type stepper struct {
+	*testchild.Child
+	next int // number of the next call
+}
+
+// startStepper starts a stepped child pinned to cpu (-1: anywhere).
+func startStepper(t *testing.T, cpu int) *stepper {
+	t.Helper()
+	var env []string
+	if cpu >= 0 {
+		env = append(env, testchild.PinEnv+"="+strconv.Itoa(cpu))
+	}
+	return &stepper{Child: testchild.Start(t, "step", env)}
+}
+
+// step makes the child call getppid k times and waits until it has.
+func (s *stepper) step(t testing.TB, k int) {
+	t.Helper()
+	if _, err := fmt.Fprintln(s.Stdin, k); err != nil {
+		t.Fatal(err)
+	}
+	s.next += k
+	if n := s.Int(t); n != int64(s.next) {
+		t.Fatalf("child made calls up to %d, want %d", n, s.next)
 	}
 }
 
@@ -123,7 +160,7 @@ func TestFilters(t *testing.T) {
 				t.Fatal(err)
 			}
 			path := filepath.Join(t.TempDir(), "filtered.rwd")
-			if _, err := rec.Snapshot(path, snapshot.Trigger{Kind: snapshot.TriggerManual}); err != nil {
+			if _, err := rec.Snapshot(context.Background(), SnapshotRequest{Path: path, Trigger: manual}); err != nil {
 				t.Fatal(err)
 			}
 			rows, meta := readRows(t, path)
@@ -174,46 +211,31 @@ func TestFilters(t *testing.T) {
 // Events and filters change while recording goes on, without reloading.
 func TestRuntimeChanges(t *testing.T) {
 	testkernel.Require(t)
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), "REWIND_TEST_CHILD=step")
-	stdin, _ := cmd.StdinPipe()
-	out, _ := cmd.StdoutPipe()
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() { stdin.Close(); cmd.Wait() }()
-	lines := bufio.NewScanner(out)
-	step := func() {
-		t.Helper()
-		fmt.Fprintln(stdin, "go")
-		if !lines.Scan() {
-			t.Fatal("child stopped")
-		}
-	}
-	pid := uint32(cmd.Process.Pid)
-	rec, err := Start(Config{Events: []string{"syscalls"}, BufferSize: 16 << 20, PIDs: []uint32{pid}, Version: "test"})
+	ch := startStepper(t, -1)
+	pid := uint32(ch.Pid())
+	rec, err := Start(Config{Events: []string{"syscalls"}, BufferSize: 16 << 20, PIDs: []uint32{pid}, Counters: []string{"none"}, Version: "test"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer rec.Close()
-	step() // calls 0-99: recorded
+	ch.step(t, 100) // calls 0-99: recorded
 	if err := rec.Disable("sys_enter"); err != nil {
 		t.Fatal(err)
 	}
-	step() // 100-199: sys_exit only
+	ch.step(t, 100) // 100-199: sys_exit only
 	if err := rec.Enable("sys_enter"); err != nil {
 		t.Fatal(err)
 	}
 	if err := rec.SetFilter([]uint32{1}, nil, nil); err != nil { // pid 1 only
 		t.Fatal(err)
 	}
-	step() // 200-299: filtered out
+	ch.step(t, 100) // 200-299: filtered out
 	if err := rec.SetFilter([]uint32{pid}, nil, nil); err != nil {
 		t.Fatal(err)
 	}
-	step() // 300-399: recorded
+	ch.step(t, 100) // 300-399: recorded
 	path := filepath.Join(t.TempDir(), "changes.rwd")
-	if _, err := rec.Snapshot(path, snapshot.Trigger{Kind: snapshot.TriggerManual}); err != nil {
+	if _, err := rec.Snapshot(context.Background(), SnapshotRequest{Path: path, Trigger: manual}); err != nil {
 		t.Fatal(err)
 	}
 	rows, _ := readRows(t, path)

@@ -17,6 +17,7 @@ import (
 	"github.com/rewindtrace/rewind/ringbuf"
 	"github.com/rewindtrace/rewind/snapshot"
 	"github.com/rewindtrace/rewind/snapshot/schema"
+	"github.com/rewindtrace/rewind/snapshot/schema/kinds"
 )
 
 // Config is what to record.
@@ -69,36 +70,82 @@ const DefaultBufferSize = 64 << 20
 // chunkEvents is how many events go into one chunk.
 const chunkEvents = 1 << 16
 
-// Recorder records the kernel into per-CPU rings until Close. Snapshot may
-// be called at any time, from any goroutine; snapshots are serialised.
+// State is where a Recorder is in its life.
+type State int
+
+const (
+	// Loaded: the programs are loaded and configured; nothing records yet.
+	Loaded State = iota
+	// Recording: the enabled events go into the rings.
+	Recording
+	// Stopped: nothing records; the rings keep what they hold, and
+	// snapshots still read it.
+	Stopped
+	// Closed: everything is released; every method returns os.ErrClosed.
+	Closed
+)
+
+func (s State) String() string {
+	switch s {
+	case Loaded:
+		return "loaded"
+	case Recording:
+		return "recording"
+	case Stopped:
+		return "stopped"
+	case Closed:
+		return "closed"
+	}
+	return fmt.Sprintf("state(%d)", int(s))
+}
+
+// MarshalText names the state in JSON.
+func (s State) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
+
+// Recorder records the kernel into per-CPU rings. New loads it, Start and
+// Stop turn recording on and off (as often as wanted), Close releases it.
+//
+// A Recorder is safe for concurrent use: every exported method may be
+// called from any goroutine at any time, and after Close each returns
+// os.ErrClosed. Control methods (Enable, SetFilter, Start, ...) are
+// serialised by one lock held briefly; snapshots are taken one at a time
+// (see Snapshot) without holding it, so control and Stats stay responsive
+// while a snapshot is written.
 type Recorder struct {
-	cfg     Config
-	sys     *System
-	objs    *bpf.Objects
-	ringMem *sysx.Mapping
-	headMem *sysx.Mapping
-	ring    *ringbuf.Ring
-	schema  *schema.Schema
-	events  []string
-	// unavailable: events asked for through a group that this kernel
-	// cannot record, and why.
-	unavailable map[string]string
+	// Set by New and never changed: read without the lock.
+	cfg         Config
+	sys         *System
+	ringMem     *sysx.Mapping
+	headMem     *sysx.Mapping
+	ring        *ringbuf.Ring
+	schema      *schema.Schema
 	enums       map[string][]snapshot.EnumValue
 	host        string
+	started     uint64
+	startRef    snapshot.ClockRef
+	unavailable map[string]string // events a group asked for that this kernel cannot record
 
-	filterMu sync.Mutex // guards filter and events once recording
-	filter   snapshot.Filter
+	// closing is closed by Close: it cancels snapshots waiting or running.
+	closing chan struct{}
+	// turn is held by the snapshot being taken: one at a time.
+	turn chan struct{}
+	// live counts the calls that read the mapped rings outside mu; Close
+	// waits for them before unmapping.
+	live sync.WaitGroup
 
-	drain    *drainer // the compressed tier's, or nil
-	counters *counters.Sampler
-	// stackRate is the CPU sample rate, 0 when not sampling.
-	stackRate int
-	buildIDs  symbols.BuildIDs // guarded by mu, as snapshots are
-	started   uint64
-	startRef  snapshot.ClockRef
+	mu        sync.Mutex // guards what follows and every use of objs
+	objs      *bpf.Objects
+	state     State
+	events    []string // selected, in catalogue order
+	filter    snapshot.Filter
+	stackRate int // CPU sample rate while cpu_sample is selected
+	counters  *counters.Sampler
+	drain     *drainer // the compressed tier's, or nil
+	snaps     SnapshotStats
 
-	mu     sync.Mutex
-	closed bool
+	// Used only by the snapshot holding turn.
+	encoders []*snapshot.Encoder
+	buildIDs symbols.BuildIDs
 }
 
 // SlotsFor returns the slots per CPU a buffer of size bytes holds.
@@ -113,23 +160,40 @@ func SlotsFor(size uint64) uint32 {
 	return uint32(1) << (bits.Len64(n) - 1)
 }
 
-// Start checks the system, loads the programs, and starts recording.
-func Start(cfg Config) (_ *Recorder, err error) {
+// Start is New followed by Recorder.Start: it records at once.
+func Start(cfg Config) (*Recorder, error) {
+	r, err := New(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if err := r.Start(); err != nil {
+		r.Close()
+		return nil, err
+	}
+	return r, nil
+}
+
+// New checks the system, loads the programs, maps the rings, and sets the
+// configuration up (events, filter, counters, history tier) without
+// recording anything yet: Start begins. An event named one by one that this
+// kernel cannot record is an error; one a group brings in is left out and
+// listed by Unavailable.
+func New(cfg Config) (_ *Recorder, err error) {
 	if cfg.BufferSize == 0 {
 		cfg.BufferSize = DefaultBufferSize
 	}
 	if cfg.Stacks < 0 || cfg.Stacks > MaxStackRate {
-		return nil, fmt.Errorf("--stacks %d: want 1 to %d samples a second per CPU, or 0 for none", cfg.Stacks, MaxStackRate)
+		return nil, fmt.Errorf("stack sampling rate %d Hz: want 1 to %d, or 0 for none", cfg.Stacks, MaxStackRate)
 	}
 	list := cfg.Events
 	if len(list) == 0 {
-		list = []string{"default"}
+		list = []string{kinds.GroupDefault}
 	}
 	if cfg.Stacks > 0 {
-		list = append(list[:len(list):len(list)], "cpu_sample")
+		list = append(list[:len(list):len(list)], kinds.CPUSample)
 	}
 	if cfg.OffCPUStacks {
-		list = append(list[:len(list):len(list)], "offcpu_sample")
+		list = append(list[:len(list):len(list)], kinds.OffCPUSample)
 	}
 	events, explicit, err := SelectEvents(list)
 	if err != nil {
@@ -137,14 +201,14 @@ func Start(cfg Config) (_ *Recorder, err error) {
 	}
 	for _, c := range cfg.Comms {
 		if len(c) > 15 {
-			return nil, fmt.Errorf("--comm %q: the kernel keeps at most 15 bytes of a task name", c)
+			return nil, fmt.Errorf("task name %q: the kernel keeps at most 15 bytes of one", c)
 		}
 	}
 	sys, err := CheckSystem(cfg.KernelBTF)
 	if err != nil {
 		return nil, err
 	}
-	r := &Recorder{cfg: cfg, sys: sys}
+	r := &Recorder{cfg: cfg, sys: sys, closing: make(chan struct{}), turn: make(chan struct{}, 1)}
 	defer func() {
 		if err != nil {
 			r.Close()
@@ -171,48 +235,41 @@ func Start(cfg Config) (_ *Recorder, err error) {
 	if r.schema, err = bpf.Schema(); err != nil {
 		return nil, err
 	}
-	if err := r.SetFilter(cfg.PIDs, cfg.Comms, cfg.Cgroups); err != nil {
+	for cpu := 0; cpu < cpus; cpu++ {
+		r.encoders = append(r.encoders, snapshot.NewEncoder(r.schema))
+	}
+	if err := r.setFilter(cfg.PIDs, cfg.Comms, cfg.Cgroups); err != nil {
 		return nil, err
 	}
 	if r.enums, err = kernelEnums(r.schema, cfg.KernelBTF); err != nil {
 		return nil, err
 	}
 	r.host, _ = os.Hostname()
-	boot, mono, real := sysx.Clocks()
-	r.startRef = snapshot.ClockRef{Name: "start", BoottimeNS: boot, MonotonicNS: mono, RealtimeNS: real}
-	r.started = uint64(boot)
 	r.unavailable = map[string]string{}
 	for _, e := range events {
-		why, bad := r.objs.Unsupported()[e.Name]
-		if !bad && !e.PerfEvent() && !sys.HasTracepoint(e.Tracepoint) {
-			why, bad = fmt.Sprintf("tracepoint %s is not in %s/available_events", e.Tracepoint, sysx.Tracefs), true
-		}
-		if bad {
+		if why, bad := r.unsupported(e); bad {
 			if explicit[e.Name] {
 				return nil, fmt.Errorf("event %s: kernel %s cannot record it: %s", e.Name, sys.Uname.Release, why)
 			}
 			r.unavailable[e.Name] = why
 			continue
 		}
-		if e.PerfEvent() {
-			hz := cfg.Stacks
-			if hz == 0 {
-				hz = DefaultStackRate
-			}
-			if err := r.objs.EnableSamples(hz); err != nil {
-				return nil, err
-			}
-			r.stackRate = hz
-		} else if err := r.objs.Enable(e.Name); err != nil {
-			return nil, err
-		}
 		r.events = append(r.events, e.Name)
 	}
 	if len(r.events) == 0 {
 		return nil, fmt.Errorf("kernel %s can record none of the events asked for", sys.Uname.Release)
 	}
+	r.stackRate = DefaultStackRate
+	if cfg.Stacks > 0 {
+		r.stackRate = cfg.Stacks
+	}
+	if len(r.stackIDs(r.events)) > 0 {
+		// Read kallsyms now, not in the first snapshot with stacks; a
+		// failure shows in that snapshot.
+		go symbols.Warm(kallsymsPath)
+	}
 	if cfg.HistoryBytes > 0 || cfg.HistoryAge > 0 {
-		if err := r.startDrainer(cfg.HistoryBytes, cfg.HistoryAge); err != nil {
+		if r.drain, err = r.newDrainer(cfg.HistoryBytes, cfg.HistoryAge); err != nil {
 			return nil, err
 		}
 	}
@@ -220,10 +277,24 @@ func Start(cfg Config) (_ *Recorder, err error) {
 	if keep == 0 {
 		keep = max(counters.DefaultKeep, cfg.HistoryAge)
 	}
-	if r.counters, err = counters.Start(counters.Config{Sources: cfg.Counters, RateHz: cfg.CounterRate, Keep: keep, CPUs: cpus}); err != nil {
+	if r.counters, err = counters.New(counters.Config{Sources: cfg.Counters, RateHz: cfg.CounterRate, Keep: keep, CPUs: cpus}); err != nil {
 		return nil, err
 	}
+	boot, mono, real := sysx.Clocks()
+	r.startRef = snapshot.ClockRef{Name: "start", BoottimeNS: boot, MonotonicNS: mono, RealtimeNS: real}
+	r.started = uint64(boot)
 	return r, nil
+}
+
+// unsupported says why this kernel cannot record an event, if it cannot.
+func (r *Recorder) unsupported(e bpf.Event) (string, bool) {
+	if why, bad := r.objs.Unsupported()[e.Name]; bad {
+		return why, true
+	}
+	if !e.PerfEvent() && !r.sys.HasTracepoint(e.Tracepoint) {
+		return fmt.Sprintf("tracepoint %s is not in %s/available_events", e.Tracepoint, sysx.Tracefs), true
+	}
+	return "", false
 }
 
 func roundPage(n int) int {
@@ -231,33 +302,107 @@ func roundPage(n int) int {
 	return (n + p - 1) / p * p
 }
 
-// Counters is the counter sampler.
-func (r *Recorder) Counters() *counters.Sampler { return r.counters }
-
-// CPUs is the number of per-CPU rings.
-func (r *Recorder) CPUs() int { return r.ring.CPUs() }
-
-// BufferBytes is the kernel tier's size per CPU.
-func (r *Recorder) BufferBytes() uint64 { return r.ring.SlotsPerCPU() * ringbuf.SlotSize }
-
-// CopyBytes is the memory per CPU that snapshots copy the ring into.
-func (r *Recorder) CopyBytes() uint64 { return r.ring.CopyBytes() }
-
-// Close stops recording, detaches the programs and restores the system.
-// It is safe to call twice.
-func (r *Recorder) Close() error {
-	if r.drain != nil {
-		r.drain.close() // before taking the lock the drainer takes
-	}
+// Start begins recording the selected events, sampling the counters and
+// draining the history tier. A stopped recorder starts again where it
+// stopped: the rings still hold what they held.
+func (r *Recorder) Start() error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.closed {
+	switch r.state {
+	case Closed:
+		return os.ErrClosed
+	case Recording:
 		return nil
 	}
-	r.closed = true
+	for _, name := range r.events {
+		if err := r.attach(name); err != nil {
+			r.detachAll()
+			return err
+		}
+	}
+	if err := r.counters.Start(); err != nil {
+		r.detachAll()
+		return err
+	}
+	if r.drain != nil {
+		r.drain.run(true)
+	}
+	r.state = Recording
+	return nil
+}
+
+// Stop stops recording: the programs record nothing more, the counters are
+// no longer sampled, the history tier drains what the rings hold and then
+// rests. Snapshots still read what was recorded; Start goes on.
+func (r *Recorder) Stop() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	switch r.state {
+	case Closed:
+		return os.ErrClosed
+	case Loaded, Stopped:
+		return nil
+	}
+	err := errors.Join(r.detachAll(), r.counters.Stop())
+	if r.drain != nil {
+		r.drain.run(false)
+	}
+	r.state = Stopped
+	return err
+}
+
+// attach turns one selected event on in the kernel. Call with mu held.
+func (r *Recorder) attach(name string) error {
+	if name == cpuSample {
+		return r.objs.EnableSamples(r.stackRate)
+	}
+	return r.objs.Enable(name)
+}
+
+// detach turns one event off in the kernel and detaches its program, so
+// that a disabled event or a stopped recorder costs nothing. Call with mu
+// held.
+func (r *Recorder) detach(name string) error {
+	if name == cpuSample {
+		return r.objs.DisableSamples()
+	}
+	return r.objs.Detach(name)
+}
+
+// detachAll turns every selected event off. Call with mu held.
+func (r *Recorder) detachAll() error {
 	var errs []error
+	for _, name := range r.events {
+		errs = append(errs, r.detach(name))
+	}
+	return errors.Join(errs...)
+}
+
+// Close stops recording, detaches the programs and restores the system.
+// Snapshots waiting or being written are cancelled. It is safe to call
+// twice, and from any goroutine.
+func (r *Recorder) Close() error {
+	r.mu.Lock()
+	if r.state == Closed {
+		r.mu.Unlock()
+		return nil
+	}
+	r.state = Closed
+	if r.closing != nil {
+		close(r.closing)
+	}
+	r.mu.Unlock()
+
+	var errs []error
+	if r.drain != nil {
+		r.drain.close()
+	}
+	r.live.Wait() // no snapshot reads the rings any more
 	if r.counters != nil {
 		errs = append(errs, r.counters.Close())
+	}
+	if r.drain != nil {
+		errs = append(errs, r.drain.wake.Close())
 	}
 	if r.objs != nil {
 		errs = append(errs, r.objs.Close())
@@ -267,4 +412,16 @@ func (r *Recorder) Close() error {
 		errs = append(errs, r.sys.Close())
 	}
 	return errors.Join(errs...)
+}
+
+// enter checks the recorder is open and registers a call that reads the
+// mapped rings; call the result when done.
+func (r *Recorder) enter() (done func(), err error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.state == Closed {
+		return nil, os.ErrClosed
+	}
+	r.live.Add(1)
+	return r.live.Done, nil
 }

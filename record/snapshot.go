@@ -1,11 +1,14 @@
 package record
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -16,22 +19,55 @@ import (
 	"github.com/rewindtrace/rewind/snapshot"
 )
 
+// SnapshotRequest says where a snapshot goes and why it is taken. Set one
+// of Path, Dir and Writer.
+type SnapshotRequest struct {
+	// Path is the file to write, atomically (a temporary file beside it,
+	// synced and renamed into place).
+	Path string
+	// Dir is a directory to write the file into, named by FileName, with
+	// a numeric suffix when that name is taken.
+	Dir string
+	// Writer receives the snapshot as it is encoded.
+	Writer io.Writer
+	// Trigger is why the snapshot is taken; it goes into the file.
+	Trigger snapshot.Trigger
+}
+
 // Result describes a written snapshot.
 type Result struct {
-	Path   string
+	Path   string // empty when written to a Writer
 	Bytes  int64
 	Events uint64
 	Lost   uint64
 	// Samples counts the counter samples written, over every series.
 	Samples uint64
+	Trigger snapshot.Trigger
 	// Windows are the per-CPU rings as read; their records live in the
 	// recorder's copy buffers, which the next snapshot reuses.
 	Windows []*ringbuf.Window
 	// ReadTime is how long copying the rings took; EncodeTime runs from
 	// there to the last section written (page cache only); CommitTime is
 	// the fsync and rename that put the file in place; Total runs from the
-	// trigger to the file being in place.
-	ReadTime, EncodeTime, CommitTime, Total time.Duration
+	// trigger to the file being in place. Wait is how long the request
+	// waited for an earlier snapshot to finish, before Total began.
+	ReadTime, EncodeTime, CommitTime, Total, Wait time.Duration
+}
+
+// Report returns the result as documented in docs/JSON.md.
+func (r *Result) Report() snapshot.Report {
+	ms := func(d time.Duration) float64 { return d.Seconds() * 1e3 }
+	return snapshot.Report{Path: r.Path, Bytes: r.Bytes, Events: r.Events, Lost: r.Lost, Samples: r.Samples, Trigger: r.Trigger,
+		ReadMS: ms(r.ReadTime), EncodeMS: ms(r.EncodeTime), CommitMS: ms(r.CommitTime), TotalMS: ms(r.Total)}
+}
+
+// SnapshotStats count the snapshots a recorder took.
+type SnapshotStats struct {
+	Taken  uint64 `json:"taken"`
+	Failed uint64 `json:"failed"`
+	// Last is the last one written, LastError the last failure's.
+	Last      *snapshot.Report `json:"last,omitempty"`
+	LastError string           `json:"last_error,omitempty"`
 }
 
 // FileName is the default name of a snapshot: host and UTC time.
@@ -45,14 +81,6 @@ func FileName(host string, t time.Time) string {
 	return fmt.Sprintf("rewind-%s-%s.rwd", host, t.UTC().Format("20060102T150405.000Z"))
 }
 
-// SnapshotTo writes a snapshot into dir under FileName, with a numeric
-// suffix when that name is taken.
-func (r *Recorder) SnapshotTo(dir string, trig snapshot.Trigger) (*Result, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.snapshot(freePath(dir, FileName(r.host, time.Now())), trig)
-}
-
 // freePath returns dir/name, or dir/name-N.rwd for the first N not taken.
 func freePath(dir, name string) string {
 	path := filepath.Join(dir, name)
@@ -64,27 +92,104 @@ func freePath(dir, name string) string {
 	}
 }
 
-// Snapshot writes what the rings hold to path. Recording goes on while the
-// rings are read: nothing is paused, so nothing is lost to the snapshot.
-func (r *Recorder) Snapshot(path string, trig snapshot.Trigger) (*Result, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.snapshot(path, trig)
+// Snapshot writes what the rings hold (and the history tier, the counter
+// samples and the process table) where req says. Recording goes on while
+// the rings are read: nothing is paused, so nothing is lost to the
+// snapshot. It works in every state but Closed; stopped, it writes what was
+// recorded before the stop.
+//
+// Snapshots are queued: one is taken at a time, each request getting a
+// snapshot of its own when its turn comes, never interleaved with another.
+// ctx bounds the wait and the work: cancelled, the request returns
+// ctx.Err() and leaves no file (a Writer keeps what it was given). Close
+// cancels the requests waiting and the one being written.
+func (r *Recorder) Snapshot(ctx context.Context, req SnapshotRequest) (res *Result, err error) {
+	n := 0
+	for _, set := range []bool{req.Path != "", req.Dir != "", req.Writer != nil} {
+		if set {
+			n++
+		}
+	}
+	if n != 1 {
+		return nil, fmt.Errorf("snapshot: give one of a path, a directory and a writer")
+	}
+	t0 := time.Now()
+	defer func() {
+		if errors.Is(err, os.ErrClosed) {
+			return
+		}
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		if err != nil {
+			r.snaps.Failed++
+			r.snaps.LastError = err.Error()
+			return
+		}
+		r.snaps.Taken++
+		rep := res.Report()
+		r.snaps.Last = &rep
+	}()
+	select {
+	case r.turn <- struct{}{}:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	case <-r.closing:
+		return nil, os.ErrClosed
+	}
+	defer func() { <-r.turn }()
+	done, err := r.enter()
+	if err != nil {
+		return nil, err
+	}
+	defer done()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		select {
+		case <-r.closing:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	wait := time.Since(t0)
+	if res, err = r.snapshot(ctx, req); err != nil {
+		return nil, err
+	}
+	res.Wait = wait
+	return res, nil
 }
+
+// kallsymsPath is where the kernel's symbols are read from.
+const kallsymsPath = "/proc/kallsyms"
 
 // snapshotNice is the nice value the threads copying and encoding a
 // snapshot run at, so that a loaded machine cannot starve a snapshot.
 const snapshotNice = -10
 
-func (r *Recorder) snapshot(path string, trig snapshot.Trigger) (_ *Result, err error) {
-	if r.closed {
-		return nil, os.ErrClosed
-	}
+// capture is what a snapshot takes from the recorder's state under its
+// lock, at the moment the rings are read.
+type capture struct {
+	events    []string
+	filter    snapshot.Filter
+	misses    map[string]uint64
+	stackRate int
+}
+
+func (r *Recorder) capture() (capture, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	c := capture{events: append([]string(nil), r.events...), filter: r.filter, stackRate: r.stackRate}
+	var err error
+	c.misses, err = r.objs.Misses()
+	return c, err
+}
+
+func (r *Recorder) snapshot(ctx context.Context, req SnapshotRequest) (_ *Result, err error) {
 	defer boost()()
 	defer sysx.RaiseAutogroupPriority(snapshotNice)()
 	t0 := time.Now()
 	taken := sysx.BootNow()
-	res := &Result{Path: path, Windows: make([]*ringbuf.Window, r.ring.CPUs())}
+	res := &Result{Windows: make([]*ringbuf.Window, r.ring.CPUs()), Trigger: req.Trigger}
 	var wg sync.WaitGroup
 	errs := make([]error, r.ring.CPUs())
 	for cpu := range res.Windows {
@@ -100,18 +205,32 @@ func (r *Recorder) snapshot(path string, trig snapshot.Trigger) (_ *Result, err 
 		return nil, err
 	}
 	res.ReadTime = time.Since(t0)
-
-	meta, err := r.meta(taken, trig, res.Windows)
+	state, err := r.capture()
 	if err != nil {
 		return nil, err
 	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+
+	meta := r.meta(taken, req.Trigger, res.Windows, state)
 	procs, err := ReadProcs("/proc")
 	if err != nil {
 		return nil, fmt.Errorf("read process table: %w", err)
 	}
-	w, err := snapshot.Create(path)
-	if err != nil {
-		return nil, err
+	var w *snapshot.Writer
+	switch {
+	case req.Writer != nil:
+		w = snapshot.NewWriter(req.Writer)
+	case req.Dir != "":
+		res.Path = freePath(req.Dir, FileName(r.host, time.Now()))
+	default:
+		res.Path = req.Path
+	}
+	if w == nil {
+		if w, err = snapshot.Create(res.Path); err != nil {
+			return nil, err
+		}
 	}
 	defer func() {
 		if err != nil {
@@ -128,11 +247,11 @@ func (r *Recorder) snapshot(path string, trig snapshot.Trigger) (_ *Result, err 
 		return nil, err
 	}
 	refs := symbols.NewRefs()
-	if res.Events, res.Lost, err = r.writeChunks(w, res.Windows, refs); err != nil {
+	if res.Events, res.Lost, err = r.writeChunks(ctx, w, res.Windows, refs, r.stackIDs(state.events)); err != nil {
 		return nil, err
 	}
 	if !refs.Empty() {
-		syms, err := symbols.Capture(refs, "/proc/kallsyms", "/proc", &r.buildIDs)
+		syms, err := symbols.Capture(refs, kallsymsPath, "/proc", &r.buildIDs)
 		if err != nil {
 			return nil, err
 		}
@@ -145,6 +264,9 @@ func (r *Recorder) snapshot(path string, trig snapshot.Trigger) (_ *Result, err 
 			return nil, err
 		}
 		res.Samples += uint64(len(s.TS))
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
 	}
 	t1 := time.Now()
 	res.EncodeTime = t1.Sub(t0) - res.ReadTime
@@ -176,17 +298,17 @@ type encoded struct {
 // writeChunks writes, for each CPU, the compressed tier's blocks as they
 // are, then the kernel tier's records from where the blocks end: nothing
 // twice, and a gap at the seam counted as lost. It encodes each CPU's
-// records in a goroutine of its own and writes chunks as they are ready.
-func (r *Recorder) writeChunks(w *snapshot.Writer, windows []*ringbuf.Window, refs *symbols.Refs) (events, lost uint64, err error) {
+// records in a goroutine of its own, with that CPU's encoder, and writes
+// chunks as they are ready.
+func (r *Recorder) writeChunks(ctx context.Context, w *snapshot.Writer, windows []*ringbuf.Window, refs *symbols.Refs, stacks []uint16) (events, lost uint64, err error) {
 	out := make(chan encoded, 2*len(windows))
 	errc := make(chan error, len(windows))
-	stacks := r.stackIDs()
 	cpuRefs := make([]*symbols.Refs, len(windows))
 	var wg sync.WaitGroup
 	for i, win := range windows {
 		wg.Add(1)
 		cpuRefs[i] = symbols.NewRefs()
-		go func(refs *symbols.Refs) {
+		go func(refs *symbols.Refs, enc *snapshot.Encoder) {
 			defer wg.Done()
 			defer boost()()
 			start := win.First
@@ -206,9 +328,19 @@ func (r *Recorder) writeChunks(w *snapshot.Writer, windows []*ringbuf.Window, re
 					start = next
 				}
 			}
-			enc := snapshot.NewEncoder(r.schema)
 			var frames []uint64
+			first := true
 			errc <- win.BatchesFrom(start, chunkEvents, func(b ringbuf.Batch) error {
+				if err := ctx.Err(); err != nil {
+					return err
+				}
+				if first && start < b.FirstSeq {
+					// The drain fell behind: what the ring overwrote
+					// between the tier's end and the window is lost.
+					b.Lost += b.FirstSeq - start
+					b.FirstSeq = start
+				}
+				first = false
 				if len(stacks) > 0 {
 					frames = addRaw(refs, stacks, b.Events, frames)
 				}
@@ -219,7 +351,7 @@ func (r *Recorder) writeChunks(w *snapshot.Writer, windows []*ringbuf.Window, re
 				out <- encoded{p, sum}
 				return nil
 			})
-		}(cpuRefs[i])
+		}(cpuRefs[i], r.encoders[win.CPU])
 	}
 	go func() { wg.Wait(); close(out) }()
 	var werr error
@@ -241,7 +373,7 @@ func (r *Recorder) writeChunks(w *snapshot.Writer, windows []*ringbuf.Window, re
 	return events, lost, errors.Join(errs...)
 }
 
-func (r *Recorder) meta(taken uint64, trig snapshot.Trigger, windows []*ringbuf.Window) (*snapshot.Meta, error) {
+func (r *Recorder) meta(taken uint64, trig snapshot.Trigger, windows []*ringbuf.Window, c capture) *snapshot.Meta {
 	boot, mono, real := sysx.Clocks()
 	u := r.sys.Uname
 	m := &snapshot.Meta{
@@ -255,16 +387,17 @@ func (r *Recorder) meta(taken uint64, trig snapshot.Trigger, windows []*ringbuf.
 		StartedNS: r.started,
 		TakenNS:   taken,
 		Trigger:   trig,
+		Recording: snapshot.Recording{
+			Events:      c.events,
+			SlotSize:    ringbuf.SlotSize,
+			SlotsPerCPU: r.ring.SlotsPerCPU(),
+			BufferBytes: r.BufferBytes(),
+			Filter:      c.filter,
+		},
+		ProgramMisses: c.misses,
+		Enums:         r.enums,
+		Unavailable:   r.unavailable,
 	}
-	r.filterMu.Lock()
-	m.Recording = snapshot.Recording{
-		Events:      append([]string(nil), r.events...),
-		SlotSize:    ringbuf.SlotSize,
-		SlotsPerCPU: r.ring.SlotsPerCPU(),
-		BufferBytes: r.BufferBytes(),
-		Filter:      r.filter,
-	}
-	r.filterMu.Unlock()
 	if d := r.drain; d != nil {
 		st := d.stats()
 		m.Recording.History = &snapshot.History{
@@ -276,29 +409,22 @@ func (r *Recorder) meta(taken uint64, trig snapshot.Trigger, windows []*ringbuf.
 			m.Recording.History.Error = st.Err.Error()
 		}
 	}
-	misses, err := r.objs.Misses()
-	if err != nil {
-		return nil, err
+	if slices.Contains(c.events, cpuSample) {
+		m.Recording.StackRate = c.stackRate
 	}
-	m.ProgramMisses = misses
-	m.Recording.StackRate = r.stackRate
-	if c := r.counters; c != nil {
-		st := c.Stats()
-		m.Recording.Counters = &snapshot.Counters{Sources: c.Sources(), KeepNS: uint64(c.Keep()), SamplerCPUNS: uint64(st.CPU), Missed: st.Missed}
-		for _, u := range c.Unavailable() {
-			if m.Recording.Counters.Unavailable == nil {
-				m.Recording.Counters.Unavailable = map[string]string{}
-			}
-			m.Recording.Counters.Unavailable[u.Name] = u.Why
+	cs := r.counters.Stats()
+	m.Recording.Counters = &snapshot.Counters{Sources: r.counters.Sources(), KeepNS: uint64(r.counters.Keep()), SamplerCPUNS: uint64(cs.CPU), Missed: cs.Missed}
+	for _, u := range r.counters.Unavailable() {
+		if m.Recording.Counters.Unavailable == nil {
+			m.Recording.Counters.Unavailable = map[string]string{}
 		}
-		if st.Err != nil {
-			m.Recording.Counters.Error = st.Err.Error()
-		}
+		m.Recording.Counters.Unavailable[u.Name] = u.Why
 	}
-	m.Enums = r.enums
-	m.Unavailable = r.unavailable
+	if cs.Err != nil {
+		m.Recording.Counters.Error = cs.Err.Error()
+	}
 	for _, w := range windows {
 		m.CPUDropped = append(m.CPUDropped, w.Dropped)
 	}
-	return m, nil
+	return m
 }

@@ -6,13 +6,14 @@ import (
 
 	"github.com/rewindtrace/rewind/record/symbols"
 	"github.com/rewindtrace/rewind/snapshot"
+	"github.com/rewindtrace/rewind/snapshot/schema/kinds"
 )
 
 // stackIDs are the schema ids of the stack sample events being recorded.
-func (r *Recorder) stackIDs() []uint16 {
+func (r *Recorder) stackIDs(events []string) []uint16 {
 	var ids []uint16
-	for _, name := range []string{"cpu_sample", "offcpu_sample"} {
-		if e := r.schema.ByName(name); e != nil && slices.Contains(r.events, name) {
+	for _, name := range []string{kinds.CPUSample, kinds.OffCPUSample} {
+		if e := r.schema.ByName(name); e != nil && slices.Contains(events, name) {
 			ids = append(ids, e.ID)
 		}
 	}

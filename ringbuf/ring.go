@@ -185,16 +185,20 @@ func (r *Ring) Read(cpu int) (*Window, error) {
 const noStart = ^uint64(0)
 
 // ReadRange copies the CPU's records from sequence number from up to the
-// first slot not yet published, oldest first: what the history tier drains.
-// The window begins at from: slots the writers overwrote before the read
-// reached them (the drain fell a whole ring behind) count as lost. It
-// shares the CPU's copy buffer with Read.
-func (r *Ring) ReadRange(cpu int, from uint64) (*Window, error) {
+// first slot not yet published, oldest first, into buf (nil: the CPU's
+// copy buffer, which Read uses too), as many slots as buf holds: what the
+// history tier drains. The window begins at from: slots the writers
+// overwrote before the read reached them (the drain fell a whole ring
+// behind) count as lost. A record cut by the end of buf is left for the
+// next read, which starts at the window's Next.
+func (r *Ring) ReadRange(cpu int, from uint64, buf []byte) (*Window, error) {
 	if cpu < 0 || cpu >= r.cpus {
 		return nil, fmt.Errorf("read ring: cpu %d out of range [0, %d)", cpu, r.cpus)
 	}
 	rd := reader{r: r, cpu: cpu}
-	buf := r.copies[cpu]
+	if buf == nil {
+		buf = r.copies[cpu]
+	}
 	head := r.Head(cpu)
 	pos := max(from, head-min(head, r.perCPU))
 	end := min(head, pos+uint64(len(buf)/SlotSize))

@@ -280,7 +280,7 @@ func TestReadRangeDrains(t *testing.T) {
 		for i := 0; i < round%7*5; i++ {
 			f.write(1 + i%3/2)
 		}
-		w, err := r.ReadRange(0, cursor)
+		w, err := r.ReadRange(0, cursor, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -300,7 +300,7 @@ func TestReadRangeDrains(t *testing.T) {
 	for i := 0; i < 200; i++ {
 		f.write(1)
 	}
-	w, _ := r.ReadRange(0, cursor)
+	w, _ := r.ReadRange(0, cursor, nil)
 	check(t, w)
 	if w.First != cursor || w.Lost != 200-64 || w.Records != 64 {
 		t.Fatalf("lagging drain: %v from %d", w, cursor)
@@ -310,12 +310,12 @@ func TestReadRangeDrains(t *testing.T) {
 	f.fill(seq, seq, 7, 1, false)
 	f.write(1)
 	r.TailWait = time.Millisecond
-	w, _ = r.ReadRange(0, w.Next)
+	w, _ = r.ReadRange(0, w.Next, nil)
 	if w.Records != 0 || w.Next != seq {
 		t.Fatalf("pending slot: %v", w)
 	}
 	f.fill(seq, seq, 7, 1, true)
-	w, _ = r.ReadRange(0, w.Next)
+	w, _ = r.ReadRange(0, w.Next, nil)
 	check(t, w)
 	if w.Records != 2 || w.Lost != 0 {
 		t.Fatalf("after publishing: %v", w)

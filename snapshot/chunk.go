@@ -1,9 +1,13 @@
 package snapshot
 
 import (
+	"cmp"
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
+
+	"github.com/klauspost/compress/zstd"
 
 	"github.com/rewindtrace/rewind/snapshot/schema"
 )
@@ -30,8 +34,18 @@ type Chunk struct {
 	bufs   [][]byte   // decompression buffers, reused
 	nbuf   int
 
-	typeRows []int    // by event id: events of that type
-	next     []uint32 // scratch for index
+	typeRows []int         // by event id the schema knows: events of that type
+	unknown  []unknownRows // the other types', by type
+	next     []uint32      // scratch for index
+	// schema is the schema cols are laid out for.
+	schema *schema.Schema
+}
+
+// unknownRows counts the events of a type the schema does not know, and
+// the rows index has handed out.
+type unknownRows struct {
+	typ        uint16
+	rows, next uint32
 }
 
 // TypeCount is how many events of one type a chunk holds.
@@ -162,33 +176,44 @@ func DecodeChunkWant(s *schema.Schema, p []byte, c *Chunk, want *Want) error {
 	if len(p) < off+ntypes*typeCountSize+ncols*columnDirSize {
 		return errShort
 	}
-	c.counts = c.counts[:0]
+	c.reset(s)
+	// Rows per type: by id for the types the schema knows, so that the
+	// schema and not a type id read from the chunk sizes the table; in a
+	// sorted list for the others (written by a newer recorder).
 	maxType := 0
 	for i := 0; i < ntypes; i++ {
 		maxType = max(maxType, int(le.Uint16(p[off+i*typeCountSize:])))
 	}
-	typeRows := grow(c.typeRows, maxType+1)
-	clear(typeRows)
+	typeRows := grow(c.typeRows, min(maxType, int(s.MaxID()))+1) // all zero: see reset
 	c.typeRows = typeRows
 	total := 0
 	for i := 0; i < ntypes; i++ {
 		x := p[off+i*typeCountSize:]
 		t, k := le.Uint16(x[0:]), int(le.Uint32(x[4:]))
-		if typeRows[t] != 0 || k < 1 || k > n {
+		if k < 1 || k > n || int(t) < len(typeRows) && typeRows[t] != 0 {
 			return fmt.Errorf("type count %d for event type %d is invalid", k, t)
 		}
-		typeRows[t] = k
+		if int(t) < len(typeRows) {
+			typeRows[t] = k
+		} else {
+			c.unknown = append(c.unknown, unknownRows{typ: t, rows: uint32(k)})
+		}
 		total += k
 		c.counts = append(c.counts, TypeCount{Type: t, Count: k})
 	}
 	if total != n {
 		return fmt.Errorf("type counts add up to %d events, header says %d", total, n)
 	}
+	slices.SortFunc(c.unknown, func(a, b unknownRows) int { return cmp.Compare(a.typ, b.typ) })
+	for i := 1; i < len(c.unknown); i++ {
+		if c.unknown[i].typ == c.unknown[i-1].typ {
+			return fmt.Errorf("event type %d counted twice", c.unknown[i].typ)
+		}
+	}
 	off += ntypes * typeCountSize
 	dir := p[off : off+ncols*columnDirSize]
 	data := p[off+ncols*columnDirSize:]
 
-	c.resetColumns(s)
 	c.nbuf = 0
 	var seen [nCommon]bool
 	for i := 0; i < ncols; i++ {
@@ -289,27 +314,47 @@ func maxRawLen(s *schema.Schema, typ uint16, field, n int) int {
 	return n * f.Count * 8
 }
 
-func (c *Chunk) resetColumns(s *schema.Schema) {
-	need := int(s.MaxID()) + 1
-	if cap(c.cols) < need {
-		c.cols = make([][]Column, need)
-	}
-	c.cols = c.cols[:need]
-	for t := range c.cols {
-		et := s.ByID(uint16(t))
-		if et == nil {
+// reset empties what the last decode filled, for a decode with schema s.
+// Only the types the last decode counted hold anything (counts, rows,
+// columns), so only they are undone: the cost of a decode follows the
+// chunk, not the highest event id the schema or the chunk names. A pass
+// over every event id happens once per schema.
+func (c *Chunk) reset(s *schema.Schema) {
+	if c.schema != s {
+		need := int(s.MaxID()) + 1
+		if cap(c.cols) < need {
+			c.cols = make([][]Column, need)
+		}
+		c.cols = c.cols[:need]
+		for t := range c.cols {
 			c.cols[t] = c.cols[t][:0]
-			continue
 		}
-		if cap(c.cols[t]) < len(et.Fields) {
-			c.cols[t] = make([]Column, len(et.Fields))
+		for _, e := range s.Events() {
+			if cap(c.cols[e.ID]) < len(e.Fields) {
+				c.cols[e.ID] = make([]Column, len(e.Fields))
+			}
+			c.cols[e.ID] = c.cols[e.ID][:len(e.Fields)]
+			for f := range e.Fields {
+				c.cols[e.ID][f] = Column{Field: e.Fields[f], offs: c.cols[e.ID][f].offs[:0]}
+			}
 		}
-		c.cols[t] = c.cols[t][:len(et.Fields)]
-		for f := range c.cols[t] {
-			old := c.cols[t][f]
-			c.cols[t][f] = Column{Field: et.Fields[f], offs: old.offs[:0]}
+		clear(c.typeRows[:cap(c.typeRows)])
+		c.schema = s
+		c.counts, c.unknown = c.counts[:0], c.unknown[:0]
+		return
+	}
+	for _, tc := range c.counts {
+		if int(tc.Type) < len(c.typeRows) {
+			c.typeRows[tc.Type] = 0
+		}
+		if int(tc.Type) < len(c.cols) {
+			cols := c.cols[tc.Type]
+			for f := range cols {
+				cols[f] = Column{Field: cols[f].Field, offs: cols[f].offs[:0]}
+			}
 		}
 	}
+	c.counts, c.unknown = c.counts[:0], c.unknown[:0]
 }
 
 // unpack returns a column's raw bytes, decompressing into a reused buffer.
@@ -328,18 +373,29 @@ func (c *Chunk) unpack(stored []byte, codec uint8, rawLen int) ([]byte, error) {
 		if err != nil {
 			return nil, err
 		}
+		// rawLen comes from the file: before allocating for it, check that
+		// the stored bytes could hold it and that the frame says the same.
+		if rawLen > maxZstdRatio*len(stored) {
+			return nil, fmt.Errorf("zstd: %d bytes cannot decompress to %d", len(stored), rawLen)
+		}
+		var h zstd.Header
+		if err := h.Decode(stored); err != nil {
+			return nil, fmt.Errorf("zstd: %w", err)
+		}
+		if h.HasFCS && h.FrameContentSize != uint64(rawLen) {
+			return nil, fmt.Errorf("zstd: frame holds %d bytes, raw length says %d", h.FrameContentSize, rawLen)
+		}
 		if c.nbuf == len(c.bufs) {
 			c.bufs = append(c.bufs, nil)
 		}
 		// The decoder stops at the buffer's capacity (WithDecodeAllCapLimit),
-		// so a damaged frame cannot make it produce more than rawLen+slack
-		// bytes; the slack lets it copy in 16-byte blocks, its fast path.
-		const slack = 64
+		// so a damaged frame cannot make it produce more than
+		// rawLen+zstdSlack bytes.
 		buf := c.bufs[c.nbuf]
-		if cap(buf) < rawLen+slack || cap(buf) > 2*rawLen+4096 {
-			buf = make([]byte, 0, rawLen+slack)
+		if cap(buf) < rawLen+zstdSlack || cap(buf) > 2*rawLen+4096 {
+			buf = make([]byte, 0, rawLen+zstdSlack)
 		}
-		out, err := dec.DecodeAll(stored, buf[:0:rawLen+slack])
+		out, err := dec.DecodeAll(stored, buf[:0:rawLen+zstdSlack])
 		if err != nil {
 			return nil, fmt.Errorf("zstd: %w", err)
 		}
@@ -359,6 +415,9 @@ func (c *Chunk) decodeCommon(field int, enc uint8, width int, raw []byte, n int)
 		if enc != encDelta {
 			return fmt.Errorf("encoding %d, want delta", enc)
 		}
+		if len(raw) < n {
+			return errShort // a varint takes a byte at least
+		}
 		if field == colTS {
 			c.TS = grow(c.TS, n)
 			return decodeDelta(c.TS, raw, c.FirstTS)
@@ -366,14 +425,11 @@ func (c *Chunk) decodeCommon(field int, enc uint8, width int, raw []byte, n int)
 		c.Seq = grow(c.Seq, n)
 		return decodeDelta(c.Seq, raw, c.FirstSeq)
 	case colType:
-		c.Type = grow(c.Type, n)
-		return decodeFixed(c.Type, enc, width, raw)
+		return decodeFixed(&c.Type, n, enc, width, raw)
 	case colTID:
-		c.TID = grow(c.TID, n)
-		return decodeFixed(c.TID, enc, width, raw)
+		return decodeFixed(&c.TID, n, enc, width, raw)
 	default:
-		c.PID = grow(c.PID, n)
-		return decodeFixed(c.PID, enc, width, raw)
+		return decodeFixed(&c.PID, n, enc, width, raw)
 	}
 }
 
@@ -416,9 +472,10 @@ func decodeDelta(dst []uint64, raw []byte, base uint64) error {
 	return nil
 }
 
-// decodeFixed widens a fixed column into dst; the stored width may not
-// exceed dst's element size.
-func decodeFixed[T uint16 | uint32](dst []T, enc uint8, width int, raw []byte) error {
+// decodeFixed widens a fixed column of n values into *dst, grown to n once
+// raw is known to hold them; the stored width may not exceed dst's element
+// size.
+func decodeFixed[T uint16 | uint32](dstp *[]T, n int, enc uint8, width int, raw []byte) error {
 	var zero T
 	size := 2
 	if _, ok := any(zero).(uint32); ok {
@@ -430,9 +487,11 @@ func decodeFixed[T uint16 | uint32](dst []T, enc uint8, width int, raw []byte) e
 	if width != 1 && width != 2 && width != 4 || width > size {
 		return fmt.Errorf("width %d invalid", width)
 	}
-	if len(raw) != len(dst)*width {
-		return fmt.Errorf("%d bytes for %d values of %d bytes", len(raw), len(dst), width)
+	if len(raw) != n*width {
+		return fmt.Errorf("%d bytes for %d values of %d bytes", len(raw), n, width)
 	}
+	dst := grow(*dstp, n)
+	*dstp = dst
 	switch width {
 	case 1:
 		for i := range dst {
@@ -455,6 +514,9 @@ func decodeField(col *Column, f schema.Field, enc uint8, width int, raw []byte, 
 	if f.Type == schema.Str {
 		if enc != encStr || values != rows {
 			return fmt.Errorf("encoding %d with %d values, want strings for %d rows", enc, values, rows)
+		}
+		if len(raw) < rows {
+			return errShort // a length prefix takes a byte at least
 		}
 		// Index the strings where they are, between length prefixes.
 		col.offs = grow(col.offs, 2*rows)
@@ -489,14 +551,27 @@ func decodeField(col *Column, f schema.Field, enc uint8, width int, raw []byte, 
 func (c *Chunk) index() error {
 	c.Row = grow(c.Row, len(c.Type))
 	next := grow(c.next, len(c.typeRows))
-	clear(next)
 	c.next = next
+	for _, tc := range c.counts {
+		if int(tc.Type) < len(next) {
+			next[tc.Type] = 0 // other types have no rows: next is not read for them
+		}
+	}
 	for i, t := range c.Type {
-		if int(t) >= len(next) || int(next[t]) >= c.typeRows[t] {
+		if int(t) < len(next) {
+			if int(next[t]) >= c.typeRows[t] {
+				return fmt.Errorf("event %d has type %d beyond its count", i, t)
+			}
+			c.Row[i] = next[t]
+			next[t]++
+			continue
+		}
+		j, ok := slices.BinarySearchFunc(c.unknown, t, func(u unknownRows, t uint16) int { return cmp.Compare(u.typ, t) })
+		if !ok || c.unknown[j].next >= c.unknown[j].rows {
 			return fmt.Errorf("event %d has type %d beyond its count", i, t)
 		}
-		c.Row[i] = next[t]
-		next[t]++
+		c.Row[i] = c.unknown[j].next
+		c.unknown[j].next++
 	}
 	return nil
 }

@@ -22,6 +22,15 @@ const (
 	MaxChunkEvents = 1 << 20
 	// maxColumnBytes bounds one decompressed column.
 	maxColumnBytes = 256 << 20
+	// maxZstdRatio bounds what a zstd frame of n bytes can decompress to,
+	// n × maxZstdRatio: a block yields at most 128 KiB and takes at least
+	// four bytes (an RLE block: its three-byte header and the byte to
+	// repeat). A size declared beyond that is damage, found before
+	// allocating for it.
+	maxZstdRatio = (128 << 10) / 4
+	// zstdSlack is room past a decompressed size that lets the decoder copy
+	// in 16-byte blocks, its fast path, into a buffer it may not grow.
+	zstdSlack = 64
 )
 
 // Column encodings.

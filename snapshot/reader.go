@@ -10,6 +10,8 @@ import (
 	"sort"
 	"sync"
 
+	"github.com/klauspost/compress/zstd"
+
 	"github.com/rewindtrace/rewind/snapshot/schema"
 )
 
@@ -220,8 +222,11 @@ func (r *Reader) readIndex() ([]Section, error) {
 	if _, err := r.r.ReadAt(t[:], r.size-trailerSize); err != nil {
 		return nil, err
 	}
+	// Offsets and lengths come from the file: they are compared as read,
+	// never added where the sum could wrap around.
 	off, length, ok := parseTrailer(t[:])
-	if !ok || off < headerSize || length < sectionHeaderSize || off+length != uint64(r.size-trailerSize) {
+	end := uint64(r.size - trailerSize)
+	if !ok || off < headerSize || length < sectionHeaderSize || off > end || length != end-off {
 		return nil, errors.New("no intact trailer")
 	}
 	idx := Section{Kind: KindIndex, Offset: int64(off), Length: int64(length)}
@@ -241,7 +246,7 @@ func (r *Reader) readIndex() ([]Section, error) {
 	out := make([]Section, 0, n)
 	for i := 0; i < n; i++ {
 		e := parseIndexEntry(p[4+i*indexEntrySize:])
-		if e.Offset < headerSize || e.Length < sectionHeaderSize || e.Offset+e.Length > off {
+		if e.Offset < headerSize || e.Length < sectionHeaderSize || e.Offset > off || e.Length > off-e.Offset {
 			r.addDamage(corrupt(idx.Offset, idx.End(), "index entry %d points outside the file", i))
 			return nil, errShort
 		}
@@ -257,13 +262,14 @@ func (r *Reader) scan() []Section {
 	var out []Section
 	off := int64(headerSize)
 	var hb [sectionHeaderSize]byte
+	var buf []byte // resync's, allocated once
 	for off < r.size {
 		n, _ := r.r.ReadAt(hb[:], off)
 		if n >= 4 && [4]byte(hb[:4]) == trailerMagic && off+trailerSize == r.size {
 			break
 		}
 		h, ok := parseSectionHeader(hb[:n])
-		if ok && int64(h.length) <= r.size-off-sectionHeaderSize {
+		if ok && r.fits(off, h.length) {
 			s := Section{Kind: h.kind, Offset: off, Length: sectionHeaderSize + int64(h.length)}
 			if s.Kind == KindChunk {
 				r.chunkSummary(&s)
@@ -272,7 +278,7 @@ func (r *Reader) scan() []Section {
 			off = s.End()
 			continue
 		}
-		next := r.resync(off + 1)
+		next := r.resync(off+1, &buf)
 		reason := "no section header"
 		if ok {
 			reason = fmt.Sprintf("%s section of %d bytes runs past the end of the file", h.kind, h.length)
@@ -283,11 +289,26 @@ func (r *Reader) scan() []Section {
 	return out
 }
 
+// fits reports whether a section whose header is at off and whose payload
+// is length bytes lies inside the file. length is compared as read: a
+// length above 2^63 must not turn negative and pass (the scan would then
+// stand still).
+func (r *Reader) fits(off int64, length uint64) bool {
+	return off >= headerSize && off <= r.size-sectionHeaderSize && length <= uint64(r.size-off-sectionHeaderSize)
+}
+
 // resync finds the next offset at or after from that holds an intact
-// section header, or the file size.
-func (r *Reader) resync(from int64) int64 {
-	const block = 1 << 16
-	buf := make([]byte, block+sectionHeaderSize)
+// section header, or the file size. It reads the file through *bufp, which
+// it allocates the first time, no larger than the file.
+func (r *Reader) resync(from int64, bufp *[]byte) int64 {
+	if from >= r.size {
+		return r.size
+	}
+	if *bufp == nil {
+		*bufp = make([]byte, min(1<<16, r.size-headerSize)+sectionHeaderSize)
+	}
+	buf := *bufp
+	block := int64(len(buf) - sectionHeaderSize)
 	for off := from; off < r.size; off += block {
 		n, _ := r.r.ReadAt(buf, off)
 		b := buf[:n]
@@ -299,7 +320,7 @@ func (r *Reader) resync(from int64) int64 {
 			i += j
 			var hb [sectionHeaderSize]byte
 			m, _ := r.r.ReadAt(hb[:], off+int64(i))
-			if h, ok := parseSectionHeader(hb[:m]); ok && int64(h.length) <= r.size-off-int64(i)-sectionHeaderSize {
+			if h, ok := parseSectionHeader(hb[:m]); ok && r.fits(off+int64(i), h.length) {
 				return off + int64(i)
 			}
 		}
@@ -343,11 +364,49 @@ func (r *Reader) payload(s Section) ([]byte, error) {
 			return nil, err
 		}
 		var err error
-		if p, err = zstdCodec.sdec.DecodeAll(p, nil); err != nil {
-			return nil, corrupt(s.Offset, s.End(), "%s section: zstd: %v", s.Kind, err)
+		if p, err = unzstd(p, maxJSONLength); err != nil {
+			return nil, corrupt(s.Offset, s.End(), "%s section: %v", s.Kind, err)
 		}
 	}
 	return p, nil
+}
+
+// unzstd decompresses a section payload, one zstd frame, into at most
+// limit bytes, and never allocates for more than the frame can hold: a
+// frame that declares its size (the writer's always do) is decoded into a
+// buffer of that size and must fill it exactly. Call codecs first.
+func unzstd(p []byte, limit int64) ([]byte, error) {
+	if len(p) == 0 {
+		return nil, nil
+	}
+	limit = min(limit, maxZstdRatio*int64(len(p)))
+	var h zstd.Header
+	if err := h.Decode(p); err != nil {
+		return nil, fmt.Errorf("zstd: %w", err)
+	}
+	if !h.HasFCS {
+		// Output grows with what is decoded, so with the file's bytes.
+		out, err := zstdCodec.sdec.DecodeAll(p, nil)
+		if err != nil {
+			return nil, fmt.Errorf("zstd: %w", err)
+		}
+		if int64(len(out)) > limit {
+			return nil, fmt.Errorf("zstd: %d bytes decompress to %d, more than %d", len(p), len(out), limit)
+		}
+		return out, nil
+	}
+	if h.FrameContentSize > uint64(limit) {
+		return nil, fmt.Errorf("zstd: frame of %d bytes says it holds %d, more than %d", len(p), h.FrameContentSize, limit)
+	}
+	n := int(h.FrameContentSize)
+	out, err := zstdCodec.dec.DecodeAll(p, make([]byte, 0, n+zstdSlack))
+	if err != nil {
+		return nil, fmt.Errorf("zstd: %w", err)
+	}
+	if len(out) != n {
+		return nil, fmt.Errorf("zstd: decompressed %d bytes, frame says %d", len(out), n)
+	}
+	return out, nil
 }
 
 func (r *Reader) readJSON(s Section, v any) error {

@@ -85,7 +85,9 @@ func TestSeriesDamage(t *testing.T) {
 }
 
 // FuzzDecodeSeries: arbitrary payloads are refused or decode to a series
-// whose columns all hold one value per sample.
+// whose columns all hold one value per sample; and a reader, given one as a
+// series section with its checksums right, decodes it the same way or
+// reports the section damaged.
 func FuzzDecodeSeries(f *testing.F) {
 	p, err := EncodeSeries(testSeries())
 	if err != nil {
@@ -93,8 +95,20 @@ func FuzzDecodeSeries(f *testing.F) {
 	}
 	f.Add(p)
 	f.Add(p[:len(p)/2])
+	sch := testSchema(f)
+	enc, _, err := codecs()
+	if err != nil {
+		f.Fatal(err)
+	}
 	f.Fuzz(func(t *testing.T, p []byte) {
 		s, err := DecodeSeries(p)
+		r, sec := oneSection(sch, KindSeries, flagZstd, enc.EncodeAll(p, nil))
+		switch _, serr := r.ReadSeries(sec); {
+		case (err == nil) != (serr == nil):
+			t.Fatalf("decoder says %v, reader says %v", err, serr)
+		case serr != nil:
+			requireDamageAt(t, serr, sec)
+		}
 		if err != nil {
 			return
 		}

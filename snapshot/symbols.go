@@ -1,9 +1,6 @@
 package snapshot
 
-import (
-	"errors"
-	"sort"
-)
+import "sort"
 
 // Symbols is what reading stack samples offline needs from the recording
 // machine: the kernel functions their kernel frames fall in, and the
@@ -73,18 +70,21 @@ func (w *Writer) WriteSymbols(s *Symbols) error {
 }
 
 // Symbols reads the symbols section; a file without one (no stack samples,
-// or written before format 1.1) returns an empty Symbols.
+// or written before format 1.1) returns an empty Symbols. A damaged section
+// returns an empty Symbols and a *CorruptionError, which Damage also
+// reports afterwards.
 func (r *Reader) Symbols() (*Symbols, error) {
 	s := &Symbols{}
 	if r.symbols == nil {
 		return s, nil
 	}
 	if err := r.readJSON(*r.symbols, s); err != nil {
-		var ce *CorruptionError
-		if errors.As(err, &ce) {
-			r.addDamage(ce)
+		ce, ok := err.(*CorruptionError)
+		if !ok {
+			ce = corrupt(r.symbols.Offset, r.symbols.End(), "symbols: %v", err)
 		}
-		return &Symbols{}, err
+		r.addDamage(ce)
+		return &Symbols{}, ce
 	}
 	sort.Slice(s.Kernel, func(i, j int) bool { return s.Kernel[i].Start < s.Kernel[j].Start })
 	return s, nil

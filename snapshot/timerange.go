@@ -15,24 +15,35 @@ type Range struct {
 // All is the range of every timestamp.
 var All = Range{0, math.MaxUint64}
 
-// ParseRange resolves --from and --to against the span [first, last] of a
-// snapshot. An offset like "1.5s" is that long after first; "-2s" is that
-// long before last; "" is the span's edge.
+// RangeError says which bound of a time range is wrong: Bound is "from" or
+// "to", Value what was given for it.
+type RangeError struct {
+	Bound, Value string
+	Err          error
+}
+
+func (e *RangeError) Error() string { return fmt.Sprintf("%s %q: %v", e.Bound, e.Value, e.Err) }
+func (e *RangeError) Unwrap() error { return e.Err }
+
+// ParseRange resolves a range's bounds from and to against the span
+// [first, last] of a snapshot. An offset like "1.5s" is that long after
+// first; "-2s" is that long before last; "" is the span's edge. Its errors
+// are *RangeError.
 func ParseRange(from, to string, first, last uint64) (Range, error) {
 	r := Range{From: first, To: last}
 	var err error
 	if from != "" {
 		if r.From, err = resolveOffset(from, first, last); err != nil {
-			return r, fmt.Errorf("--from %q: %w", from, err)
+			return r, &RangeError{"from", from, err}
 		}
 	}
 	if to != "" {
 		if r.To, err = resolveOffset(to, first, last); err != nil {
-			return r, fmt.Errorf("--to %q: %w", to, err)
+			return r, &RangeError{"to", to, err}
 		}
 	}
 	if r.From > r.To {
-		return r, fmt.Errorf("--from %q comes after --to %q", from, to)
+		return r, &RangeError{"from", from, fmt.Errorf("comes after the end of the range, %q", to)}
 	}
 	return r, nil
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 
@@ -12,11 +13,12 @@ import (
 )
 
 // Writer writes a snapshot to a temporary file next to its destination and
-// renames it into place on Commit, so a reader never sees half a file.
-// Write the metadata, schema and process table first, then chunks. A Writer
-// is not safe for concurrent use.
+// renames it into place on Commit, so a reader never sees half a file; or,
+// made by NewWriter, to a stream. Write the metadata, schema and process
+// table first, then chunks. A Writer is not safe for concurrent use.
 type Writer struct {
-	f      *os.File
+	f      *os.File // nil for a stream
+	name   string   // what errors call the destination
 	bw     *bufio.Writer
 	path   string
 	off    uint64
@@ -35,7 +37,7 @@ func Create(path string) (_ *Writer, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("create snapshot: %w", err)
 	}
-	w := &Writer{f: f, bw: bufio.NewWriterSize(f, 1<<20), path: path}
+	w := &Writer{f: f, name: f.Name(), bw: bufio.NewWriterSize(f, 1<<20), path: path}
 	h := marshalFileHeader()
 	w.write(h[:])
 	if w.err != nil {
@@ -45,12 +47,22 @@ func Create(path string) (_ *Writer, err error) {
 	return w, nil
 }
 
+// NewWriter starts a snapshot written to dst as it goes: Commit flushes
+// the end of it, and Abort leaves dst with what was written (a reader
+// salvages its intact sections).
+func NewWriter(dst io.Writer) *Writer {
+	w := &Writer{name: "snapshot stream", bw: bufio.NewWriterSize(dst, 1<<20)}
+	h := marshalFileHeader()
+	w.write(h[:])
+	return w
+}
+
 func (w *Writer) write(b []byte) {
 	if w.err != nil {
 		return
 	}
 	if _, err := w.bw.Write(b); err != nil {
-		w.err = fmt.Errorf("write %s: %w", w.f.Name(), err)
+		w.err = fmt.Errorf("write %s: %w", w.name, err)
 		return
 	}
 	w.off += uint64(len(b))
@@ -134,7 +146,11 @@ func (w *Writer) Commit() (err error) {
 		return w.err
 	}
 	if err := w.bw.Flush(); err != nil {
-		return fmt.Errorf("write %s: %w", w.f.Name(), err)
+		return fmt.Errorf("write %s: %w", w.name, err)
+	}
+	if w.f == nil {
+		w.closed = true
+		return nil
 	}
 	if err := w.f.Sync(); err != nil {
 		return fmt.Errorf("sync %s: %w", w.f.Name(), err)
@@ -163,8 +179,10 @@ func (w *Writer) Abort() {
 		return
 	}
 	w.closed = true
-	w.f.Close()
-	os.Remove(w.f.Name())
+	if w.f != nil {
+		w.f.Close()
+		os.Remove(w.f.Name())
+	}
 }
 
 // Size is the number of bytes written so far.

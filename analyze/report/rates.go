@@ -12,6 +12,7 @@ import (
 
 	"github.com/rewindtrace/rewind/analyze"
 	"github.com/rewindtrace/rewind/snapshot"
+	"github.com/rewindtrace/rewind/snapshot/schema/kinds"
 )
 
 // writeRates writes, per counter source, its busiest fields: the rate (or
@@ -36,17 +37,17 @@ func writeRates(w io.Writer, rates []analyze.Rates, top int) {
 			fmt.Fprintf(w, "\n  %s: no field moved off zero\n", src)
 			continue
 		}
-		// Rates busiest first (the CPU's busy time leads its source), then
-		// levels by how far they moved.
+		// The CPUs' busy shares lead their source, busiest first; then
+		// rates, busiest first; then levels by how far they moved.
 		sort.SliceStable(rs, func(i, j int) bool {
 			a, b := rs[i], rs[j]
+			if (a.Name == analyze.BusyName) != (b.Name == analyze.BusyName) {
+				return a.Name == analyze.BusyName
+			}
 			if (a.Kind == snapshot.SeriesCounter) != (b.Kind == snapshot.SeriesCounter) {
 				return a.Kind == snapshot.SeriesCounter
 			}
-			if a.Kind == snapshot.SeriesCounter {
-				if (a.Name == "busy") != (b.Name == "busy") {
-					return a.Name == "busy"
-				}
+			if a.Kind == snapshot.SeriesCounter || a.Name == analyze.BusyName {
 				return a.Mean > b.Mean
 			}
 			return moved(a) > moved(b)
@@ -99,8 +100,11 @@ func rateLabel(r analyze.Rates) string {
 }
 
 func kindName(r analyze.Rates) string {
-	if r.Kind == snapshot.SeriesCounter {
+	switch {
+	case r.Kind == snapshot.SeriesCounter:
 		return "rate"
+	case r.Unit == analyze.UnitRatio:
+		return "share"
 	}
 	return "level"
 }
@@ -120,6 +124,8 @@ func formatRate(v float64, unit, kind string) string {
 	switch unit {
 	case "bytes":
 		return formatBytes(v)
+	case analyze.UnitRatio:
+		return strconv.FormatFloat(v*100, 'f', 1, 64) + "%"
 	case "percent":
 		return strconv.FormatFloat(v, 'f', 2, 64) + "%"
 	case "ns":
@@ -147,7 +153,7 @@ func formatBytes(v float64) string {
 func writeProfiles(w io.Writer, profiles []analyze.Profile, top int) {
 	for _, p := range profiles {
 		what := "CPU samples: what ran"
-		if p.Event == "offcpu_sample" {
+		if p.Event == kinds.OffCPUSample {
 			what = "off-CPU stacks: where tasks blocked"
 		}
 		fmt.Fprintf(w, "\n== %s: %s (%s, %d samples)\n", analyze.StackProfile, what, p.Event, p.Samples)

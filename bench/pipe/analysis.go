@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/rewindtrace/rewind/snapshot"
+	"github.com/rewindtrace/rewind/snapshot/schema/kinds"
 )
 
 // The analysis section: `rewind analyze` over a large snapshot of two
@@ -79,7 +80,7 @@ func analysisBench(dir string) (*analysisResult, error) {
 		return nil, err
 	}
 	// rewind: rings large enough to hold the whole workload.
-	rec := exec.Command(*rewindBin, "record", "--events", "default", "--counters", "none", "--buffer-size", "256MiB", "--output", out)
+	rec := exec.Command(*rewindBin, "record", "--events", kinds.GroupDefault, "--counters", "none", "--buffer-size", "256MiB", "--output", out)
 	if err := startAndWait(rec, "recording"); err != nil {
 		return nil, err
 	}
@@ -192,8 +193,11 @@ func decodeFloor(path string) (common, wanted, all float64, err error) {
 	s := r.Schema()
 	var analyses snapshot.Want
 	for event, fields := range map[string][]string{
-		"sched_switch": {"prev_comm", "next_tid", "prev_state"}, "sched_waking": {"target_tid", "target_pid"},
-		"sched_wakeup_new": {"target_tid", "target_pid"}, "sys_enter": {"id"}, "sys_exit": {"id", "ret"},
+		kinds.SchedSwitch:    {kinds.FieldPrevComm, kinds.FieldNextTID, kinds.FieldPrevState},
+		kinds.SchedWaking:    {kinds.FieldTargetTID, kinds.FieldTargetPID},
+		kinds.SchedWakeupNew: {kinds.FieldTargetTID, kinds.FieldTargetPID},
+		kinds.SysEnter:       {kinds.FieldID},
+		kinds.SysExit:        {kinds.FieldID, kinds.FieldRet},
 	} {
 		for _, f := range fields {
 			analyses.Field(s, event, f)

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/rewindtrace/rewind/internal/sysx"
+	"github.com/rewindtrace/rewind/snapshot/schema/kinds"
 )
 
 // The counters section: what sampling the counters costs the recorder, on
@@ -43,7 +44,7 @@ func counterCost(dir string) (*counterResult, error) {
 	self, _ := os.Executable()
 	rec := func(counters string) func() *exec.Cmd {
 		return func() *exec.Cmd {
-			return exec.Command(*rewindBin, "record", "--events", "sched_switch", "--buffer-size", "1MiB",
+			return exec.Command(*rewindBin, "record", "--events", kinds.SchedSwitch, "--buffer-size", "1MiB",
 				"--counters", counters, "--no-final-snapshot", "--output", dir)
 		}
 	}

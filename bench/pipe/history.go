@@ -9,6 +9,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/rewindtrace/rewind/snapshot/schema/kinds"
 )
 
 // historyResult is what the compressed tier did during one workload run.
@@ -29,7 +31,7 @@ func historyTier(dir string) (historyResult, error) {
 	if err := mkdir(out); err != nil {
 		return res, err
 	}
-	cmd := exec.Command("taskset", "-c", "1", *rewindBin, "record", "--events", "default", "--counters", "none", "--buffer-size", fmt.Sprintf("%dMiB", *bufMiB),
+	cmd := exec.Command("taskset", "-c", "1", *rewindBin, "record", "--events", kinds.GroupDefault, "--counters", "none", "--buffer-size", fmt.Sprintf("%dMiB", *bufMiB),
 		"--memory", "512MiB", "--output", out, "--no-final-snapshot", "--json")
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {

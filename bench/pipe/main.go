@@ -36,6 +36,7 @@ import (
 	"github.com/cilium/ebpf"
 
 	"github.com/rewindtrace/rewind/bpf"
+	"github.com/rewindtrace/rewind/snapshot/schema/kinds"
 )
 
 var (
@@ -44,7 +45,7 @@ var (
 	rounds    = flag.Int("rounds", 5, "rounds; each runs every variant once, in shuffled order")
 	bufMiB    = flag.Int("buffer-mib", 64, "ring size per CPU for every tracer, MiB")
 	outFile   = flag.String("o", "", "also write the markdown report to this file")
-	sections  = flag.String("sections", "record,snapshots,history,analysis,counters", "which sections to run, comma-separated")
+	sections  = flag.String("sections", "record,snapshots,history,tier,analysis,counters", "which sections to run, comma-separated")
 )
 
 const tracepoints = "sched:sched_switch,raw_syscalls:sys_enter,raw_syscalls:sys_exit"
@@ -60,6 +61,10 @@ func main() {
 	flag.Parse()
 	if *tickFloorOnly {
 		tickFloor()
+	}
+	if *genRate > 0 {
+		generate(*genRate, time.Duration(*genSeconds*float64(time.Second)))
+		return
 	}
 	if *pipePairOnly {
 		if err := pipePair(); err != nil {
@@ -115,10 +120,10 @@ func run() error {
 	on := map[string]bool{}
 	for _, sec := range strings.Split(*sections, ",") {
 		switch sec {
-		case "record", "snapshots", "history", "analysis", "counters":
+		case "record", "snapshots", "history", "tier", "analysis", "counters":
 			on[sec] = true
 		default:
-			return fmt.Errorf("-sections: unknown section %q (record, snapshots, history, analysis, counters)", sec)
+			return fmt.Errorf("-sections: unknown section %q (record, snapshots, history, tier, analysis, counters)", sec)
 		}
 	}
 	var report string
@@ -142,6 +147,13 @@ func run() error {
 			return err
 		}
 		report += hist.render()
+	}
+	if on["tier"] {
+		t, err := tierBench(dir)
+		if err != nil {
+			return err
+		}
+		report += t.render()
 	}
 	if on["counters"] {
 		c, err := counterCost(dir)
@@ -251,6 +263,10 @@ func eventsPerOp() (float64, error) {
 // startFloor attaches rewind's programs in this process with every event
 // turned off, so each runs only to its first check: the cost of the
 // tracepoint calling BPF at all, which no BPF recorder can go below.
+// pipeEvents are the events the recording variants trace: what `perf bench
+// sched pipe` makes.
+var pipeEvents = []string{kinds.SchedSwitch, kinds.SysEnter, kinds.SysExit}
+
 func startFloor(string) (func() (time.Duration, error), error) {
 	cpus, err := ebpf.PossibleCPU()
 	if err != nil {
@@ -260,7 +276,7 @@ func startFloor(string) (func() (time.Duration, error), error) {
 	if err != nil {
 		return nil, err
 	}
-	for _, e := range []string{"sched_switch", "sys_enter", "sys_exit"} {
+	for _, e := range pipeEvents {
 		if err := errors.Join(objs.Enable(e), objs.Disable(e)); err != nil {
 			objs.Close()
 			return nil, err
@@ -271,7 +287,7 @@ func startFloor(string) (func() (time.Duration, error), error) {
 }
 
 func startRewind(dir string) (func() (time.Duration, error), error) {
-	cmd := exec.Command("taskset", "-c", "1", *rewindBin, "record", "--events", "sched_switch,sys_enter,sys_exit", "--counters", "none",
+	cmd := exec.Command("taskset", "-c", "1", *rewindBin, "record", "--events", strings.Join(pipeEvents, ","), "--counters", "none",
 		"--buffer-size", fmt.Sprintf("%dMiB", *bufMiB), "--output", dir, "--no-final-snapshot")
 	if err := startAndWait(cmd, "recording"); err != nil {
 		return nil, err

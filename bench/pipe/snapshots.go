@@ -13,6 +13,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/rewindtrace/rewind/snapshot/schema/kinds"
 )
 
 var (
@@ -103,7 +105,7 @@ func snapshotRun(dir string, ownSession bool) ([]snapResult, error) {
 		return res, err
 	}
 	defer stop()
-	cmd := exec.Command(*rewindBin, "record", "--events", "default", "--counters", "none", "--buffer-size", "64MiB", "--output", out, "--no-final-snapshot", "--json")
+	cmd := exec.Command(*rewindBin, "record", "--events", kinds.GroupDefault, "--counters", "none", "--buffer-size", "64MiB", "--output", out, "--no-final-snapshot", "--json")
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		return res, err

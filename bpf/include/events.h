@@ -5,8 +5,10 @@
  *
  * The Go catalogue (bpf/catalog.go) reads this enum and, for every
  * RW_EV_<NAME>, the struct rw_ev_<name> from the compiled object's BTF. The
- * snapshot's schema table, the analyzer and the exporters all derive names and
- * fields from that catalogue, so adding a field here is all it takes.
+ * snapshot's schema table carries them; the table of event kinds
+ * (snapshot/schema/kinds) gives each event its group, begin/end pair and the
+ * names Go code reads, and a test holds it to this file: a new event, or a
+ * field Go code reads, needs its line there too.
  *
  * Rules the catalogue relies on:
  *  - an event's payload is struct rw_ev_<name>, at most RW_MAX_PAYLOAD bytes;

@@ -67,32 +67,66 @@ const volatile __u32 rw_slot_mask = 0;	/* slots per CPU - 1 */
 
 /* Changed at run time, without reloading, through the mmapped .data. */
 volatile __u8 rw_enabled[RW_EV_MAX];
-volatile __u32 rw_filter_flags;
+/* Non-zero while a filter is set: programs then consult rw_filter. */
+volatile __u32 rw_filter_on;
+/*
+ * Non-zero: a program whose reservation crosses a multiple of
+ * 1 << rw_wake_shift slots tells user space through rw_wake (the history
+ * tier drains on that watermark rather than only on a timer).
+ */
+volatile __u32 rw_wake_shift;
 
 #define RW_FILTER_PID 1
 #define RW_FILTER_COMM 2
 #define RW_FILTER_CGROUP 4
 
-struct {
+/*
+ * A filter is one hash map holding its flags and its sets of ids, task
+ * names and cgroups. User space builds a new map for every change and swaps
+ * it into rw_filter in one update, so a program sees the old filter or the
+ * new one, never a mix or an empty one: no moment where events pass
+ * unfiltered or matching ones are dropped.
+ */
+enum rw_filter_kind {
+	RW_FK_FLAGS = 0,	/* value: RW_FILTER_* flags */
+	RW_FK_ID = 1,		/* id: a tid or tgid */
+	RW_FK_COMM = 2,		/* comm: a task name */
+	RW_FK_CGROUP = 3,	/* id: a cgroup v2 id */
+};
+
+struct rw_filter_key {
+	__u32 kind;
+	__u32 __pad;
+	union {
+		__u64 id;
+		char comm[16];
+	};
+};
+
+#define RW_FILTER_MAX 2048
+
+/* Keeps the key's definition in BTF: the inner map's spec needs its size. */
+const struct rw_filter_key rw_filter_key_anchor __attribute__((unused));
+
+struct rw_filter_set {
 	__uint(type, BPF_MAP_TYPE_HASH);
-	__type(key, __u32);	/* tid or tgid */
-	__type(value, __u8);
-	__uint(max_entries, 1024);
-} rw_filter_pids SEC(".maps");
+	__type(key, struct rw_filter_key);
+	__type(value, __u32);
+	__uint(max_entries, RW_FILTER_MAX);
+};
 
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__type(key, rw_comm_t);
-	__type(value, __u8);
-	__uint(max_entries, 256);
-} rw_filter_comms SEC(".maps");
+	__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__array(values, struct rw_filter_set);
+} rw_filter SEC(".maps");
 
+/* rw_wake carries the CPU whose ring crossed a watermark. */
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__type(key, __u64);	/* cgroup v2 id */
-	__type(value, __u8);
-	__uint(max_entries, 256);
-} rw_filter_cgroups SEC(".maps");
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 4096);
+} rw_wake SEC(".maps");
 
 #define rw_barrier() asm volatile("" ::: "memory")
 
@@ -137,6 +171,8 @@ static __always_inline struct rw_slot *rw_begin(struct rw_rec *r, __u16 type, __
 		return NULL;
 	r->seq = __sync_fetch_and_add(&h->head, nslots);
 	r->cpu = cpu;
+	if (rw_wake_shift && (r->seq >> rw_wake_shift) != ((r->seq + nslots) >> rw_wake_shift))
+		bpf_ringbuf_output(&rw_wake, &cpu, sizeof(cpu), 0);
 	s = rw_slot_at(cpu, r->seq);
 	if (!s) {
 		__sync_fetch_and_add(&h->lost, 1);
@@ -214,63 +250,84 @@ static __always_inline void rw_emit(__u16 type, __u64 pid_tgid, const __u8 *scra
 
 /* Filters. Every event passes rw_want_* before it reserves a slot. */
 
-static __always_inline bool rw_match_ids(__u32 tid, __u32 tgid)
+/* rw_filter_get returns the filter set and its flags, or NULL for none. */
+static __always_inline void *rw_filter_get(__u32 *flags)
 {
-	return bpf_map_lookup_elem(&rw_filter_pids, &tgid) || bpf_map_lookup_elem(&rw_filter_pids, &tid);
+	struct rw_filter_key k = {};
+	__u32 zero = 0, *f;
+	void *set;
+
+	set = bpf_map_lookup_elem(&rw_filter, &zero);
+	if (!set)
+		return NULL;
+	k.kind = RW_FK_FLAGS;
+	f = bpf_map_lookup_elem(set, &k);
+	if (!f)
+		return NULL;
+	*flags = *f;
+	return set;
 }
 
-static __always_inline bool rw_match_current(__u64 pid_tgid)
+static __always_inline bool rw_filter_has(void *set, __u32 kind, __u64 id)
 {
-	__u32 flags = rw_filter_flags;
+	struct rw_filter_key k = {};
 
-	if ((flags & RW_FILTER_PID) && !rw_match_ids((__u32)pid_tgid, pid_tgid >> 32))
+	k.kind = kind;
+	k.id = id;
+	return bpf_map_lookup_elem(set, &k) != NULL;
+}
+
+static __always_inline bool rw_filter_comm(void *set, const char *comm)
+{
+	struct rw_filter_key k = {};
+
+	k.kind = RW_FK_COMM;
+	__builtin_memcpy(k.comm, comm, sizeof(k.comm));
+	return bpf_map_lookup_elem(set, &k) != NULL;
+}
+
+static __always_inline bool rw_match_current(void *set, __u32 flags, __u64 pid_tgid)
+{
+	if ((flags & RW_FILTER_PID) && !rw_filter_has(set, RW_FK_ID, pid_tgid >> 32) &&
+	    !rw_filter_has(set, RW_FK_ID, (__u32)pid_tgid))
 		return false;
 	if (flags & RW_FILTER_COMM) {
 		char comm[16] = {};
 
 		bpf_get_current_comm(comm, sizeof(comm));
-		if (!bpf_map_lookup_elem(&rw_filter_comms, comm))
+		if (!rw_filter_comm(set, comm))
 			return false;
 	}
-	if (flags & RW_FILTER_CGROUP) {
-		__u64 id = bpf_get_current_cgroup_id();
-
-		if (!bpf_map_lookup_elem(&rw_filter_cgroups, &id))
-			return false;
-	}
+	if ((flags & RW_FILTER_CGROUP) && !rw_filter_has(set, RW_FK_CGROUP, bpf_get_current_cgroup_id()))
+		return false;
 	return true;
 }
 
-static __always_inline bool rw_match_task(struct task_struct *t)
+static __always_inline bool rw_match_task(void *set, __u32 flags, struct task_struct *t)
 {
-	__u32 flags = rw_filter_flags;
-
-	if ((flags & RW_FILTER_PID) && !rw_match_ids(t->pid, t->tgid))
+	if ((flags & RW_FILTER_PID) && !rw_filter_has(set, RW_FK_ID, t->tgid) && !rw_filter_has(set, RW_FK_ID, t->pid))
 		return false;
-	if (flags & RW_FILTER_COMM) {
-		char comm[16] = {};
-
-		__builtin_memcpy(comm, t->comm, sizeof(comm));
-		if (!bpf_map_lookup_elem(&rw_filter_comms, comm))
-			return false;
-	}
-	if (flags & RW_FILTER_CGROUP) {
-		__u64 id = BPF_CORE_READ(t, cgroups, dfl_cgrp, kn, id);
-
-		if (!bpf_map_lookup_elem(&rw_filter_cgroups, &id))
-			return false;
-	}
+	if ((flags & RW_FILTER_COMM) && !rw_filter_comm(set, t->comm))
+		return false;
+	if ((flags & RW_FILTER_CGROUP) && !rw_filter_has(set, RW_FK_CGROUP, BPF_CORE_READ(t, cgroups, dfl_cgrp, kn, id)))
+		return false;
 	return true;
 }
 
 /* rw_want_current: an event about the current task only. */
 static __always_inline bool rw_want_current(__u32 type, __u64 pid_tgid)
 {
+	__u32 flags = 0;
+	void *set;
+
 	if (type >= RW_EV_MAX || !rw_enabled[type])
 		return false;
 	if ((__u32)(pid_tgid >> 32) == rw_self_tgid)
 		return false;
-	return !rw_filter_flags || rw_match_current(pid_tgid);
+	if (!rw_filter_on)
+		return true;
+	set = rw_filter_get(&flags);
+	return !set || rw_match_current(set, flags, pid_tgid);
 }
 
 /*
@@ -281,13 +338,17 @@ static __always_inline bool rw_want_current(__u32 type, __u64 pid_tgid)
  */
 static __always_inline bool rw_want_pair(__u32 type, __u64 pid_tgid, struct task_struct *other)
 {
+	__u32 flags = 0;
+	void *set;
+
 	if (type >= RW_EV_MAX || !rw_enabled[type])
 		return false;
 	if ((__u32)(pid_tgid >> 32) == rw_self_tgid && (__u32)other->tgid == rw_self_tgid)
 		return false;
-	if (!rw_filter_flags)
+	if (!rw_filter_on)
 		return true;
-	return rw_match_current(pid_tgid) || rw_match_task(other);
+	set = rw_filter_get(&flags);
+	return !set || rw_match_current(set, flags, pid_tgid) || rw_match_task(set, flags, other);
 }
 
 #endif /* REWIND_RING_H */

@@ -1,7 +1,6 @@
 package view
 
 import (
-	"fmt"
 	"sort"
 	"strconv"
 	"strings"
@@ -48,7 +47,7 @@ func (v *viewer) loadCounters(r *snapshot.Reader) error {
 	}
 	for name := range want {
 		if name != "all" && !found[name] {
-			return fmt.Errorf("--counters %q: the snapshot has no such counter series", name)
+			return &NotFoundError{What: "counters", Name: name}
 		}
 	}
 	return nil

@@ -5,6 +5,7 @@ import (
 
 	"github.com/rewindtrace/rewind/snapshot"
 	"github.com/rewindtrace/rewind/snapshot/schema"
+	"github.com/rewindtrace/rewind/snapshot/schema/kinds"
 )
 
 // appendStack writes a stack sample's frames, named: innermost first, the
@@ -15,10 +16,10 @@ import (
 func (v *viewer) appendStack(b []byte, c *snapshot.Chunk, i int, et *schema.Event, col *snapshot.Column) []byte {
 	row := int(c.Row[i])
 	var k, u int
-	if fi := et.Field("kframes"); fi >= 0 {
+	if fi := et.Field(kinds.FieldKframes); fi >= 0 {
 		k = int(c.Column(et.ID, fi).Uint(row))
 	}
-	if fi := et.Field("uframes"); fi >= 0 {
+	if fi := et.Field(kinds.FieldUframes); fi >= 0 {
 		u = int(c.Column(et.ID, fi).Uint(row))
 	}
 	n := min(k+u, col.Field.Count)

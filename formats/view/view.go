@@ -12,9 +12,9 @@ import (
 	"time"
 
 	"github.com/rewindtrace/rewind/internal/symbolize"
-	"github.com/rewindtrace/rewind/internal/syscalls"
 	"github.com/rewindtrace/rewind/snapshot"
 	"github.com/rewindtrace/rewind/snapshot/schema"
+	"github.com/rewindtrace/rewind/snapshot/schema/kinds"
 )
 
 // Options select and shape what is printed.
@@ -43,11 +43,13 @@ func Write(w io.Writer, r *snapshot.Reader, opts Options) error {
 	v := &viewer{
 		bw:      bufio.NewWriterSize(w, 1<<16),
 		meta:    r.Meta(),
+		env:     kinds.Env{Machine: r.Meta().Kernel.Machine, Enums: r.Meta()},
 		schema:  s,
 		opts:    opts,
 		comms:   map[uint32]string{},
 		keep:    make([]bool, int(s.MaxID())+1),
 		special: make([]special, int(s.MaxID())+1),
+		fields:  make([][]fieldKind, int(s.MaxID())+1),
 	}
 	for _, p := range r.Procs() {
 		for _, t := range p.Threads {
@@ -62,10 +64,11 @@ func Write(w io.Writer, r *snapshot.Reader, opts Options) error {
 			}
 		}
 		v.special[e.ID] = specialOf(&e)
+		v.fields[e.ID] = fieldKinds(&e)
 	}
 	for _, name := range opts.Events {
 		if s.ByName(name) == nil {
-			return fmt.Errorf("--event %q: the snapshot has no such event", name)
+			return &NotFoundError{What: "event", Name: name}
 		}
 	}
 	if err := v.loadCounters(r); err != nil {
@@ -94,11 +97,13 @@ var errLimit = errors.New("limit reached")
 type viewer struct {
 	bw      *bufio.Writer
 	meta    *snapshot.Meta
+	env     kinds.Env
 	schema  *schema.Schema
 	opts    Options
 	comms   map[uint32]string // by tid, as last seen
 	keep    []bool            // by event id
 	special []special         // by event id
+	fields  [][]fieldKind     // by event id, by field
 	printed int
 	prevTS  uint64
 	buf     []byte
@@ -120,17 +125,45 @@ const (
 )
 
 func specialOf(e *schema.Event) special {
+	prevComm, nextTID, nextComm := e.Field(kinds.FieldPrevComm), e.Field(kinds.FieldNextTID), e.Field(kinds.FieldNextComm)
+	targetTID, targetComm := e.Field(kinds.FieldTargetTID), e.Field(kinds.FieldTargetComm)
+	childTID, childComm := e.Field(kinds.FieldChildTID), e.Field(kinds.FieldChildComm)
 	switch {
-	case e.Field("next_tid") >= 0 && e.Field("next_comm") >= 0 && e.Field("prev_comm") >= 0:
-		return special{specSwitch, e.Field("prev_comm"), e.Field("next_tid"), e.Field("next_comm")}
-	case e.Field("target_tid") >= 0 && e.Field("target_comm") >= 0:
-		return special{kind: specTarget, f1: e.Field("target_tid"), f2: e.Field("target_comm")}
-	case e.Field("child_tid") >= 0 && e.Field("child_comm") >= 0:
-		return special{kind: specFork, f1: e.Field("child_tid"), f2: e.Field("child_comm")}
-	case e.Name == "sched_process_exec" && e.Field("filename") >= 0:
-		return special{kind: specExec, f1: e.Field("filename")}
+	case nextTID >= 0 && nextComm >= 0 && prevComm >= 0:
+		return special{specSwitch, prevComm, nextTID, nextComm}
+	case targetTID >= 0 && targetComm >= 0:
+		return special{kind: specTarget, f1: targetTID, f2: targetComm}
+	case childTID >= 0 && childComm >= 0:
+		return special{kind: specFork, f1: childTID, f2: childComm}
+	case e.Name == kinds.SchedProcessExec && e.Field(kinds.FieldFilename) >= 0:
+		return special{kind: specExec, f1: e.Field(kinds.FieldFilename)}
 	}
 	return special{}
+}
+
+// fieldKind is how one field of an event prints, looked up once per event
+// type.
+type fieldKind struct {
+	kind *kinds.Kind
+	key  string // the JSON key of the name a value stands for
+	// family is the index of the event's address family field, for an
+	// InetAddr field (-1: none).
+	family int
+}
+
+func fieldKinds(e *schema.Event) []fieldKind {
+	family := -1
+	for i, f := range e.Fields {
+		if kinds.KindOf(f) == kinds.Family {
+			family = i
+		}
+	}
+	out := make([]fieldKind, len(e.Fields))
+	for i, f := range e.Fields {
+		k := kinds.KindOf(f)
+		out[i] = fieldKind{kind: k, key: k.NameKey(f.Name), family: family}
+	}
+	return out
 }
 
 // comm is the name of event i's thread as last seen. Thread id 0 is each
@@ -258,15 +291,17 @@ func (v *viewer) appendText(b []byte, c *snapshot.Chunk, i int, et *schema.Event
 // syscall's name, the task state's letters, the errno's name, ...).
 func (v *viewer) appendFields(b []byte, c *snapshot.Chunk, i int, et *schema.Event) []byte {
 	row := int(c.Row[i])
+	fks := v.fields[et.ID]
 	for fi, f := range et.Fields {
 		col := c.Column(et.ID, fi)
+		fk := &fks[fi]
 		b = v.appendKey(b, f.Name)
 		switch {
 		case f.Type == schema.Str:
 			b = strconv.AppendQuote(b, string(col.Bytes(row)))
-		case f.Kind == schema.KindInetAddr:
-			b = v.appendAddr(b, c, i, et, col)
-		case f.Kind == schema.KindStack:
+		case fk.kind == kinds.InetAddr:
+			b = v.appendAddr(b, c, i, et, col, fk.family)
+		case fk.kind == kinds.Stack:
 			b = v.appendStack(b, c, i, et, col)
 		case f.Count > 1:
 			b = append(b, '[')
@@ -274,27 +309,25 @@ func (v *viewer) appendFields(b []byte, c *snapshot.Chunk, i int, et *schema.Eve
 				if k > 0 {
 					b = append(b, ',')
 				}
-				b = v.appendValue(b, f, col.UintAt(row, k))
+				b = v.appendValue(b, f, fk.kind, col.UintAt(row, k))
 			}
 			b = append(b, ']')
 		default:
 			val := col.Uint(row)
-			b = v.appendValue(b, f, val)
-			b = v.appendDerived(b, f, val)
+			b = v.appendValue(b, f, fk.kind, val)
+			b = v.appendDerived(b, fk, val)
 		}
 	}
 	return b
 }
 
 // appendAddr writes an address field as text, read for the family the
-// event's inet_family field gives.
-func (v *viewer) appendAddr(b []byte, c *snapshot.Chunk, i int, et *schema.Event, col *snapshot.Column) []byte {
+// event's field of index family gives.
+func (v *viewer) appendAddr(b []byte, c *snapshot.Chunk, i int, et *schema.Event, col *snapshot.Column, family int) []byte {
 	row := int(c.Row[i])
-	var family uint64
-	for fi, f := range et.Fields {
-		if f.Kind == schema.KindFamily {
-			family = c.Column(et.ID, fi).Uint(row)
-		}
+	var fam uint64
+	if family >= 0 {
+		fam = c.Column(et.ID, family).Uint(row)
 	}
 	var raw [16]byte
 	for k := range raw {
@@ -302,7 +335,7 @@ func (v *viewer) appendAddr(b []byte, c *snapshot.Chunk, i int, et *schema.Event
 			raw[k] = byte(col.UintAt(row, k))
 		}
 	}
-	s := inetAddr(raw[:], family)
+	s := kinds.FormatInetAddr(raw[:], fam)
 	if v.opts.JSON {
 		return strconv.AppendQuote(b, s)
 	}
@@ -323,34 +356,30 @@ func (v *viewer) appendKey(b []byte, name string) []byte {
 	return append(b, '=')
 }
 
-// appendValue writes an integer in decimal, or in hex for hex and ksym
-// kinds, which JSON gets as strings ("0x7ffd...") so that readers using
-// doubles keep every bit.
-func (v *viewer) appendValue(b []byte, f schema.Field, val uint64) []byte {
-	hex := f.Kind == schema.KindHex || f.Kind == schema.KindKsym
-	switch {
-	case hex && v.opts.JSON:
-		b = append(b, `"0x`...)
-		b = strconv.AppendUint(b, val, 16)
+// appendValue writes an integer as its kind prints it: in decimal, or in
+// hex for hexadecimal kinds, which JSON gets as strings ("0x7ffd...") so
+// that readers using doubles keep every bit.
+func (v *viewer) appendValue(b []byte, f schema.Field, k *kinds.Kind, val uint64) []byte {
+	if k.Hexadecimal && v.opts.JSON {
+		b = append(b, '"')
+		b = k.AppendValue(b, val, false)
 		return append(b, '"')
-	case hex:
-		b = append(b, "0x"...)
-		return strconv.AppendUint(b, val, 16)
-	case f.Type.Signed():
-		return strconv.AppendInt(b, int64(val), 10)
 	}
-	return strconv.AppendUint(b, val, 10)
+	return k.AppendValue(b, val, f.Type.Signed())
 }
 
 // appendDerived writes the name a field's value stands for: `,"key":"name"`
 // in JSON, `(name)` in text.
-func (v *viewer) appendDerived(b []byte, f schema.Field, val uint64) []byte {
-	name := DerivedName(v.meta, f, val)
+func (v *viewer) appendDerived(b []byte, fk *fieldKind, val uint64) []byte {
+	if !fk.kind.Names() {
+		return b
+	}
+	name := fk.kind.ValueName(&v.env, val)
 	if name == "" {
 		return b
 	}
 	if v.opts.JSON {
-		b = v.appendKey(b, derivedKey(f))
+		b = v.appendKey(b, fk.key)
 		return strconv.AppendQuote(b, name)
 	}
 	b = append(b, '(')
@@ -358,32 +387,18 @@ func (v *viewer) appendDerived(b []byte, f schema.Field, val uint64) []byte {
 	return append(b, ')')
 }
 
-// TaskState renders a sched_switch prev_state in the tracepoint's report
-// encoding the way ftrace prints it: R, S, D, T, t, X, Z, P, I, or R+ for a
-// preempted task.
-func TaskState(s uint64) string {
-	switch s {
-	case 0:
-		return "R"
-	case 0x100:
-		return "R+"
-	}
-	const letters = "SDTtXZPI"
-	var out []byte
-	for i := 0; i < len(letters); i++ {
-		if s&(1<<i) != 0 {
-			if len(out) > 0 {
-				out = append(out, '|')
-			}
-			out = append(out, letters[i])
-		}
-	}
-	if len(out) == 0 {
-		return "0x" + strconv.FormatUint(s, 16)
-	}
-	return string(out)
+// NotFoundError says that an event, or counter series, asked for by name
+// is not in the snapshot. What is "event" or "counters".
+type NotFoundError struct {
+	What, Name string
 }
 
-func syscallName(m *snapshot.Meta, nr uint64) string {
-	return syscalls.Name(m.Kernel.Machine, int64(nr))
+func (e *NotFoundError) Error() string { return fmt.Sprintf("%s %q: %s", e.What, e.Name, e.Reason()) }
+
+// Reason is the error without the name.
+func (e *NotFoundError) Reason() string {
+	if e.What == "counters" {
+		return "the snapshot has no such counter series"
+	}
+	return "the snapshot has no such event"
 }

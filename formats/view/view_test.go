@@ -115,11 +115,3 @@ func TestJSONAndFilters(t *testing.T) {
 		t.Error("unknown event accepted")
 	}
 }
-
-func TestTaskState(t *testing.T) {
-	for v, want := range map[uint64]string{0: "R", 1: "S", 2: "D", 0x80: "I", 0x100: "R+", 0x20: "Z", 3: "S|D", 0x200: "0x200"} {
-		if got := TaskState(v); got != want {
-			t.Errorf("TaskState(%#x) = %q, want %q", v, got, want)
-		}
-	}
-}

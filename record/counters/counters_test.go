@@ -131,9 +131,16 @@ func TestParseSources(t *testing.T) {
 	if len(names) != len(Default)+2 || rates["interrupts"] != 10 || !explicit["interrupts"] || explicit["cpu"] {
 		t.Errorf("names %v rates %v explicit %v", names, rates, explicit)
 	}
+	// Errors name the setting and the source, not a flag.
 	for _, bad := range [][]string{{"nope"}, {"cpu@0"}, {"cpu@2000"}, {"cpu@fast"}, {"cgroup"}} {
-		if _, _, _, err := ParseSources(bad); err == nil {
+		_, _, _, err := ParseSources(bad)
+		if err == nil {
 			t.Errorf("ParseSources(%q) accepted", bad)
+			continue
+		}
+		name, _, _ := strings.Cut(bad[0], "@")
+		if want := fmt.Sprintf("source %q", name); !strings.Contains(err.Error(), want) || strings.Contains(err.Error(), "--") {
+			t.Errorf("ParseSources(%q): %q, want it to name %s and no flag", bad, err, want)
 		}
 	}
 	if names, _, _, _ := ParseSources([]string{"none"}); len(names) != 0 {
@@ -216,32 +223,6 @@ func TestPerfSoftwareCounters(t *testing.T) {
 		"cpu_migrations": b["cpu_migrations"] - a["cpu_migrations"], "page_faults": b["page_faults"] - a["page_faults"]})
 	if b["context_switches"] < a["context_switches"]+100 {
 		t.Errorf("software counters did not move: %v then %v", a, b)
-	}
-}
-
-// 300 ms at 100 Hz holds 30 ± 1 samples per source, evenly spaced.
-func TestSamplerRate(t *testing.T) {
-	testkernel.Require(t)
-	s, err := Start(Config{Sources: []string{"cpu", "load", "perf"}, RateHz: 100, Keep: time.Second, CPUs: 2})
-	if err != nil {
-		t.Fatal(err)
-	}
-	time.Sleep(300 * time.Millisecond)
-	series := s.Series()
-	s.Close()
-	if len(series) != 3 {
-		t.Fatalf("%d series", len(series))
-	}
-	for _, ser := range series {
-		n := len(ser.TS)
-		if n < 29 || n > 32 {
-			t.Errorf("%s: %d samples in 300 ms at 100 Hz", ser.Source, n)
-		}
-		for i := 1; i < n; i++ {
-			if d := ser.TS[i] - ser.TS[i-1]; d < 5e6 || d > 15e6 {
-				t.Errorf("%s: samples %d and %d are %v apart", ser.Source, i-1, i, time.Duration(d))
-			}
-		}
 	}
 }
 

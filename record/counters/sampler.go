@@ -3,13 +3,14 @@ package counters
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"os"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/rewindtrace/rewind/internal/sysx"
@@ -19,14 +20,15 @@ import (
 // Config says what to sample, how often and for how long.
 type Config struct {
 	// Sources are source names (Names, "cgroup:PATH"), "default", "all"
-	// or "none"; empty means "default".
+	// or "none", each optionally NAME@HZ; empty means "default".
 	Sources []string
-	// RateHz is every source's rate unless Rates says otherwise: 1 to
-	// MaxRate samples a second (0: DefaultRate).
+	// RateHz is every source's rate unless Rates or NAME@HZ says
+	// otherwise: 1 to MaxRate samples a second (0: DefaultRate).
 	RateHz float64
 	Rates  map[string]float64
 	// Keep is how long samples are kept (0: DefaultKeep).
 	Keep time.Duration
+	// CPUs is how many CPUs the perf source opens counters on.
 	CPUs int
 }
 
@@ -36,181 +38,416 @@ const (
 	DefaultKeep = 60 * time.Second
 )
 
+// ErrClosed is returned by the methods of a closed Sampler.
+var ErrClosed = os.ErrClosed
+
+// maxSleep bounds how long the sampling thread sleeps at once, so that
+// Stop, Close and a source added next to slow ones take effect within it.
+const maxSleep = 100 * time.Millisecond
+
 // Sampler reads its sources at their rates, on one thread of its own, and
-// keeps their samples for Keep in rings allocated at start: a sample
-// allocates nothing. It is safe for concurrent use.
+// keeps their samples for Keep in rings allocated when a source is added:
+// a sample allocates nothing.
+//
+// A Sampler made by New samples once started; Stop pauses it (the rings
+// and their samples stay, and the thread is gone), Start resumes it, and
+// sources can be added and removed at any time. All its methods are safe
+// for concurrent use. After Close, Start, Stop, Add and Remove return
+// ErrClosed (os.ErrClosed); Series and Sources return nil and Bytes 0, the
+// rings being freed; Keep, Unavailable and Stats keep reporting what they
+// last did. No method touches a source's file descriptors once closed.
 type Sampler struct {
-	cfg     Config
+	cfg  Config        // set by New, then read-only
+	wake chan struct{} // one token: an Add, Stop or Close for an idle loop
+
+	mu      sync.Mutex
+	exited  sync.Cond // on mu: a run's loop returned
 	streams []*stream
 	missing []Unavailable
-
-	mu   sync.Mutex // guards the streams' rings against Series
-	stop atomic.Bool
-	done chan struct{}
-	tid  atomic.Int64
-	// cpu0 is the sampling thread's CPU time when it started sampling: the
-	// thread ran other goroutines before it was locked to this one.
-	cpu0 atomic.Int64
-	err  atomic.Pointer[error]
-	// extraP says Start added a P for the sampler, which Close gives back.
-	extraP bool
+	closed  bool
+	freed   bool  // Close closed the sources
+	running bool  // a loop goroutine is alive
+	quit    bool  // it is asked to return
+	run     int64 // counts Starts, so a Stop waits for its own run only
+	tid     int   // the sampling thread while running
+	// cpu0 is the sampling thread's CPU time when the run began: the
+	// thread ran other goroutines before it was locked to the loop.
+	cpu0 time.Duration
+	cpu  time.Duration // CPU time of the runs that ended
+	gone uint64        // missed samples of removed sources
+	err  error
 }
 
-// stream is one source and the samples kept of it.
-type stream struct {
-	src    *Source
-	rate   float64
-	period int64
-	due    int64
-	cap    int // samples a segment holds
-	cur    *segment
-	old    []*segment // closed when the fields changed, oldest first
-	missed uint64
-}
-
-// segment is a ring of samples taken with one set of fields.
-type segment struct {
-	fields []snapshot.SeriesField
-	ts     []uint64
-	vals   []uint64 // cap × len(fields), sample by sample
-	next   int      // where the next sample goes
-	n      int      // samples held
-	missed uint64
-}
-
-// ParseSources splits a --counters list: names, groups, and a rate per
-// name written NAME@HZ.
-func ParseSources(list []string) (names []string, rates map[string]float64, explicit map[string]bool, err error) {
-	rates, explicit = map[string]float64{}, map[string]bool{}
-	seen := map[string]bool{}
-	add := func(n string, exp bool) {
-		if !seen[n] {
-			seen[n] = true
-			names = append(names, n)
-		}
-		explicit[n] = explicit[n] || exp
-	}
-	if len(list) == 0 {
-		list = []string{"default"}
-	}
-	for _, item := range list {
-		name, hz, hasRate := strings.Cut(item, "@")
-		switch {
-		case name == "none":
-			continue
-		case name == "default" || name == "all":
-			set := Default
-			if name == "all" {
-				set = Names
-			}
-			for _, n := range set {
-				add(n, false)
-			}
-		case name == "cgroup" || (!strings.HasPrefix(name, "cgroup:") && !contains(Names, name)):
-			return nil, nil, nil, fmt.Errorf("--counters: unknown source %q; sources: %s, cgroup:PATH, default, all, none", name, strings.Join(Names, ", "))
-		default:
-			add(name, true)
-		}
-		if hasRate {
-			r, err := strconv.ParseFloat(strings.TrimSuffix(strings.ToLower(hz), "hz"), 64)
-			if err != nil || r < 1 || r > MaxRate {
-				return nil, nil, nil, fmt.Errorf("--counters %s: rate %q: want 1 to %d samples a second", item, hz, MaxRate)
-			}
-			switch name {
-			case "default":
-				for _, n := range Default {
-					rates[n] = r
-				}
-			case "all":
-				for _, n := range Names {
-					rates[n] = r
-				}
-			default:
-				rates[name] = r
-			}
-		}
-	}
-	return names, rates, explicit, nil
-}
-
-func contains(s []string, x string) bool {
-	for _, v := range s {
-		if v == x {
-			return true
-		}
-	}
-	return false
-}
-
-// Start opens the sources and starts sampling. A source asked for by name
-// that cannot be read is an error; one from a group is reported by
-// Unavailable instead.
-func Start(cfg Config) (_ *Sampler, err error) {
+// New opens the sources cfg names, ready to sample from Start on. A
+// source asked for by name that cannot be read is an error; one from a
+// group is reported by Unavailable instead.
+func New(cfg Config) (*Sampler, error) {
 	if cfg.RateHz == 0 {
 		cfg.RateHz = DefaultRate
 	}
-	if cfg.RateHz < 1 || cfg.RateHz > MaxRate {
-		return nil, fmt.Errorf("--counter-rate %g: want 1 to %d samples a second", cfg.RateHz, MaxRate)
+	if err := checkRate("counter rate", cfg.RateHz); err != nil {
+		return nil, err
 	}
 	if cfg.Keep == 0 {
 		cfg.Keep = DefaultKeep
 	}
+	if cfg.Keep < 0 {
+		return nil, fmt.Errorf("counter keep time %v: want a positive duration", cfg.Keep)
+	}
+	for name, r := range cfg.Rates {
+		if err := checkRate(fmt.Sprintf("counter source %q: rate", name), r); err != nil {
+			return nil, err
+		}
+	}
+	cfg.Sources = append([]string(nil), cfg.Sources...)
+	cfg.Rates = maps.Clone(cfg.Rates)
 	names, rates, explicit, err := ParseSources(cfg.Sources)
 	if err != nil {
 		return nil, err
 	}
-	for n, r := range cfg.Rates {
-		rates[n] = r
+	s := &Sampler{cfg: cfg, wake: make(chan struct{}, 1)}
+	s.exited.L = &s.mu
+	streams, missing, err := s.open(names, rates, explicit, 0)
+	if err != nil {
+		return nil, err
 	}
-	s := &Sampler{cfg: cfg, done: make(chan struct{})}
+	s.streams = streams
+	for _, name := range names {
+		s.setMissing(name, missing[name])
+	}
+	return s, nil
+}
+
+// Start opens the sources cfg names and starts sampling them: New, then
+// Start.
+func Start(cfg Config) (*Sampler, error) {
+	s, err := New(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.Start(); err != nil {
+		s.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// open opens names: each at rates[name], else rate when not 0, else
+// Config.Rates[name], else Config.RateHz. It returns what the machine
+// lacks by source name; a source in explicit that cannot be read is an
+// error, and closes everything opened.
+func (s *Sampler) open(names []string, rates map[string]float64, explicit map[string]bool, rate float64) (_ []*stream, missing map[string][]Unavailable, err error) {
+	var streams []*stream
 	defer func() {
 		if err != nil {
-			s.closeSources()
+			for _, st := range streams {
+				st.src.close()
+			}
 		}
 	}()
-	now := int64(sysx.BootNow())
+	missing = map[string][]Unavailable{}
 	for _, name := range names {
-		src, missing, err := Open(name, cfg.CPUs)
-		s.missing = append(s.missing, missing...)
+		st, parts, err := s.openOne(name, firstRate(rates[name], rate, s.cfg.Rates[name], s.cfg.RateHz))
 		if err != nil {
 			if explicit[name] {
-				return nil, err
+				return nil, nil, err
 			}
-			s.missing = append(s.missing, Unavailable{name, strings.TrimPrefix(err.Error(), "counters "+name+": ")})
+			parts = append(parts, Unavailable{name, strings.TrimPrefix(err.Error(), fmt.Sprintf("counter source %q: ", name))})
+		}
+		missing[name] = parts
+		if st != nil {
+			streams = append(streams, st)
+		}
+	}
+	return streams, missing, nil
+}
+
+func (s *Sampler) openOne(name string, rate float64) (*stream, []Unavailable, error) {
+	src, missing, err := Open(name, s.cfg.CPUs)
+	if err != nil {
+		return nil, missing, err
+	}
+	st, err := newStream(src, rate, s.cfg.Keep)
+	if err != nil {
+		src.close()
+		return nil, missing, fmt.Errorf("counter source %q: %w", name, err)
+	}
+	return st, missing, nil
+}
+
+func firstRate(rates ...float64) float64 {
+	for _, r := range rates {
+		if r > 0 {
+			return r
+		}
+	}
+	return DefaultRate
+}
+
+// setMissing replaces what Unavailable says of the source name.
+func (s *Sampler) setMissing(name string, m []Unavailable) {
+	kept := s.missing[:0]
+	for _, u := range s.missing {
+		if u.Name != name && !strings.HasPrefix(u.Name, name+" ") {
+			kept = append(kept, u)
+		}
+	}
+	s.missing = append(kept, m...)
+}
+
+// Start starts sampling, or resumes it after Stop; it does nothing while
+// sampling. A source is first sampled at once, or, if its next sample is
+// still due, then; the time stopped counts as no missed sample.
+func (s *Sampler) Start() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for s.running && s.quit && !s.closed {
+		s.exited.Wait() // a Stop under way
+	}
+	if s.closed {
+		return ErrClosed
+	}
+	if s.running {
+		return nil
+	}
+	now := int64(sysx.BootNow())
+	for _, st := range s.streams {
+		if st.due < now {
+			st.fresh, st.due = true, 0
+		}
+	}
+	s.running, s.quit = true, false
+	s.run++
+	go s.loop()
+	return nil
+}
+
+// Stop pauses sampling: it returns once the sampling thread has taken its
+// last sample (within maxSleep). The samples stay; Series and Stats go on
+// reporting them. Stopping a stopped sampler does nothing.
+func (s *Sampler) Stop() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return ErrClosed
+	}
+	if !s.running {
+		return nil
+	}
+	s.quit = true
+	s.poke()
+	for run := s.run; s.running && s.run == run; {
+		s.exited.Wait()
+	}
+	return nil
+}
+
+// poke wakes a loop that waits for something to sample.
+func (s *Sampler) poke() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+// loop samples until Stop or Close, on a thread locked to it for the
+// run; the caller of Start set s.running.
+func (s *Sampler) loop() {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	tid := sysx.Gettid()
+	extraP := false
+	s.mu.Lock()
+	s.tid, s.cpu0 = tid, threadCPU(tid)
+	for !s.quit {
+		next := int64(math.MaxInt64)
+		for _, st := range s.streams {
+			next = min(next, st.due)
+		}
+		s.mu.Unlock()
+		if next == math.MaxInt64 {
+			// Nothing to sample: wait for an Add, Stop or Close,
+			// with no thread asleep in a system call.
+			if extraP {
+				giveP()
+				extraP = false
+			}
+			<-s.wake
+			s.mu.Lock()
 			continue
 		}
-		rate := cfg.RateHz
-		if r := rates[name]; r > 0 {
-			rate = r
+		if !extraP {
+			takeP()
+			extraP = true
 		}
-		st := &stream{src: src, rate: rate, period: int64(float64(time.Second) / rate), due: now}
-		st.cap = int(math.Ceil(cfg.Keep.Seconds()*rate)) + 1
+		sysx.SleepUntilBoot(min(next, int64(sysx.BootNow())+int64(maxSleep)))
+		s.mu.Lock()
+		if s.quit {
+			break
+		}
+		now := int64(sysx.BootNow())
+		for _, st := range s.streams {
+			if st.due > now {
+				continue
+			}
+			if err := st.sample(s.cfg.Keep); err != nil && s.err == nil {
+				s.err = fmt.Errorf("counter source %q: %w", st.src.Name, err)
+			}
+		}
+	}
+	s.cpu += max(0, threadCPU(tid)-s.cpu0)
+	s.tid = 0
+	s.mu.Unlock()
+	if extraP {
+		giveP()
+	}
+	s.mu.Lock()
+	s.running = false
+	s.exited.Broadcast()
+	s.mu.Unlock()
+}
+
+// Add opens sources, written as Config.Sources (an empty list adds
+// nothing), and samples them from the next time the sampler wakes up, or
+// from Start. Each is sampled at its NAME@HZ rate, else at rateHz when not
+// 0, else at the rate Config set for it. A source asked for by name that
+// is already sampled, or cannot be read, is an error and adds nothing; one
+// from a group ("default", "all") already sampled is left as it is, and
+// one that cannot be read is reported by Unavailable. To change a
+// source's rate, Remove it and Add it again.
+func (s *Sampler) Add(sources []string, rateHz float64) error {
+	if len(sources) == 0 {
+		return nil
+	}
+	if rateHz != 0 {
+		if err := checkRate("counter rate", rateHz); err != nil {
+			return err
+		}
+	}
+	names, rates, explicit, err := ParseSources(sources)
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return ErrClosed
+	}
+	names, err = s.toAdd(names, explicit)
+	s.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	// Opening takes system calls (the perf source: several per CPU): the
+	// sampling thread goes on meanwhile.
+	streams, missing, err := s.open(names, rates, explicit, rateHz)
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		err = ErrClosed
+	} else {
+		names, err = s.toAdd(names, explicit) // a concurrent Add may have won
+	}
+	keep := map[string]bool{}
+	for _, n := range names {
+		keep[n] = true
+	}
+	for _, st := range streams {
+		if err != nil || !keep[st.src.Name] {
+			st.src.close()
+			continue
+		}
 		s.streams = append(s.streams, st)
-		// The first read names the fields and sizes the ring.
-		if err := s.sample(st, now); err != nil {
-			return nil, err
+	}
+	if err != nil {
+		return err
+	}
+	for _, name := range names {
+		s.setMissing(name, missing[name])
+	}
+	s.poke()
+	return nil
+}
+
+// toAdd returns the names not sampled yet; a name in explicit that is
+// sampled is an error. The caller holds mu.
+func (s *Sampler) toAdd(names []string, explicit map[string]bool) ([]string, error) {
+	var out []string
+	for _, n := range names {
+		if s.find(n) >= 0 {
+			if explicit[n] {
+				return nil, fmt.Errorf("counter source %q: already sampled", n)
+			}
+			continue
 		}
-		st.due = now + st.period
+		out = append(out, n)
 	}
-	if len(s.streams) > 0 {
-		// The sampler's thread sleeps in a system call holding a P until
-		// the runtime takes it back, which can take it up to 10 ms: give
-		// it one of its own, so that no other goroutine waits for it.
-		runtime.GOMAXPROCS(runtime.GOMAXPROCS(0) + 1)
-		s.extraP = true
+	return out, nil
+}
+
+func (s *Sampler) find(name string) int {
+	for i, st := range s.streams {
+		if st.src.Name == name {
+			return i
+		}
 	}
-	go s.loop()
-	return s, nil
+	return -1
+}
+
+// Remove stops sampling the sources named (as Sources names them) and
+// drops their samples at once: Series no longer returns them, and what
+// Unavailable said of them goes. A name not sampled is an error, and
+// removes nothing. Stats keeps counting their missed samples.
+func (s *Sampler) Remove(names []string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return ErrClosed
+	}
+	for _, n := range names {
+		if s.find(n) < 0 {
+			return fmt.Errorf("counter source %q: not sampled", n)
+		}
+	}
+	var errs []error
+	for _, n := range names {
+		i := s.find(n)
+		if i < 0 {
+			continue // named twice
+		}
+		st := s.streams[i]
+		s.streams = slices.Delete(s.streams, i, i+1)
+		s.gone += st.missed
+		s.setMissing(n, nil)
+		// The loop reads sources holding mu: it is not reading this one.
+		if err := st.src.close(); err != nil {
+			errs = append(errs, fmt.Errorf("close counter source %q: %w", n, err))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // Keep is how long samples are kept.
 func (s *Sampler) Keep() time.Duration { return s.cfg.Keep }
 
 // Unavailable lists what could not be read, and why.
-func (s *Sampler) Unavailable() []Unavailable { return s.missing }
+func (s *Sampler) Unavailable() []Unavailable {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]Unavailable(nil), s.missing...)
+}
 
-// Sources names the sources being sampled, with their rates.
+// Sources names the sources being sampled, with their rates; nil after
+// Close.
 func (s *Sampler) Sources() map[string]float64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil
+	}
 	out := map[string]float64{}
 	for _, st := range s.streams {
 		out[st.src.Name] = st.rate
@@ -218,143 +455,54 @@ func (s *Sampler) Sources() map[string]float64 {
 	return out
 }
 
-// Bytes is the memory the rings hold.
+// Bytes is the memory the rings hold; 0 after Close.
 func (s *Sampler) Bytes() uint64 {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var n uint64
 	for _, st := range s.streams {
-		n += uint64(st.cap) * uint64(1+len(st.cur.fields)) * 8
+		n += st.bytes()
 	}
 	return n
 }
 
-func (s *Sampler) loop() {
-	defer close(s.done)
-	runtime.LockOSThread()
-	tid := sysx.Gettid()
-	s.cpu0.Store(int64(threadCPU(tid)))
-	s.tid.Store(int64(tid))
-	for !s.stop.Load() {
-		next := int64(math.MaxInt64)
-		for _, st := range s.streams {
-			next = min(next, st.due)
-		}
-		if next == math.MaxInt64 {
-			return
-		}
-		sysx.SleepUntilBoot(next)
-		now := int64(sysx.BootNow())
-		s.mu.Lock()
-		for _, st := range s.streams {
-			if st.due > now {
-				continue
-			}
-			if err := s.sample(st, now); err != nil {
-				s.err.CompareAndSwap(nil, &err)
-			}
-			// Next due: one period on; samples already past are
-			// skipped, and counted.
-			st.due += st.period
-			if st.due <= now {
-				skipped := (now-st.due)/st.period + 1
-				st.missed += uint64(skipped)
-				st.cur.missed += uint64(skipped)
-				st.due += skipped * st.period
-			}
-		}
-		s.mu.Unlock()
-	}
-}
-
-// sample reads one source into its ring; the caller holds mu or owns s.
-func (s *Sampler) sample(st *stream, now int64) error {
-	changed, err := st.src.read()
-	if err != nil {
-		return err
-	}
-	ts := sysx.BootNow()
-	if changed {
-		if st.cur != nil && st.cur.n > 0 {
-			st.old = append(st.old, st.cur)
-		}
-		f := append([]snapshot.SeriesField(nil), st.src.Fields()...)
-		st.cur = &segment{fields: f, ts: make([]uint64, st.cap), vals: make([]uint64, st.cap*len(f))}
-		s.prune(st, now)
-	}
-	seg := st.cur
-	st.src.values(seg.vals[seg.next*len(seg.fields) : (seg.next+1)*len(seg.fields)])
-	seg.ts[seg.next] = ts
-	seg.next = (seg.next + 1) % st.cap
-	seg.n = min(seg.n+1, st.cap)
-	return nil
-}
-
-// prune drops closed segments whose newest sample is older than Keep.
-func (s *Sampler) prune(st *stream, now int64) {
-	keep := st.old[:0]
-	for _, seg := range st.old {
-		if newest := seg.ts[(seg.next+st.cap-1)%st.cap]; now-int64(newest) <= int64(s.cfg.Keep) {
-			keep = append(keep, seg)
-		}
-	}
-	st.old = keep
-}
-
-// Series copies what the rings hold, a Series per segment, oldest first.
+// Series copies what the rings hold, a Series per source and set of
+// fields, oldest first; nil after Close.
 func (s *Sampler) Series() []*snapshot.Series {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var out []*snapshot.Series
+	now := int64(sysx.BootNow())
 	for _, st := range s.streams {
-		s.prune(st, int64(sysx.BootNow()))
-		for _, seg := range append(append([]*segment(nil), st.old...), st.cur) {
-			if seg.n == 0 {
-				continue
-			}
-			w := len(seg.fields)
-			ser := &snapshot.Series{Source: st.src.Name, RateHz: st.rate, Missed: seg.missed,
-				Fields: append([]snapshot.SeriesField(nil), seg.fields...), TS: make([]uint64, seg.n), Values: make([][]uint64, w)}
-			for f := range ser.Values {
-				ser.Values[f] = make([]uint64, seg.n)
-			}
-			first := (seg.next - seg.n + st.cap) % st.cap
-			for i := 0; i < seg.n; i++ {
-				k := (first + i) % st.cap
-				ser.TS[i] = seg.ts[k]
-				for f := 0; f < w; f++ {
-					ser.Values[f][i] = seg.vals[k*w+f]
-				}
-			}
-			out = append(out, ser)
-		}
+		st.prune(s.cfg.Keep, now)
+		out = st.series(out)
 	}
 	return out
 }
 
 // Stats are the sampler's own figures.
 type Stats struct {
-	// CPU is the sampling thread's time on CPU since it started sampling.
+	// CPU is the sampling thread's time on CPU while sampling, over
+	// every run from Start to Stop.
 	CPU time.Duration
-	// Missed counts samples skipped because the sampler was late.
+	// Missed counts samples skipped because the sampler was late or a
+	// read failed, removed sources' included. Time stopped counts none.
 	Missed uint64
 	// Err is the first read error, if any; sampling goes on.
 	Err error
 }
 
-// Stats returns the sampler's own CPU time and misses so far.
+// Stats returns the sampler's own CPU time and misses so far; after Close,
+// their final values.
 func (s *Sampler) Stats() Stats {
-	var st Stats
-	if tid := s.tid.Load(); tid != 0 {
-		st.CPU = threadCPU(int(tid)) - time.Duration(s.cpu0.Load())
-	}
 	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := Stats{CPU: s.cpu, Missed: s.gone, Err: s.err}
+	if s.tid != 0 {
+		st.CPU += max(0, threadCPU(s.tid)-s.cpu0)
+	}
 	for _, x := range s.streams {
 		st.Missed += x.missed
-	}
-	s.mu.Unlock()
-	if e := s.err.Load(); e != nil {
-		st.Err = *e
 	}
 	return st
 }
@@ -373,22 +521,28 @@ func threadCPU(tid int) time.Duration {
 	return time.Duration(ns)
 }
 
-// Close stops sampling and closes the sources; it is safe to call twice.
+// Close stops sampling, closes the sources and frees the rings. It is safe
+// to call twice: the second call returns nil once the first is done.
 func (s *Sampler) Close() error {
-	if s.stop.Swap(true) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.closed {
+		s.closed = true
+		s.quit = true
+		s.poke()
+	}
+	for s.running {
+		s.exited.Wait()
+	}
+	if s.freed {
 		return nil
 	}
-	<-s.done
-	if s.extraP {
-		runtime.GOMAXPROCS(runtime.GOMAXPROCS(0) - 1)
-	}
-	return s.closeSources()
-}
-
-func (s *Sampler) closeSources() error {
+	s.freed = true
 	var errs []error
 	for _, st := range s.streams {
+		s.gone += st.missed
 		errs = append(errs, st.src.close())
 	}
+	s.streams = nil
 	return errors.Join(errs...)
 }

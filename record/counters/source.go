@@ -218,7 +218,7 @@ func Open(name string, cpus int) (_ *Source, missing []Unavailable, err error) {
 	case strings.HasPrefix(name, "cgroup:"):
 		dir := strings.TrimPrefix(name, "cgroup:")
 		if st, err := os.Stat(dir); err != nil || !st.IsDir() {
-			return nil, nil, fmt.Errorf("counters %s: %s is not a cgroup directory", name, dir)
+			return nil, nil, fmt.Errorf("counter source %q: %s is not a cgroup directory", name, dir)
 		}
 		specs = []fileSpec{
 			{filepath.Join(dir, "cpu.stat"), "", describeKeyValue(cgroupCPUUnit)},
@@ -228,7 +228,7 @@ func Open(name string, cpus int) (_ *Source, missing []Unavailable, err error) {
 	default:
 		var ok bool
 		if specs, ok = sourceSpecs[name]; !ok {
-			return nil, nil, fmt.Errorf("unknown counter source %q; sources: %s, cgroup:PATH", name, strings.Join(Names, ", "))
+			return nil, nil, fmt.Errorf("counter source %q: unknown; sources: %s, cgroup:PATH", name, strings.Join(Names, ", "))
 		}
 	}
 	for _, sp := range specs {
@@ -244,7 +244,7 @@ func Open(name string, cpus int) (_ *Source, missing []Unavailable, err error) {
 		if len(missing) > 0 {
 			why = missing[0].Why
 		}
-		return nil, missing, fmt.Errorf("counters %s: %s", name, why)
+		return nil, missing, fmt.Errorf("counter source %q: %s", name, why)
 	}
 	return s, missing, nil
 }

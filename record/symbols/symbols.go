@@ -5,12 +5,12 @@
 package symbols
 
 import (
-	"bufio"
 	"fmt"
 	"os"
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/rewindtrace/rewind/internal/elfid"
 	"github.com/rewindtrace/rewind/snapshot"
@@ -53,10 +53,16 @@ func (r *Refs) Empty() bool { return len(r.Kernel) == 0 && len(r.PIDs) == 0 }
 // Capture reads the kernel symbols and process mappings refs need. What it
 // cannot read (kallsyms hidden, a process gone) it leaves out: the frames
 // stay raw addresses.
+//
+// The kernel symbols come from a Kernel kept for the kallsyms path, shared
+// by every caller in the process: kallsyms is read once, and again only
+// when the modules file next to it (/proc/modules for /proc/kallsyms) or
+// the loaded BPF programs changed. Capture is safe for concurrent use when
+// each call has a cache of its own, or cache is safe for it (BuildIDs is).
 func Capture(refs *Refs, kallsyms, proc string, cache *BuildIDs) (*snapshot.Symbols, error) {
 	s := &snapshot.Symbols{Kernel: []snapshot.KernelSymbol{}, Procs: []snapshot.ProcMaps{}}
 	if len(refs.Kernel) > 0 {
-		k, err := kernelSymbols(kallsyms, refs.Kernel)
+		k, err := sharedKernel(kallsyms).Symbols(refs.Kernel)
 		if err != nil {
 			return nil, err
 		}
@@ -75,61 +81,6 @@ func Capture(refs *Refs, kallsyms, proc string, cache *BuildIDs) (*snapshot.Symb
 		s.Procs = append(s.Procs, snapshot.ProcMaps{PID: pid, Maps: maps})
 	}
 	return s, nil
-}
-
-type ksym struct {
-	addr       uint64
-	name, mod  string
-	isFunction bool
-}
-
-// kernelSymbols returns the functions of kallsyms that hold addrs.
-func kernelSymbols(path string, addrs map[uint64]bool) ([]snapshot.KernelSymbol, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, fmt.Errorf("read kernel symbols: %w", err)
-	}
-	defer f.Close()
-	var all []ksym
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 1<<16), 1<<20)
-	for sc.Scan() {
-		// ffffffff81000000 T _stext [module]
-		line := sc.Text()
-		fs := strings.Fields(line)
-		if len(fs) < 3 {
-			continue
-		}
-		a, err := strconv.ParseUint(fs[0], 16, 64)
-		if err != nil || a == 0 {
-			continue // hidden by kptr_restrict, or not an address
-		}
-		k := ksym{addr: a, name: fs[2], isFunction: strings.ContainsAny(fs[1], "tTwW")}
-		if len(fs) > 3 {
-			k.mod = strings.Trim(fs[3], "[]")
-		}
-		all = append(all, k)
-	}
-	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("read kernel symbols: %w", err)
-	}
-	sort.Slice(all, func(i, j int) bool { return all[i].addr < all[j].addr })
-	seen := map[int]bool{}
-	var out []snapshot.KernelSymbol
-	for a := range addrs {
-		i := sort.Search(len(all), func(i int) bool { return all[i].addr > a }) - 1
-		if i < 0 || seen[i] || !all[i].isFunction {
-			continue
-		}
-		seen[i] = true
-		end := ^uint64(0)
-		if i+1 < len(all) {
-			end = all[i+1].addr
-		}
-		out = append(out, snapshot.KernelSymbol{Start: all[i].addr, End: end, Name: all[i].name, Module: all[i].mod})
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Start < out[j].Start })
-	return out, nil
 }
 
 // processMaps reads a process's executable file mappings.
@@ -170,8 +121,9 @@ func processMaps(proc string, pid uint32, cache *BuildIDs) ([]snapshot.Mapping, 
 }
 
 // BuildIDs caches files' build ids by device and inode, across snapshots.
-// It is not safe for concurrent use.
+// Its zero value is empty and ready; it is safe for concurrent use.
 type BuildIDs struct {
+	mu  sync.Mutex
 	ids map[string]string
 }
 
@@ -181,13 +133,25 @@ func (c *BuildIDs) Get(path, key string) string {
 	if c == nil {
 		return elfid.BuildID(path)
 	}
+	c.mu.Lock()
+	id, ok := c.ids[key]
+	c.mu.Unlock()
+	if ok {
+		return id
+	}
+	id = elfid.BuildID(path) // outside the lock: it reads the file
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	if c.ids == nil {
 		c.ids = map[string]string{}
 	}
-	if id, ok := c.ids[key]; ok {
-		return id
-	}
-	id := elfid.BuildID(path)
 	c.ids[key] = id
 	return id
+}
+
+// Warm reads the kernel symbols of kallsyms into the table Capture shares,
+// so that the first snapshot with stacks finds them ready.
+func Warm(kallsyms string) error {
+	_, err := sharedKernel(kallsyms).current()
+	return err
 }

@@ -3,28 +3,42 @@ package symbols
 import (
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 
 	"github.com/rewindtrace/rewind/internal/elfid"
+	"github.com/rewindtrace/rewind/snapshot"
 )
 
 func TestKernelSymbols(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "kallsyms")
+	dir := t.TempDir()
+	path := filepath.Join(dir, "kallsyms")
 	os.WriteFile(path, []byte(strings.Join([]string{
 		"ffffffff81000000 T _stext",
 		"ffffffff81000100 t do_thing",
 		"ffffffff81000200 D some_data",
+		"ffffffff81000300 D data_first",
+		"ffffffff81000300 t fn_after_data",
 		"ffffffffc0000000 t mod_fn\t[virtio_net]",
 		"0000000000000000 T hidden",
 	}, "\n")), 0o644)
-	got, err := kernelSymbols(path, map[uint64]bool{0xffffffff81000150: true, 0xffffffff81000180: true, 0xffffffff81000250: true, 0xffffffffc0000010: true})
+	k := NewKernel(path, filepath.Join(dir, "modules"))
+	got, err := k.Symbols(map[uint64]bool{0xffffffff81000150: true, 0xffffffff81000180: true, 0xffffffff81000250: true,
+		0xffffffff81000301: true, 0xffffffffc0000010: true, 0x10: true})
 	if err != nil {
 		t.Fatal(err)
 	}
-	// do_thing once for both of its addresses; none for the data symbol.
-	if len(got) != 2 || got[0].Name != "do_thing" || got[0].End != 0xffffffff81000200 || got[1].Name != "mod_fn" || got[1].Module != "virtio_net" {
-		t.Fatalf("%+v", got)
+	// do_thing once for both of its addresses; none for the data symbol
+	// nor below the first symbol; a function sharing an address with data
+	// names it.
+	want := []snapshot.KernelSymbol{
+		{Start: 0xffffffff81000100, End: 0xffffffff81000200, Name: "do_thing"},
+		{Start: 0xffffffff81000300, End: 0xffffffffc0000000, Name: "fn_after_data"},
+		{Start: 0xffffffffc0000000, End: ^uint64(0), Name: "mod_fn", Module: "virtio_net"},
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("got %+v\nwant %+v", got, want)
 	}
 }
 

@@ -49,7 +49,8 @@ func (t Type) Signed() bool { return t == S8 || t == S16 || t == S32 || t == S64
 func (t Type) Valid() bool { return t.Size() != 0 }
 
 // Kinds say how a field should be read and shown; they come from the
-// rw_<kind>_t typedefs in bpf/include/events.h.
+// rw_<kind>_t typedefs in bpf/include/events.h. Package kinds holds what
+// each one means: how its values print and what they name.
 const (
 	KindComm      = "comm"       // task name
 	KindTID       = "tid"        // thread id

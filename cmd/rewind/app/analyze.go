@@ -115,7 +115,7 @@ func analyzeOptions(cliContext *cli.Context, r *snapshot.Reader) (analyze.Option
 	}
 	first, lastTS := r.Span()
 	if opts.Range, err = snapshot.ParseRange(from, to, first, lastTS); err != nil {
-		return opts, err
+		return opts, rangeFlagError(err)
 	}
 	return opts, nil
 }

@@ -73,3 +73,12 @@ func reportDamage(r *snapshot.Reader, path string, strict bool) error {
 }
 
 var strictFlag = &cli.BoolFlag{Name: "strict", Usage: "fail on a damaged or truncated snapshot instead of reading what is intact"}
+
+// rangeFlagError names the flag (--from, --to) a time range error is about.
+func rangeFlagError(err error) error {
+	var re *snapshot.RangeError
+	if errors.As(err, &re) {
+		return fmt.Errorf("--%s %q: %w", re.Bound, re.Value, re.Err)
+	}
+	return err
+}

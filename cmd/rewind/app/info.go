@@ -3,15 +3,11 @@ package app
 import (
 	"encoding/json"
 	"fmt"
-	"io"
 	"os"
-	"sort"
-	"strings"
-	"text/tabwriter"
-	"time"
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/rewindtrace/rewind/formats/info"
 	"github.com/rewindtrace/rewind/snapshot"
 )
 
@@ -28,61 +24,6 @@ func infoCommand() *cli.Command {
 	}
 }
 
-// infoJSON is `rewind info --json`; docs/JSON.md documents every field.
-type infoJSON struct {
-	File          string             `json:"file"`
-	Bytes         int64              `json:"bytes"`
-	Format        string             `json:"format_version"`
-	Recorder      string             `json:"recorder"`
-	Host          string             `json:"host"`
-	Kernel        snapshot.Kernel    `json:"kernel"`
-	CPUs          int                `json:"cpus"`
-	Clock         string             `json:"clock"`
-	Trigger       snapshot.Trigger   `json:"trigger"`
-	StartedNS     uint64             `json:"started_ns"`
-	TakenNS       uint64             `json:"taken_ns"`
-	TakenWall     string             `json:"taken_wall,omitempty"`
-	FirstNS       uint64             `json:"first_ns"`
-	LastNS        uint64             `json:"last_ns"`
-	DurationNS    uint64             `json:"duration_ns"`
-	EventsTotal   uint64             `json:"events_total"`
-	LostTotal     uint64             `json:"lost_total"`
-	PerCPU        []cpuJSON          `json:"per_cpu"`
-	EventCounts   map[string]uint64  `json:"event_counts"`
-	Recording     snapshot.Recording `json:"recording"`
-	ProgramMisses map[string]uint64  `json:"program_misses"`
-	Unavailable   map[string]string  `json:"unavailable"`
-	Processes     int                `json:"processes"`
-	Chunks        int                `json:"chunks"`
-	Counters      []seriesJSON       `json:"counters"`
-	Damaged       []damageJSON       `json:"damaged"`
-}
-
-// seriesJSON is one counter series in `rewind info --json`.
-type seriesJSON struct {
-	Source  string  `json:"source"`
-	Fields  int     `json:"fields"`
-	Samples int     `json:"samples"`
-	FirstNS uint64  `json:"first_ns"`
-	LastNS  uint64  `json:"last_ns"`
-	RateHz  float64 `json:"rate_hz"`
-	Missed  uint64  `json:"missed"`
-}
-
-type cpuJSON struct {
-	CPU     int    `json:"cpu"`
-	Events  uint64 `json:"events"`
-	Lost    uint64 `json:"lost"`
-	FirstNS uint64 `json:"first_ns"`
-	LastNS  uint64 `json:"last_ns"`
-}
-
-type damageJSON struct {
-	Offset int64  `json:"offset"`
-	End    int64  `json:"end"`
-	Error  string `json:"error"`
-}
-
 func runInfo(cliContext *cli.Context) error {
 	r, path, err := openSnapshot(cliContext)
 	if err != nil {
@@ -96,165 +37,11 @@ func runInfo(cliContext *cli.Context) error {
 	if err := reportDamage(r, path, cliContext.Bool("strict")); err != nil {
 		return err
 	}
-	info := buildInfo(r, path, sum)
+	inf := info.Build(r, path, sum)
 	if cliContext.Bool("json") {
 		enc := json.NewEncoder(os.Stdout)
 		enc.SetIndent("", "  ")
-		return enc.Encode(info)
+		return enc.Encode(inf)
 	}
-	return printInfo(os.Stdout, info, r.Meta())
-}
-
-func buildInfo(r *snapshot.Reader, path string, sum *snapshot.Summary) *infoJSON {
-	m := r.Meta()
-	info := &infoJSON{
-		File: path, Bytes: r.Size(), Format: fmt.Sprintf("%d.%d", r.Major, r.Minor),
-		Recorder: m.Recorder, Host: m.Host, Kernel: m.Kernel, CPUs: m.CPUs, Clock: m.Clock,
-		Trigger: m.Trigger, StartedNS: m.StartedNS, TakenNS: m.TakenNS,
-		FirstNS: sum.FirstTS, LastNS: sum.LastTS,
-		EventsTotal: sum.Events, LostTotal: sum.Lost, EventCounts: sum.EventCounts,
-		Recording: m.Recording, ProgramMisses: m.ProgramMisses,
-		Processes: len(r.Procs()), Chunks: sum.Chunks, PerCPU: []cpuJSON{}, Damaged: []damageJSON{}, Counters: []seriesJSON{},
-	}
-	for _, x := range sum.Series {
-		info.Counters = append(info.Counters, seriesJSON{x.Source, x.Fields, x.Samples, x.FirstTS, x.LastTS, x.RateHz, x.Missed})
-	}
-	if info.ProgramMisses == nil {
-		info.ProgramMisses = map[string]uint64{}
-	}
-	info.Unavailable = m.Unavailable
-	if info.Unavailable == nil {
-		info.Unavailable = map[string]string{}
-	}
-	if sum.LastTS > sum.FirstTS {
-		info.DurationNS = sum.LastTS - sum.FirstTS
-	}
-	if wall, ok := m.WallNS(m.TakenNS); ok {
-		info.TakenWall = time.Unix(0, wall).UTC().Format(time.RFC3339Nano)
-	}
-	for _, c := range sum.PerCPU {
-		info.PerCPU = append(info.PerCPU, cpuJSON{c.CPU, c.Events, c.Lost, c.FirstTS, c.LastTS})
-	}
-	for _, d := range r.Damage() {
-		info.Damaged = append(info.Damaged, damageJSON{d.Offset, d.End, d.Err.Error()})
-	}
-	return info
-}
-
-func printInfo(w io.Writer, info *infoJSON, m *snapshot.Meta) error {
-	wall := func(ns uint64) string {
-		if t, ok := m.WallNS(ns); ok {
-			return time.Unix(0, t).Format("2006-01-02 15:04:05.000000000")
-		}
-		return fmt.Sprintf("%d ns", ns)
-	}
-	trigger := info.Trigger.Kind
-	if info.Trigger.Signal != "" {
-		trigger += " " + info.Trigger.Signal
-	}
-	if info.Trigger.Detail != "" {
-		trigger += " (" + info.Trigger.Detail + ")"
-	}
-	filter := "none"
-	if f := info.Recording.Filter; len(f.PIDs)+len(f.Comms)+len(f.Cgroups) > 0 {
-		var parts []string
-		for _, p := range f.PIDs {
-			parts = append(parts, fmt.Sprintf("pid %d", p))
-		}
-		for _, c := range f.Comms {
-			parts = append(parts, "comm "+c)
-		}
-		for _, c := range f.Cgroups {
-			parts = append(parts, "cgroup "+c)
-		}
-		filter = strings.Join(parts, ", ")
-	}
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintf(tw, "file:\t%s (%s, format %s)\n", info.File, formatSize(uint64(info.Bytes)), info.Format)
-	fmt.Fprintf(tw, "host:\t%s, %s %s (%s), %d CPUs\n", info.Host, info.Kernel.Sysname, info.Kernel.Release, info.Kernel.Machine, info.CPUs)
-	fmt.Fprintf(tw, "recorder:\t%s\n", info.Recorder)
-	fmt.Fprintf(tw, "trigger:\t%s at %s\n", trigger, wall(info.TakenNS))
-	fmt.Fprintf(tw, "span:\t%s to %s (%.3f s)\n", wall(info.FirstNS), wall(info.LastNS), float64(info.DurationNS)/1e9)
-	fmt.Fprintf(tw, "recording:\t%s\n", strings.Join(info.Recording.Events, ","))
-	fmt.Fprintf(tw, "buffer:\t%s per CPU (%d slots of %d bytes); filter: %s\n", formatSize(info.Recording.BufferBytes), info.Recording.SlotsPerCPU, info.Recording.SlotSize, filter)
-	if h := info.Recording.History; h != nil {
-		limits := []string{}
-		if h.BudgetBytes > 0 {
-			limits = append(limits, "up to "+formatSize(h.BudgetBytes))
-		}
-		if h.MaxAgeNS > 0 {
-			limits = append(limits, "up to "+time.Duration(h.MaxAgeNS).String()+" old")
-		}
-		fmt.Fprintf(tw, "history:\tcompressed tier (%s) held %d events in %s; %d older ones dropped to fit\n",
-			strings.Join(limits, ", "), h.HeldEvents, formatSize(h.HeldBytes), h.EvictedEvents)
-	}
-	fmt.Fprintf(tw, "events:\t%d, lost %d\n", info.EventsTotal, info.LostTotal)
-	fmt.Fprintf(tw, "processes:\t%d in the table at snapshot time\n", info.Processes)
-	tw.Flush()
-
-	fmt.Fprintln(w, "\nper CPU (the window each CPU's buffer retained):")
-	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "cpu\tevents\tlost\tfirst\tlast\twindow\t")
-	for _, c := range info.PerCPU {
-		fmt.Fprintf(tw, "%d\t%d\t%d\t%s\t%s\t%.3f s\t\n", c.CPU, c.Events, c.Lost, wall(c.FirstNS), wall(c.LastNS), float64(c.LastNS-c.FirstNS)/1e9)
-	}
-	tw.Flush()
-
-	fmt.Fprintln(w, "\nevents by type:")
-	names := make([]string, 0, len(info.EventCounts))
-	for n := range info.EventCounts {
-		names = append(names, n)
-	}
-	sort.Slice(names, func(i, j int) bool { return info.EventCounts[names[i]] > info.EventCounts[names[j]] })
-	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	for _, n := range names {
-		fmt.Fprintf(tw, "%s\t%d\t\n", n, info.EventCounts[n])
-	}
-	tw.Flush()
-
-	var misses uint64
-	for _, n := range info.ProgramMisses {
-		misses += n
-	}
-	fmt.Fprintf(w, "\nprogram runs the kernel skipped (another BPF program running on the CPU): %d\n", misses)
-	printReasons(w, "asked for but not recordable on this kernel:", info.Unavailable)
-	if len(info.Counters) > 0 || info.Recording.Counters != nil {
-		printCounters(w, info)
-	}
-	if len(info.Damaged) > 0 {
-		fmt.Fprintf(w, "damaged: %d byte ranges (see the warnings above); events there are not counted\n", len(info.Damaged))
-	}
-	return nil
-}
-
-// printCounters lists the counter series and what the sampler reported.
-func printCounters(w io.Writer, info *infoJSON) {
-	fmt.Fprintln(w, "\ncounters (series: one per source, and a new one when its fields change):")
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "source\tfields\tsamples\trate\tspan\tmissed\t")
-	for _, s := range info.Counters {
-		span := time.Duration(s.LastNS - s.FirstNS)
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%g Hz\t%.3f s\t%d\t\n", s.Source, s.Fields, s.Samples, s.RateHz, span.Seconds(), s.Missed)
-	}
-	tw.Flush()
-	c := info.Recording.Counters
-	if c == nil {
-		return
-	}
-	fmt.Fprintf(w, "sampler: %v of CPU since it started, samples kept %v\n", time.Duration(c.SamplerCPUNS).Round(time.Millisecond), time.Duration(c.KeepNS))
-	if c.Error != "" {
-		fmt.Fprintf(w, "sampler error: %s\n", c.Error)
-	}
-	printReasons(w, "counters not sampled on this machine:", c.Unavailable)
-}
-
-// printReasons lists what could not be done and why, by name, under title.
-func printReasons(w io.Writer, title string, why map[string]string) {
-	if len(why) == 0 {
-		return
-	}
-	fmt.Fprintln(w, title)
-	for _, n := range sortedKeys(why) {
-		fmt.Fprintf(w, "  %s: %s\n", n, why[n])
-	}
+	return info.Text(os.Stdout, inf, r.Meta())
 }

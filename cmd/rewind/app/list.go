@@ -11,6 +11,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/rewindtrace/rewind/record"
+	"github.com/rewindtrace/rewind/snapshot/schema/kinds"
 )
 
 func listCommand() *cli.Command {
@@ -47,9 +48,9 @@ func runList(cliContext *cli.Context) error {
 	groups := map[string][]string{}
 	for _, e := range events {
 		groups[e.Group] = append(groups[e.Group], e.Name)
-		groups["all"] = append(groups["all"], e.Name)
+		groups[kinds.GroupAll] = append(groups[kinds.GroupAll], e.Name)
 		if e.Default {
-			groups["default"] = append(groups["default"], e.Name)
+			groups[kinds.GroupDefault] = append(groups[kinds.GroupDefault], e.Name)
 		}
 	}
 	if cliContext.Bool("json") {

@@ -1,21 +1,17 @@
 package app
 
 import (
-	"encoding/json"
 	"fmt"
 	"os"
-	"os/signal"
-	"sort"
 	"strconv"
 	"strings"
-	"syscall"
-	"time"
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/rewindtrace/rewind/formats/session"
+	"github.com/rewindtrace/rewind/internal/units"
 	"github.com/rewindtrace/rewind/record"
 	"github.com/rewindtrace/rewind/record/counters"
-	"github.com/rewindtrace/rewind/snapshot"
 )
 
 func recordCommand() *cli.Command {
@@ -32,7 +28,7 @@ func recordCommand() *cli.Command {
 			&cli.StringSliceFlag{Name: "comm", Aliases: []string{"c"}, Usage: "record only tasks with these names (repeat or comma-separate)"},
 			&cli.StringSliceFlag{Name: "cgroup", Usage: "record only tasks in these cgroup v2 directories, absolute or relative to the cgroup2 mount (repeat or comma-separate)"},
 			&cli.StringFlag{Name: "btf", Usage: "BTF file for a kernel without /sys/kernel/btf/vmlinux"},
-			&cli.DurationFlag{Name: "history", Usage: "keep this much history in the compressed tier (drained from the kernel rings on a timer, zstd-compressed)"},
+			&cli.DurationFlag{Name: "history", Usage: "keep this much history in the compressed tier (drained from the kernel rings as they fill, zstd-compressed)"},
 			&cli.StringFlag{Name: "memory", Usage: "cap the compressed tier at this much memory in all, oldest history dropped first (with or without --history)"},
 			&cli.StringFlag{Name: "counters", Value: "default", Usage: "counter sources to sample, comma-separated, NAME@HZ for a rate of its own: " + strings.Join(counters.Names, ", ") + ", cgroup:PATH, default (" + strings.Join(counters.Default, ",") + "), all, none"},
 			&cli.Float64Flag{Name: "counter-rate", Value: counters.DefaultRate, Usage: "samples a second of every counter source (1 to 1000)"},
@@ -47,18 +43,15 @@ func recordCommand() *cli.Command {
 }
 
 type recordConfig struct {
-	record.Config
-	duration time.Duration
-	output   string
-	json     bool
-	final    bool
+	record.SessionConfig
+	json bool
 }
 
 func parseRecord(cliContext *cli.Context) (*recordConfig, error) {
 	if cliContext.NArg() != 0 {
 		return nil, fmt.Errorf("record takes no arguments, got %q", cliContext.Args().Slice())
 	}
-	size, err := parseSize(cliContext.String("buffer-size"))
+	size, err := units.ParseSize(cliContext.String("buffer-size"))
 	if err != nil {
 		return nil, fmt.Errorf("--buffer-size: %w", err)
 	}
@@ -70,7 +63,7 @@ func parseRecord(cliContext *cli.Context) (*recordConfig, error) {
 	}
 	var history uint64
 	if m := cliContext.String("memory"); m != "" {
-		if history, err = parseSize(m); err != nil {
+		if history, err = units.ParseSize(m); err != nil {
 			return nil, fmt.Errorf("--memory: %w", err)
 		}
 		if history < 1<<20 {
@@ -90,7 +83,7 @@ func parseRecord(cliContext *cli.Context) (*recordConfig, error) {
 		return nil, fmt.Errorf("--counter-history %v: must not be negative", d)
 	}
 	if _, _, _, err := counters.ParseSources(splitList(cliContext.String("counters"))); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("--counters: %w", err)
 	}
 	out := cliContext.String("output")
 	if st, err := os.Stat(out); err != nil {
@@ -99,37 +92,40 @@ func parseRecord(cliContext *cli.Context) (*recordConfig, error) {
 		return nil, fmt.Errorf("--output %s: not a directory", out)
 	}
 	c := &recordConfig{
-		Config: record.Config{
-			Events:       splitList(cliContext.String("events")),
-			BufferSize:   size,
-			KernelBTF:    cliContext.String("btf"),
-			HistoryBytes: history,
-			HistoryAge:   cliContext.Duration("history"),
-			Stacks:       cliContext.Int("stacks"),
-			OffCPUStacks: cliContext.Bool("offcpu-stacks"),
-			Counters:     splitList(cliContext.String("counters")),
-			CounterRate:  cliContext.Float64("counter-rate"),
-			CounterKeep:  cliContext.Duration("counter-history"),
-			Version:      "rewind " + Version,
+		SessionConfig: record.SessionConfig{
+			Recorder: record.Config{
+				Events:       splitList(cliContext.String("events")),
+				BufferSize:   size,
+				KernelBTF:    cliContext.String("btf"),
+				HistoryBytes: history,
+				HistoryAge:   cliContext.Duration("history"),
+				Stacks:       cliContext.Int("stacks"),
+				OffCPUStacks: cliContext.Bool("offcpu-stacks"),
+				Counters:     splitList(cliContext.String("counters")),
+				CounterRate:  cliContext.Float64("counter-rate"),
+				CounterKeep:  cliContext.Duration("counter-history"),
+				Version:      "rewind " + Version,
+			},
+			Dir:           out,
+			Duration:      cliContext.Duration("duration"),
+			FinalSnapshot: !cliContext.Bool("no-final-snapshot"),
+			Signals:       true,
 		},
-		duration: cliContext.Duration("duration"),
-		output:   out,
-		json:     cliContext.Bool("json"),
-		final:    !cliContext.Bool("no-final-snapshot"),
+		json: cliContext.Bool("json"),
 	}
 	for _, p := range splitList(strings.Join(cliContext.StringSlice("pid"), ",")) {
 		n, err := strconv.ParseUint(p, 10, 32)
 		if err != nil || n == 0 {
 			return nil, fmt.Errorf("--pid %q: want a process or thread id", p)
 		}
-		c.PIDs = append(c.PIDs, uint32(n))
+		c.Recorder.PIDs = append(c.Recorder.PIDs, uint32(n))
 	}
-	c.Cgroups = splitList(strings.Join(cliContext.StringSlice("cgroup"), ","))
+	c.Recorder.Cgroups = splitList(strings.Join(cliContext.StringSlice("cgroup"), ","))
 	for _, name := range splitList(strings.Join(cliContext.StringSlice("comm"), ",")) {
 		if len(name) > 15 {
 			return nil, fmt.Errorf("--comm %q: task names are at most 15 bytes", name)
 		}
-		c.Comms = append(c.Comms, name)
+		c.Recorder.Comms = append(c.Recorder.Comms, name)
 	}
 	return c, nil
 }
@@ -149,228 +145,66 @@ func runRecord(cliContext *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	// Catch the signals before anything else: SIGUSR1 would otherwise kill
-	// the process while the programs load.
-	sigs := make(chan os.Signal, 4)
-	signal.Notify(sigs, syscall.SIGUSR1, syscall.SIGINT, syscall.SIGTERM)
-	defer signal.Stop(sigs)
-
-	rec, err := record.Start(cfg.Config)
+	p := &session.Printer{Out: os.Stdout, Err: os.Stderr, JSON: cfg.json}
+	var printErr error
+	var rec *record.Recorder
+	sess, err := record.NewSession(cfg.SessionConfig, func(n record.Notice) {
+		switch {
+		case n.Started != nil:
+			p.Start(startLine(cfg, rec, n.Started))
+		case n.Estimate != nil:
+			p.Estimate(session.Estimate{Rate: n.Estimate.Rate, BusiestRate: n.Estimate.BusiestRate, Kernel: n.Estimate.Kernel,
+				Tier: cfg.Recorder.HistoryBytes > 0 || cfg.Recorder.HistoryAge > 0, BytesPerEvent: n.Estimate.BytesPerEvent, TierHolds: n.Estimate.Tier})
+		case n.Snapshot != nil:
+			if err := p.Snapshot(n.Snapshot.Report()); err != nil && printErr == nil {
+				printErr = err
+			}
+		case n.Failed != nil:
+			p.Failed(n.Failed)
+		case n.Ended != nil && n.Ended.History != nil:
+			if err := p.History(historyLine(n.Ended.History)); err != nil && printErr == nil {
+				printErr = err
+			}
+		}
+	})
 	if err != nil {
 		return err
 	}
-	defer rec.Close()
-	for _, name := range sortedKeys(rec.Unavailable()) {
-		fmt.Fprintf(os.Stderr, "rewind: warning: not recording %s: %s\n", name, rec.Unavailable()[name])
+	defer sess.Close()
+	rec = sess.Recorder()
+	if err := sess.Run(cliContext.Context); err != nil {
+		return err
 	}
-	cpus := uint64(rec.CPUs())
-	memory := fmt.Sprintf("memory %s (%s of kernel rings, %s to copy them into for snapshots)",
-		formatSize(cpus*(rec.BufferBytes()+rec.CopyBytes())), formatSize(cpus*rec.BufferBytes()), formatSize(cpus*rec.CopyBytes()))
-	if cfg.HistoryBytes > 0 {
-		memory += fmt.Sprintf(" + up to %s of compressed history", formatSize(cfg.HistoryBytes))
-	} else if cfg.HistoryAge > 0 {
-		memory += fmt.Sprintf(" + %s of compressed history, whatever that takes", cfg.HistoryAge)
-	}
-	for _, u := range rec.Counters().Unavailable() {
-		fmt.Fprintf(os.Stderr, "rewind: warning: not sampling %s: %s\n", u.Name, u.Why)
-	}
-	if src := rec.Counters().Sources(); len(src) > 0 {
-		memory += fmt.Sprintf(" + %s of counter samples", formatSize(rec.Counters().Bytes()))
-	}
-	fmt.Fprintf(os.Stderr, "rewind: recording %s on %d CPUs into %s per CPU%s; %s; pid %d: `kill -USR1 %d` writes a snapshot to %s, Ctrl-C stops\n",
-		strings.Join(rec.Events(), ","), rec.CPUs(), formatSize(rec.BufferBytes()), describeCounters(rec), memory, os.Getpid(), os.Getpid(), cfg.output)
+	return printErr
+}
 
-	var timeout <-chan time.Time
-	if cfg.duration > 0 {
-		timeout = time.After(cfg.duration)
-	}
-	start, estimate := rec.Progress(), time.After(time.Second)
-	for {
-		select {
-		case <-estimate:
-			printEstimate(rec, rec.Estimate(start, rec.Progress()))
-		case <-timeout:
-			return finish(rec, cfg, snapshot.Trigger{Kind: snapshot.TriggerDuration, Detail: cfg.duration.String()})
-		case s := <-sigs:
-			name := signalName(s)
-			if s == syscall.SIGUSR1 {
-				if err := takeSnapshot(rec, cfg, snapshot.Trigger{Kind: snapshot.TriggerSignal, Signal: name}); err != nil {
-					fmt.Fprintln(os.Stderr, "rewind: snapshot:", err)
-				}
-				continue
-			}
-			if !cfg.final {
-				err := printHistory(rec, cfg)
-				if cerr := rec.Close(); err == nil {
-					err = cerr
-				}
-				return err
-			}
-			return finish(rec, cfg, snapshot.Trigger{Kind: snapshot.TriggerExit, Signal: name})
+// startLine is what session.Printer says as recording starts.
+func startLine(cfg *recordConfig, rec *record.Recorder, st *record.Stats) session.Start {
+	start := session.Start{Events: st.Events, CPUs: rec.CPUs(), BufferBytes: st.BufferBytes, CopyBytes: st.CopyBytes,
+		Unavailable: rec.Unavailable(), Counters: st.Counters.Sources, CounterKeep: st.Counters.Keep, CounterBytes: st.Counters.Bytes,
+		HistoryBytes: cfg.Recorder.HistoryBytes, HistoryAge: cfg.Recorder.HistoryAge, PID: os.Getpid(), Dir: cfg.Dir}
+	for _, u := range st.Counters.Unavailable {
+		if start.CountersUnavailable == nil {
+			start.CountersUnavailable = map[string]string{}
 		}
+		start.CountersUnavailable[u.Name] = u.Why
 	}
+	return start
 }
 
-// describeCounters says which counters are sampled, how often and for how
-// long, or nothing when none are.
-func describeCounters(rec *record.Recorder) string {
-	src := rec.Counters().Sources()
-	if len(src) == 0 {
-		return ""
-	}
-	byRate := map[float64][]string{}
-	for name, hz := range src {
-		byRate[hz] = append(byRate[hz], name)
-	}
-	var parts []string
-	for _, hz := range sortedRates(byRate) {
-		names := byRate[hz]
-		sort.Strings(names)
-		parts = append(parts, fmt.Sprintf("%s at %g Hz", strings.Join(names, ","), hz))
-	}
-	return fmt.Sprintf(", sampling counters %s, kept %v", strings.Join(parts, "; "), rec.Counters().Keep())
-}
-
-func sortedRates(m map[float64][]string) []float64 {
-	out := make([]float64, 0, len(m))
-	for hz := range m {
-		out = append(out, hz)
-	}
-	sort.Float64s(out)
-	return out
-}
-
-// printEstimate says how much history the configuration holds at the
-// rate of the first second.
-func printEstimate(rec *record.Recorder, e record.Estimate) {
-	if e.Rate == 0 {
-		fmt.Fprintln(os.Stderr, "rewind: no events in the first second; history depends on the rate to come")
-		return
-	}
-	msg := fmt.Sprintf("rewind: at %.0f events/s (busiest CPU %.0f/s) the kernel rings hold %s of history", e.Rate, e.BusiestRate, roundDuration(e.Kernel))
-	if _, ok := rec.History(); ok {
-		if e.BytesPerEvent > 0 {
-			msg += fmt.Sprintf("; the compressed tier holds %s more at %.2f bytes/event", roundDuration(e.Tier), e.BytesPerEvent)
-		} else {
-			msg += "; the compressed tier has drained nothing yet"
-		}
-	}
-	fmt.Fprintln(os.Stderr, msg)
-}
-
-func roundDuration(d time.Duration) time.Duration {
-	switch {
-	case d > time.Hour:
-		return d.Round(time.Minute)
-	case d > time.Minute:
-		return d.Round(time.Second)
-	}
-	return d.Round(time.Millisecond)
-}
-
-func finish(rec *record.Recorder, cfg *recordConfig, trig snapshot.Trigger) error {
-	err := takeSnapshot(rec, cfg, trig)
-	if herr := printHistory(rec, cfg); err == nil {
-		err = herr
-	}
-	if cerr := rec.Close(); err == nil {
-		err = cerr
-	}
-	return err
-}
-
-// historyJSON is the last line of `rewind record --json` with a compressed
-// tier (docs/JSON.md).
-type historyJSON struct {
-	History struct {
-		DrainedEvents uint64  `json:"drained_events"`
-		LostEvents    uint64  `json:"lost_events"`
-		HeldEvents    uint64  `json:"held_events"`
-		HeldBytes     uint64  `json:"held_bytes"`
-		EvictedEvents uint64  `json:"evicted_events"`
-		DrainCPUNS    int64   `json:"drain_cpu_ns"`
-		CPUNSPerEvent float64 `json:"cpu_ns_per_event"`
-		BytesPerEvent float64 `json:"bytes_per_event"`
-		Drains        int     `json:"drains"`
-	} `json:"history"`
-}
-
-// printHistory reports what the compressed tier did, when there is one.
-func printHistory(rec *record.Recorder, cfg *recordConfig) error {
-	h, ok := rec.History()
-	if !ok {
-		return nil
-	}
-	if h.Err != nil {
-		fmt.Fprintf(os.Stderr, "rewind: warning: the compressed tier's last drain failed: %v\n", h.Err)
-	}
-	var out historyJSON
-	o := &out.History
-	o.DrainedEvents, o.LostEvents, o.HeldEvents, o.HeldBytes = h.Drained, h.Lost, h.Held.Events, h.Held.Bytes
-	o.EvictedEvents, o.DrainCPUNS, o.Drains = h.Evicted.Events, h.CPU.Nanoseconds(), h.Drains
+// historyLine is the compressed tier's figures as session.Printer shows
+// them.
+func historyLine(h *record.HistoryStats) session.History {
+	out := session.History{DrainedEvents: h.Drained, LostEvents: h.Lost, HeldEvents: h.Held.Events, HeldBytes: h.Held.Bytes,
+		EvictedEvents: h.Evicted.Events, DrainCPUNS: h.CPU.Nanoseconds(), Drains: h.Drains}
 	if h.Drained > 0 {
-		o.CPUNSPerEvent = float64(h.CPU.Nanoseconds()) / float64(h.Drained)
+		out.CPUNSPerEvent = float64(h.CPU.Nanoseconds()) / float64(h.Drained)
 	}
 	if h.Held.Events > 0 {
-		o.BytesPerEvent = float64(h.Held.Bytes) / float64(h.Held.Events)
+		out.BytesPerEvent = float64(h.Held.Bytes) / float64(h.Held.Events)
 	}
-	if cfg.json {
-		return json.NewEncoder(os.Stdout).Encode(out)
+	if h.Err != nil {
+		out.Error = h.Err.Error()
 	}
-	fmt.Fprintf(os.Stderr, "rewind: compressed tier: drained %d events (%d lost before a drain reached them) in %v of CPU, %.0f ns/event; holds %d events in %s, %.2f bytes/event; dropped the oldest %d to fit\n",
-		h.Drained, h.Lost, h.CPU.Round(time.Millisecond), o.CPUNSPerEvent, h.Held.Events, formatSize(h.Held.Bytes), o.BytesPerEvent, h.Evicted.Events)
-	return nil
-}
-
-func takeSnapshot(rec *record.Recorder, cfg *recordConfig, trig snapshot.Trigger) error {
-	res, err := rec.SnapshotTo(cfg.output, trig)
-	if err != nil {
-		return err
-	}
-	if cfg.json {
-		return json.NewEncoder(os.Stdout).Encode(snapshotJSON{
-			Path: res.Path, Bytes: res.Bytes, Events: res.Events, Lost: res.Lost, Samples: res.Samples, Trigger: trig,
-			ReadMS: ms(res.ReadTime), EncodeMS: ms(res.EncodeTime), CommitMS: ms(res.CommitTime), TotalMS: ms(res.Total),
-		})
-	}
-	fmt.Printf("snapshot %s: %d events, %d lost, %d counter samples, %s, written in %v (%s)\n",
-		res.Path, res.Events, res.Lost, res.Samples, formatSize(uint64(res.Bytes)), res.Total.Round(time.Millisecond), trig.Kind)
-	return nil
-}
-
-// snapshotJSON is a line of `rewind record --json` (docs/JSON.md).
-type snapshotJSON struct {
-	Path     string           `json:"path"`
-	Bytes    int64            `json:"bytes"`
-	Events   uint64           `json:"events"`
-	Lost     uint64           `json:"lost"`
-	Samples  uint64           `json:"counter_samples"`
-	Trigger  snapshot.Trigger `json:"trigger"`
-	ReadMS   float64          `json:"read_ms"`
-	EncodeMS float64          `json:"encode_ms"`
-	CommitMS float64          `json:"commit_ms"`
-	TotalMS  float64          `json:"total_ms"`
-}
-
-func ms(d time.Duration) float64 { return d.Seconds() * 1e3 }
-
-func signalName(s os.Signal) string {
-	switch s {
-	case syscall.SIGUSR1:
-		return "SIGUSR1"
-	case syscall.SIGINT:
-		return "SIGINT"
-	case syscall.SIGTERM:
-		return "SIGTERM"
-	}
-	return s.String()
-}
-
-func sortedKeys(m map[string]string) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
+	return out
 }

@@ -1,6 +1,7 @@
 package app
 
 import (
+	"errors"
 	"fmt"
 	"os"
 
@@ -43,7 +44,7 @@ func runView(cliContext *cli.Context) error {
 	first, last := r.Span()
 	rng, err := snapshot.ParseRange(cliContext.String("from"), cliContext.String("to"), first, last)
 	if err != nil {
-		return err
+		return rangeFlagError(err)
 	}
 	opts := view.Options{
 		JSON:     cliContext.Bool("json"),
@@ -59,6 +60,10 @@ func runView(cliContext *cli.Context) error {
 		opts.Events, opts.NoEvents = nil, true
 	}
 	if err := view.Write(os.Stdout, r, opts); err != nil {
+		var nf *view.NotFoundError
+		if errors.As(err, &nf) {
+			return fmt.Errorf("--%s %q: %s", nf.What, nf.Name, nf.Reason())
+		}
 		return err
 	}
 	return reportDamage(r, path, cliContext.Bool("strict"))

@@ -1,4 +1,6 @@
-package app
+// Package units reads and writes byte sizes the way rewind's commands and
+// reports show them: powers of 1024 with binary unit names.
+package units
 
 import (
 	"fmt"
@@ -6,9 +8,9 @@ import (
 	"strings"
 )
 
-// parseSize reads a byte size: a number and an optional unit K, M or G,
+// ParseSize reads a byte size: a number and an optional unit K, M or G,
 // with or without "iB" or "B", all powers of 1024 (64MiB, 512k, 1G).
-func parseSize(s string) (uint64, error) {
+func ParseSize(s string) (uint64, error) {
 	t := strings.TrimSpace(s)
 	i := strings.IndexFunc(t, func(r rune) bool { return (r < '0' || r > '9') && r != '.' })
 	num, unit := t, ""
@@ -24,8 +26,8 @@ func parseSize(s string) (uint64, error) {
 	return uint64(v * float64(uint64(1)<<shift)), nil
 }
 
-// formatSize prints bytes with a binary unit.
-func formatSize(n uint64) string {
+// FormatSize prints bytes with a binary unit.
+func FormatSize(n uint64) string {
 	switch {
 	case n >= 1<<30:
 		return strconv.FormatFloat(float64(n)/(1<<30), 'f', 1, 64) + " GiB"
