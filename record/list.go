@@ -2,13 +2,18 @@ package record
 
 import (
 	"fmt"
+	"io"
 	"os"
+	"sort"
+	"strings"
+	"text/tabwriter"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/btf"
 
 	"github.com/rewindtrace/rewind/bpf"
 	"github.com/rewindtrace/rewind/snapshot/schema"
+	"github.com/rewindtrace/rewind/snapshot/schema/kinds"
 )
 
 // EventStatus is a catalogue event and whether this machine can record it.
@@ -22,10 +27,84 @@ type EventStatus struct {
 	Fields     []schema.Field `json:"fields"`
 }
 
-// ListEvents says, for every catalogue event, whether this machine can
+// EventList is what this machine can record: `rewind list --events
+// --json` (docs/JSON.md).
+type EventList struct {
+	// Verified says the programs were loaded, so the verifier's verdict
+	// counts; otherwise only the kernel's BTF was checked.
+	Verified bool          `json:"verified"`
+	Events   []EventStatus `json:"events"`
+	// Groups are the events each group (and "all", "default") selects.
+	Groups map[string][]string `json:"groups"`
+}
+
+// List says, for every catalogue event, whether this machine can record
+// it and why not, and which events each group selects.
+func List(kernelBTF string) (*EventList, error) {
+	events, verified, err := listEvents(kernelBTF)
+	if err != nil {
+		return nil, err
+	}
+	l := &EventList{Verified: verified, Events: events, Groups: map[string][]string{}}
+	for _, e := range events {
+		l.Groups[e.Group] = append(l.Groups[e.Group], e.Name)
+		l.Groups[kinds.GroupAll] = append(l.Groups[kinds.GroupAll], e.Name)
+		if e.Default {
+			l.Groups[kinds.GroupDefault] = append(l.Groups[kinds.GroupDefault], e.Name)
+		}
+	}
+	return l, nil
+}
+
+// WriteText prints the list as a table, what is not supported and why,
+// and the groups.
+func (l *EventList) WriteText(w io.Writer) error {
+	byGroup := append([]EventStatus(nil), l.Events...)
+	sort.SliceStable(byGroup, func(i, j int) bool { return byGroup[i].Group < byGroup[j].Group })
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "EVENT\tGROUP\tDEFAULT\tSUPPORTED\tFIELDS")
+	var missing []EventStatus
+	for _, e := range byGroup {
+		def, ok := "", "yes"
+		if e.Default {
+			def = "yes"
+		}
+		if !e.Supported {
+			ok = "no (below)"
+			missing = append(missing, e)
+		}
+		var fields []string
+		for _, f := range e.Fields {
+			fields = append(fields, f.Name)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", e.Name, e.Group, def, ok, strings.Join(fields, ","))
+	}
+	tw.Flush()
+	if len(missing) > 0 {
+		fmt.Fprintln(w, "\nnot supported here:")
+		for _, e := range missing {
+			fmt.Fprintf(w, "  %s: %s\n", e.Name, e.Reason)
+		}
+	}
+	names := make([]string, 0, len(l.Groups))
+	for g := range l.Groups {
+		names = append(names, g)
+	}
+	sort.Strings(names)
+	fmt.Fprintln(w, "\ngroups (for --events):")
+	for _, g := range names {
+		fmt.Fprintf(w, "  %-10s %s\n", g, strings.Join(l.Groups[g], ","))
+	}
+	if !l.Verified {
+		fmt.Fprintln(w, "\nchecked against the kernel's BTF only; as root, list also loads the programs, so the verifier's verdict counts")
+	}
+	return nil
+}
+
+// listEvents says, for every catalogue event, whether this machine can
 // record it and why not. As root it loads the programs, so the verifier's
 // verdict counts (verified is true); otherwise it checks the kernel's BTF.
-func ListEvents(kernelBTF string) (out []EventStatus, verified bool, err error) {
+func listEvents(kernelBTF string) (out []EventStatus, verified bool, err error) {
 	catalog, err := bpf.Catalog()
 	if err != nil {
 		return nil, false, err

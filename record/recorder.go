@@ -106,8 +106,10 @@ func (s State) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
 // Stop turn recording on and off (as often as wanted), Close releases it.
 //
 // A Recorder is safe for concurrent use: every exported method may be
-// called from any goroutine at any time, and after Close each returns
-// os.ErrClosed. Control methods (Enable, SetFilter, Start, ...) are
+// called from any goroutine at any time. After Close each method that can
+// fail returns os.ErrClosed and touches nothing the recorder freed; the
+// accessors of what New fixed (CPUs, BufferBytes, CopyBytes, Config,
+// Unavailable) keep answering. Control methods (Enable, SetFilter, Start, ...) are
 // serialised by one lock held briefly; snapshots are taken one at a time
 // (see Snapshot) without holding it, so control and Stats stay responsive
 // while a snapshot is written.
