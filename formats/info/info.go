@@ -6,6 +6,8 @@ package info
 import (
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -225,16 +227,7 @@ func printReasons(w io.Writer, title string, why map[string]string) {
 		return
 	}
 	fmt.Fprintln(w, title)
-	for _, n := range sortedKeys(why) {
+	for _, n := range slices.Sorted(maps.Keys(why)) {
 		fmt.Fprintf(w, "  %s: %s\n", n, why[n])
 	}
-}
-
-func sortedKeys(m map[string]string) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }

@@ -8,6 +8,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -78,10 +80,10 @@ type Printer struct {
 // Start says what the session records, warns about what it cannot, and
 // tells how to take a snapshot and stop.
 func (p *Printer) Start(s Start) {
-	for _, name := range sortedKeys(s.Unavailable) {
+	for _, name := range slices.Sorted(maps.Keys(s.Unavailable)) {
 		fmt.Fprintf(p.Err, "rewind: warning: not recording %s: %s\n", name, s.Unavailable[name])
 	}
-	for _, name := range sortedKeys(s.CountersUnavailable) {
+	for _, name := range slices.Sorted(maps.Keys(s.CountersUnavailable)) {
 		fmt.Fprintf(p.Err, "rewind: warning: not sampling %s: %s\n", name, s.CountersUnavailable[name])
 	}
 	cpus := uint64(s.CPUs)
@@ -179,13 +181,4 @@ func (p *Printer) History(h History) error {
 	_, err := fmt.Fprintf(p.Err, "rewind: compressed tier: drained %d events (%d lost before a drain reached them) in %v of CPU, %.0f ns/event; holds %d events in %s, %.2f bytes/event; dropped the oldest %d to fit\n",
 		h.DrainedEvents, h.LostEvents, time.Duration(h.DrainCPUNS).Round(time.Millisecond), h.CPUNSPerEvent, h.HeldEvents, units.FormatSize(h.HeldBytes), h.BytesPerEvent, h.EvictedEvents)
 	return err
-}
-
-func sortedKeys(m map[string]string) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }
