@@ -141,7 +141,7 @@ func snapshotRun(dir string, ownSession bool) ([]snapResult, error) {
 func (l latencyResult) render() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "\n## Snapshots of %d × 64 MiB rings while `perf bench sched pipe` runs on every CPU\n\n", cpuCount())
-	b.WriteString("| workload | snapshots | events per snapshot | trigger to file, median | max | ring copy, median | events lost to snapshots | bytes/event |\n|---|---|---|---|---|---|---|---|\n")
+	b.WriteString("| workload | snapshots | events per snapshot | trigger to file, median | max | first snapshot | ring copy, median | events lost to snapshots | bytes/event |\n|---|---|---|---|---|---|---|---|---|\n")
 	for _, v := range l.variants {
 		total, read := make([]float64, len(v.snaps)), make([]float64, len(v.snaps))
 		var lost, events uint64
@@ -153,9 +153,9 @@ func (l latencyResult) render() string {
 			bytes += s.Bytes
 		}
 		n := float64(len(v.snaps))
-		fmt.Fprintf(&b, "| %s | %d | %.0f | %.0f ms | %.0f ms | %.0f ms | %d | %.2f |\n", v.name, len(v.snaps), float64(events)/n, median(total), maxOf(total), median(read), lost, float64(bytes)/float64(events))
+		fmt.Fprintf(&b, "| %s | %d | %.0f | %.0f ms | %.0f ms | %.0f ms | %.0f ms | %d | %.2f |\n", v.name, len(v.snaps), float64(events)/n, median(total), maxOf(total), total[0], median(read), lost, float64(bytes)/float64(events))
 	}
-	fmt.Fprintf(&b, "\nA snapshot every %v after the previous file; the pipes run at nice 0, each pinned to one CPU.\n", *snapshotsGap)
+	fmt.Fprintf(&b, "\nA snapshot every %v after the previous file, the first 3 s after the recorder starts; the pipes run at nice 0, each pinned to one CPU.\n", *snapshotsGap)
 	return b.String()
 }
 
