@@ -3,6 +3,7 @@ package record
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -223,7 +224,7 @@ func (r *Recorder) RemoveCounters(names ...string) error {
 
 // Unavailable returns the events a group asked for at New that this kernel
 // cannot record, with the reason; snapshots carry it too.
-func (r *Recorder) Unavailable() map[string]string { return r.unavailable }
+func (r *Recorder) Unavailable() map[string]string { return maps.Clone(r.unavailable) }
 
 // CPUs is the number of per-CPU rings.
 func (r *Recorder) CPUs() int { return r.ring.CPUs() }
