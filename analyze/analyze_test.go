@@ -3,6 +3,7 @@ package analyze
 import (
 	"encoding/binary"
 	"path/filepath"
+	"reflect"
 	"sort"
 	"testing"
 	"time"
@@ -526,8 +527,7 @@ func TestCPUBusyShare(t *testing.T) {
 	want := Rates{Source: "cpu", Name: BusyName, Labels: Labels{{"cpu", "0"}}, Unit: UnitRatio, Kind: snapshot.SeriesGauge,
 		Intervals: len(shares), Mean: 4.0 / 6, Max: 1,
 		Windows: []Window{{StartNS: 1e9, N: len(shares), Mean: 4.0 / 6, P50: 0.5, P90: 1, P99: 1, Max: 1}}}
-	if busy.Source != want.Source || busy.Unit != want.Unit || busy.Kind != want.Kind || busy.Intervals != want.Intervals ||
-		busy.Mean != want.Mean || busy.Max != want.Max || len(busy.Windows) != 1 || busy.Windows[0] != want.Windows[0] {
+	if !reflect.DeepEqual(*busy, want) {
 		t.Errorf("busy{cpu=0}:\n got %+v\nwant %+v", *busy, want)
 	}
 }

@@ -39,13 +39,20 @@ var needs = map[string][][]string{
 	RunqLatency:    {{kinds.SchedSwitch}, {kinds.SchedWaking}},
 	OffCPU:         {{kinds.SchedSwitch}},
 	OnCPU:          {{kinds.SchedSwitch}},
-	SyscallLatency: {{kinds.SysEnter}, {kinds.SysExit}},
-	BioLatency:     {{kinds.BlockRqIssue}, {kinds.BlockRqComplete}},
+	SyscallLatency: pairNeeds(kinds.SysEnter),
+	BioLatency:     pairNeeds(kinds.BlockRqIssue),
 	BioSize:        {{kinds.BlockRqIssue}},
-	IRQ:            {{kinds.IRQHandlerEntry}, {kinds.IRQHandlerExit}},
-	Softirq:        {{kinds.SoftirqEntry}, {kinds.SoftirqExit}},
+	IRQ:            pairNeeds(kinds.IRQHandlerEntry),
+	Softirq:        pairNeeds(kinds.SoftirqEntry),
 	Faults:         {{kinds.PageFaultUser, kinds.PageFaultKernel}},
 	StackProfile:   {stackEvents},
+}
+
+// pairNeeds is what an analysis of the spans between a pair's begin and
+// end events needs: both of them (kinds.Pairs).
+func pairNeeds(begin string) [][]string {
+	p := kinds.PairOf(begin)
+	return [][]string{{p.Begin}, {p.End}}
 }
 
 // stackEvents are the events the profile reads.

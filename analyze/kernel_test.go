@@ -16,6 +16,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/rewindtrace/rewind/analyze/hist"
+	"github.com/rewindtrace/rewind/internal/sysx"
 	"github.com/rewindtrace/rewind/internal/testchild"
 	"github.com/rewindtrace/rewind/internal/testkernel"
 	"github.com/rewindtrace/rewind/record"
@@ -92,20 +93,6 @@ func directReads(dev string) error {
 	return nil
 }
 
-// bootNS reads CLOCK_BOOTTIME, the clock of the recorded events.
-func bootNS() uint64 {
-	var ts unix.Timespec
-	unix.ClockGettime(unix.CLOCK_BOOTTIME, &ts)
-	return uint64(ts.Nano())
-}
-
-// threadCPU is the calling thread's CPU time, as the scheduler counts it.
-func threadCPU() uint64 {
-	var ts unix.Timespec
-	unix.ClockGettime(unix.CLOCK_THREAD_CPUTIME_ID, &ts)
-	return uint64(ts.Nano())
-}
-
 // spinKnownFunction burns d of the thread's CPU time (however long that
 // takes on a busy machine) in a function with a name to look for in the
 // stack samples.
@@ -113,11 +100,11 @@ func threadCPU() uint64 {
 //go:noinline
 func spinKnownFunction(d time.Duration) uint64 {
 	var x uint64
-	for end := threadCPU() + uint64(d); ; {
+	for end := sysx.ThreadCPUTime() + d; ; {
 		for i := 0; i < 1e6; i++ {
 			x = x*6364136223846793005 + 1442695040888963407
 		}
-		if threadCPU() >= end {
+		if sysx.ThreadCPUTime() >= end {
 			return x
 		}
 	}
@@ -135,11 +122,11 @@ func nanosleeps() error {
 	ts := unix.NsecToTimespec(sleepNS)
 	stamps := make([][2]uint64, 0, sleeps)
 	for i := 0; i < sleeps; i++ {
-		before := bootNS()
+		before := sysx.BootNow()
 		if err := unix.Nanosleep(&ts, nil); err != nil {
 			return err
 		}
-		stamps = append(stamps, [2]uint64{before, bootNS()})
+		stamps = append(stamps, [2]uint64{before, sysx.BootNow()})
 	}
 	for _, s := range stamps {
 		fmt.Println(s[0], s[1])
@@ -229,18 +216,27 @@ func tick() error {
 // and ended (CLOCK_BOOTTIME) and the CPU time it took.
 func burst() error {
 	time.Sleep(500 * time.Millisecond)
-	s0, c0 := bootNS(), threadCPU()
-	for threadCPU()-c0 < 300e6 {
+	s0, c0 := sysx.BootNow(), sysx.ThreadCPUTime()
+	for sysx.ThreadCPUTime()-c0 < 300*time.Millisecond {
 	}
-	c1, s1 := threadCPU(), bootNS()
+	c1, s1 := sysx.ThreadCPUTime(), sysx.BootNow()
 	time.Sleep(500 * time.Millisecond)
-	fmt.Println(s0, s1, c1-c0)
+	fmt.Println(s0, s1, int64(c1-c0))
 	return nil
 }
 
-// emptyHist stands for a histogram an analysis did not output: nothing
-// recorded.
-func emptyHist(t *testing.T) *hist.Histogram {
+// histIn runs one analysis, with one worker, on thread tid's events in
+// rng and returns the histogram of its series with the labels given, or
+// an empty one when the analysis output no such series: nothing recorded.
+func histIn(t *testing.T, r *snapshot.Reader, tid uint32, rng snapshot.Range, name string, labels ...Label) *hist.Histogram {
+	t.Helper()
+	res, err := Run(r, Options{Only: []string{name}, TIDs: []uint32{tid}, Range: rng, Workers: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := res.Find(name, labels...); s != nil {
+		return s.Hist
+	}
 	m, err := hist.MBits(hist.DefaultError)
 	if err != nil {
 		t.Fatal(err)
@@ -307,10 +303,6 @@ func recordConfig(t *testing.T, cfg record.Config, fn func()) *snapshot.Reader {
 	return snaptest.Open(t, path)
 }
 
-func tidOptions(only string, tid uint32) Options {
-	return Options{Only: []string{only}, TIDs: []uint32{tid}}
-}
-
 // Sleeping 2 ms 200 times shows as 200 nanosleeps, each at least the 2 ms
 // asked for (the kernel never wakes a sleeper early) and at most what the
 // sleeper measured around its own call.
@@ -318,7 +310,10 @@ func TestNanosleepLatency(t *testing.T) {
 	testkernel.Require(t)
 	k, tid := startKid(t, "nanosleep", -1, "")
 	var out []byte
-	r := recordWhile(t, []string{"syscalls"}, func() {
+	// Only the child's syscalls: the rings then keep all of them, however
+	// many other processes make meanwhile.
+	cfg := record.Config{Events: []string{"syscalls"}, Counters: []string{"none"}, PIDs: []uint32{uint32(k.Pid())}}
+	r := recordConfig(t, cfg, func() {
 		k.Go(t)
 		out = k.Wait(t, time.Minute)
 	})
@@ -328,14 +323,7 @@ func TestNanosleepLatency(t *testing.T) {
 	}
 	nanosleep := func(rng snapshot.Range) *hist.Histogram {
 		t.Helper()
-		res, err := Run(r, Options{Only: []string{SyscallLatency}, TIDs: []uint32{tid}, Range: rng, Workers: 1})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if s := res.Find(SyscallLatency, Label{"by", "syscall"}, Label{"syscall", "nanosleep"}); s != nil {
-			return s.Hist
-		}
-		return emptyHist(t)
+		return histIn(t, r, tid, rng, SyscallLatency, Label{"by", "syscall"}, Label{"syscall", "nanosleep"})
 	}
 	all := nanosleep(snapshot.Range{From: calls[0][0], To: calls[len(calls)-1][1]})
 	t.Logf("nanosleep: %d calls, p50 %d ns, min %d, max %d", all.Count(), all.Quantile(0.5), all.Min(), all.Max())
@@ -471,14 +459,7 @@ func TestRunqLatencyUnderContention(t *testing.T) {
 	}
 	runq := func(from, to uint64) *hist.Histogram {
 		t.Helper()
-		res, err := Run(r, Options{Only: []string{RunqLatency}, TIDs: []uint32{tid}, Range: snapshot.Range{From: from, To: to}, Workers: 1})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if s := res.Find(RunqLatency, Label{"by", "all"}); s != nil {
-			return s.Hist
-		}
-		return emptyHist(t)
+		return histIn(t, r, tid, snapshot.Range{From: from, To: to}, RunqLatency, Label{"by", "all"})
 	}
 	first, last := periods[0], periods[len(periods)-1]
 	all := runq(first[1], last[3])

@@ -79,7 +79,7 @@ func (a *analyzer) rates() ([]Rates, error) {
 		}
 		ts := s.TS[first:last]
 		// A CPU's time fields, by CPU: what busy derives from.
-		states := map[string]*cpuTimes{}
+		states := map[string][]cpuState{}
 		for f, fl := range s.Fields {
 			cpu := fl.Labels["cpu"]
 			if cpu != "" && !a.cpuKept(cpu) {
@@ -89,11 +89,7 @@ func (a *analyzer) rates() ([]Rates, error) {
 			r := rateOf(s.Source, fl, ts, vals, func(i int) float64 { return s.Value(f, first+i) })
 			out = append(out, r)
 			if busy, ok := cpuStates[fl.Name]; ok && s.Source == "cpu" && cpu != "" {
-				if states[cpu] == nil {
-					states[cpu] = &cpuTimes{}
-				}
-				states[cpu].vals = append(states[cpu].vals, vals)
-				states[cpu].busy = append(states[cpu].busy, busy)
+				states[cpu] = append(states[cpu], cpuState{vals, busy})
 			}
 		}
 		for cpu, st := range states {
@@ -112,10 +108,11 @@ func (a *analyzer) rates() ([]Rates, error) {
 	return out, nil
 }
 
-// cpuTimes are one CPU's time fields (cpuStates), raw, sample by sample.
-type cpuTimes struct {
-	vals [][]uint64
-	busy []bool
+// cpuState is one of a CPU's time fields (cpuStates), raw, sample by
+// sample, and whether it is a busy one.
+type cpuState struct {
+	vals []uint64
+	busy bool
 }
 
 // busyOf derives busy{cpu}: each interval's share of the CPU's time spent
@@ -127,18 +124,18 @@ type cpuTimes struct {
 // hold 20 ms of it). A state that went back counts as not moving; an
 // interval in which no state moved says nothing and is skipped. The mean
 // is Σ Δbusy / Σ Δall over the selection (or a window).
-func busyOf(source, cpu string, ts []uint64, st *cpuTimes) Rates {
+func busyOf(source, cpu string, ts []uint64, states []cpuState) Rates {
 	r := Rates{Source: source, Name: BusyName, Labels: Labels{{"cpu", cpu}}, Unit: UnitRatio, Kind: snapshot.SeriesGauge}
 	pts := make([]point, 0, len(ts))
 	for i := 1; i < len(ts); i++ {
 		var busy, all uint64
-		for s, vals := range st.vals {
-			if vals[i] <= vals[i-1] {
+		for _, s := range states {
+			if s.vals[i] <= s.vals[i-1] {
 				continue
 			}
-			d := vals[i] - vals[i-1]
+			d := s.vals[i] - s.vals[i-1]
 			all += d
-			if st.busy[s] {
+			if s.busy {
 				busy += d
 			}
 		}

@@ -28,10 +28,6 @@ type Event struct {
 // PerfEvent reports whether the event's program attaches to perf events.
 func (e Event) PerfEvent() bool { return e.Program != "" && e.Tracepoint == "" }
 
-// DefaultGroups are the groups `--events default` enables (see
-// kinds.DefaultGroups, where each event's group is).
-var DefaultGroups = kinds.DefaultGroups
-
 var catalog struct {
 	once   sync.Once
 	events []Event

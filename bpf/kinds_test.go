@@ -12,12 +12,12 @@ import (
 )
 
 // TestKindsTable checks the table of event kinds against the compiled
-// object, both ways: every event of the catalogue is in the table, in the
-// same order, and every event of the table in the catalogue, with the
-// fields the table names; every field kind the catalogue reports, and every
-// rw_<kind>_t typedef of include/events.h, is a kind of the table, and
-// every kind of the table is one of them; each pair's events carry the
-// fields that match them, alike.
+// object, both ways: every event of the catalogue is in the table (Catalog
+// fails otherwise), in the same order, and every event of the table in the
+// catalogue, with the fields the table names; every field kind the
+// catalogue reports, and every rw_<kind>_t typedef of include/events.h, is
+// a kind of the table, and every kind of the table is one of them; each
+// pair's events carry the fields that match them, alike.
 func TestKindsTable(t *testing.T) {
 	events, err := Catalog()
 	if err != nil {
@@ -28,11 +28,6 @@ func TestKindsTable(t *testing.T) {
 	for _, e := range events {
 		byName[e.Name] = e
 		names = append(names, e.Name)
-		if k := kinds.LookupEvent(e.Name); k == nil {
-			t.Errorf("event %s of the catalogue is not in the table", e.Name)
-		} else if e.Group != k.Group {
-			t.Errorf("event %s: group %q, the table's %q", e.Name, e.Group, k.Group)
-		}
 	}
 	var table []string
 	for _, k := range kinds.Events {
@@ -73,10 +68,7 @@ func TestKindsTable(t *testing.T) {
 	for _, m := range regexp.MustCompile(`(?m)^typedef\s[^;]*\brw_(\w+)_t\b`).FindAllStringSubmatch(string(header), -1) {
 		kind := m[1]
 		if strings.HasPrefix(kind, schema.KindEnumPrefix) {
-			if kinds.LookupKind(kind) == nil {
-				t.Errorf("typedef rw_%s_t: not a kind of the table", kind)
-			}
-			kind = schema.KindEnumPrefix
+			kind = schema.KindEnumPrefix // every enum_<enum> is kinds.Enum
 		}
 		if len(declared) == 0 || declared[len(declared)-1] != kind {
 			declared = append(declared, kind)

@@ -74,3 +74,44 @@ func TestSlotLayout(t *testing.T) {
 		}
 	}
 }
+
+// TestFilterKeyLayout checks the Go mirror of struct rw_filter_key and enum
+// rw_filter_kind against the compiled object's BTF.
+func TestFilterKeyLayout(t *testing.T) {
+	spec, err := loadRewind()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var st *btf.Struct
+	if err := spec.Types.TypeByName("rw_filter_key", &st); err != nil {
+		t.Fatal(err)
+	}
+	if int(st.Size) != len(filterKey{}) {
+		t.Errorf("rw_filter_key: object says %d bytes, Go says %d", st.Size, len(filterKey{}))
+	}
+	off := map[string]uint32{}
+	for _, m := range st.Members {
+		off[m.Name] = uint32(m.Offset / 8)
+	}
+	// kind first; the id or name (an anonymous union) at byte 8.
+	if k, ok := off["kind"]; !ok || k != 0 {
+		t.Errorf("rw_filter_key.kind at %d (present %v), Go writes it at 0", k, ok)
+	}
+	if u, ok := off[""]; !ok || u != 8 {
+		t.Errorf("rw_filter_key's union at %d (present %v), Go writes it at 8", u, ok)
+	}
+	var kinds *btf.Enum
+	if err := spec.Types.TypeByName("rw_filter_kind", &kinds); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]uint64{"RW_FK_FLAGS": filterKindFlags, "RW_FK_ID": filterKindID, "RW_FK_COMM": filterKindComm, "RW_FK_CGROUP": filterKindCgroup}
+	for _, v := range kinds.Values {
+		if w, ok := want[v.Name]; !ok || w != v.Value {
+			t.Errorf("%s = %d in the object, Go says %d (known %v)", v.Name, v.Value, w, ok)
+		}
+		delete(want, v.Name)
+	}
+	if len(want) > 0 {
+		t.Errorf("not in the object: %v", want)
+	}
+}

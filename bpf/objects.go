@@ -222,13 +222,17 @@ func (o *Objects) EnableSamples(hz int) (err error) {
 	if len(o.samples) > 0 {
 		return fmt.Errorf("stack samples: already on")
 	}
+	online, err := sysx.OnlineCPUs()
+	if err != nil {
+		return fmt.Errorf("stack samples: %w", err)
+	}
 	defer func() {
 		if err != nil {
 			o.closeSamples()
 		}
 	}()
 	for cpu := 0; cpu < o.opts.CPUs; cpu++ {
-		if !online(cpu) {
+		if !online[cpu] {
 			continue
 		}
 		f, err := sysx.PerfSample(cpu, uint64(hz))
@@ -267,21 +271,10 @@ func (o *Objects) closeSamples() error {
 	return errors.Join(errs...)
 }
 
-// online reports whether a CPU is online (cpu0 has no online file on most
-// machines: it cannot go offline).
-func online(cpu int) bool {
-	b, err := os.ReadFile(fmt.Sprintf("/sys/devices/system/cpu/cpu%d/online", cpu))
-	return err != nil || strings.TrimSpace(string(b)) != "0"
-}
-
 // Detach turns the event off and detaches its program, so that its
 // tracepoint costs nothing until Enable attaches it again.
 func (o *Objects) Detach(name string) error {
-	e, ok := o.events[name]
-	if !ok {
-		return fmt.Errorf("detach %s: no such event", name)
-	}
-	if err := o.setEnabled(e.ID, false); err != nil {
+	if err := o.Disable(name); err != nil {
 		return err
 	}
 	l, ok := o.links[name]

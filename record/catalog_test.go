@@ -577,7 +577,7 @@ func childReclaim(ppid int) error {
 	if err != nil {
 		return err
 	}
-	t0 := bootNS()
+	t0 := sysx.BootNow()
 	if err := os.WriteFile(lowmemKnob, []byte(strings.Join(ratios, " ")), 0); err != nil {
 		return err
 	}
@@ -617,7 +617,7 @@ func childReclaim(ppid int) error {
 	if own, err = readCounter(counter); err != nil {
 		return err
 	}
-	t1 := bootNS()
+	t1 := sysx.BootNow()
 	a1, err := allocstall()
 	if err != nil {
 		return err
@@ -705,12 +705,6 @@ func allocstall() (uint64, error) {
 	return n, nil
 }
 
-func bootNS() uint64 {
-	var ts unix.Timespec
-	unix.ClockGettime(unix.CLOCK_BOOTTIME, &ts)
-	return uint64(ts.Nano())
-}
-
 // countTracepoint opens a perf counter of the tracepoint with the id
 // given, for the calling thread only, counting from now.
 func countTracepoint(id uint64) (int, error) {
@@ -732,29 +726,15 @@ func readCounter(fd int) (uint64, error) {
 }
 
 // tracepointID returns the id perf_event_open knows a tracepoint by, from
-// tracefs; when tracefs is not mounted where it usually is, from one
-// mounted for the purpose.
+// tracefs, which a running recorder has mounted (CheckSystem).
 func tracepointID(t *testing.T, group, name string) uint64 {
-	read := func(dir string) (uint64, error) {
-		b, err := os.ReadFile(filepath.Join(dir, "events", group, name, "id"))
-		if err != nil {
-			return 0, err
-		}
-		return strconv.ParseUint(strings.TrimSpace(string(b)), 10, 64)
-	}
-	for _, dir := range []string{"/sys/kernel/tracing", "/sys/kernel/debug/tracing"} {
-		if id, err := read(dir); err == nil {
-			return id
-		}
-	}
-	dir := t.TempDir()
-	if err := unix.Mount("tracefs", dir, "tracefs", 0, ""); err != nil {
-		t.Fatalf("mount tracefs on %s: %v", dir, err)
-	}
-	defer unix.Unmount(dir, 0)
-	id, err := read(dir)
+	b, err := os.ReadFile(filepath.Join(sysx.Tracefs, "events", group, name, "id"))
 	if err != nil {
 		t.Fatal(err)
+	}
+	id, err := strconv.ParseUint(strings.TrimSpace(string(b)), 10, 64)
+	if err != nil {
+		t.Fatalf("tracepoint %s:%s id %q: %v", group, name, b, err)
 	}
 	return id
 }
@@ -956,7 +936,6 @@ func TestCatalogEvents(t *testing.T) {
 
 	// The CPUs idle when nothing else runs; with a load on every CPU they
 	// never do, and the kernel's own idle time tells which it was.
-	idleFrom := sysx.BootNow()
 	idled := provokeIdle(t)
 
 	// A reaped task is freed after an RCU grace period: poll for it.
@@ -1088,7 +1067,8 @@ func TestCatalogEvents(t *testing.T) {
 		"workqueue_execute_start":        func(r row) bool { return r.u("function") != 0 },
 		"workqueue_execute_end":          func(r row) bool { return works[r.u("work")] && r.u("function") != 0 },
 		"cpu_idle": func(r row) bool {
-			return idled[int(r.u("cpu_id"))] && r.u("cpu") == r.u("cpu_id") && r.u("ts") >= idleFrom && r.i("state") >= 0
+			since, ok := idled[int(r.u("cpu_id"))]
+			return ok && r.u("cpu") == r.u("cpu_id") && r.u("ts") > since && r.i("state") >= 0
 		},
 		// The lock child spins on two CPUs; the block child waits on I/O.
 		"cpu_sample":    func(r row) bool { return child("lock")(r) && stack(r) },
@@ -1121,10 +1101,11 @@ func TestCatalogEvents(t *testing.T) {
 			for cpu := range idled {
 				found := false
 				for _, r := range rows[e.Name] {
-					found = found || int(r.u("cpu")) == cpu && checks[e.Name](r)
+					found = found || int(r.u("cpu")) == cpu && check(r)
 				}
 				if !found {
-					t.Errorf("cpu_idle: cpu %d idled (its idle time in /proc/stat grew) but none of %d recorded events enters idle there", cpu, len(rows[e.Name]))
+					t.Errorf("cpu_idle: cpu %d idled after %d (its idle time in /proc/stat grew) but none of %d recorded events enters idle there then",
+						cpu, idled[cpu], len(rows[e.Name]))
 				}
 			}
 			continue
@@ -1142,37 +1123,40 @@ func TestCatalogEvents(t *testing.T) {
 	}
 }
 
-// provokeIdle leaves the CPUs alone for 50 ms, up to 5 times, and returns
-// the CPUs whose idle time in /proc/stat grew meanwhile. None grows when
-// every CPU is kept busy (a load on each): then cpu_idle cannot be
-// provoked, which it logs, and which is not a failure of the recorder.
-func provokeIdle(t *testing.T) map[int]bool {
+// provokeIdle runs the calling thread on each CPU in turn, then leaves
+// the CPUs alone for 50 ms, up to 5 times. It returns, for each CPU whose
+// idle time in /proc/stat grew meanwhile, when the thread last ran there:
+// the CPU was busy then and idle since, so it entered idle after that. No
+// idle time grows when every CPU is kept busy (a load on each): then
+// cpu_idle cannot be provoked, which it logs, and which is not a failure
+// of the recorder.
+func provokeIdle(t *testing.T) map[int]uint64 {
 	t.Helper()
-	idle := func() map[int]uint64 {
-		b, err := os.ReadFile("/proc/stat")
-		if err != nil {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	var all unix.CPUSet
+	if err := unix.SchedGetaffinity(0, &all); err != nil {
+		t.Fatal(err)
+	}
+	defer unix.SchedSetaffinity(0, &all)
+	for attempt := 1; attempt <= 5; attempt++ {
+		ran := map[int]uint64{}
+		for cpu := range cpuIdleTimes(t) {
+			var one unix.CPUSet
+			one.Set(cpu)
+			if all.IsSet(cpu) && unix.SchedSetaffinity(0, &one) == nil {
+				ran[cpu] = sysx.BootNow() // on cpu: it is not idle
+			}
+		}
+		if err := unix.SchedSetaffinity(0, &all); err != nil {
 			t.Fatal(err)
 		}
-		out := map[int]uint64{}
-		for _, line := range strings.Split(string(b), "\n") {
-			f := strings.Fields(line)
-			if len(f) < 6 || !strings.HasPrefix(f[0], "cpu") || f[0] == "cpu" {
-				continue
-			}
-			cpu, _ := strconv.Atoi(f[0][3:])
-			a, _ := strconv.ParseUint(f[4], 10, 64)
-			w, _ := strconv.ParseUint(f[5], 10, 64)
-			out[cpu] = a + w
-		}
-		return out
-	}
-	for attempt := 1; attempt <= 5; attempt++ {
-		before := idle()
+		before := cpuIdleTimes(t)
 		time.Sleep(50 * time.Millisecond)
-		idled := map[int]bool{}
-		for cpu, v := range idle() {
-			if v > before[cpu] {
-				idled[cpu] = true
+		idled := map[int]uint64{}
+		for cpu, v := range cpuIdleTimes(t) {
+			if since, ok := ran[cpu]; ok && v > before[cpu] {
+				idled[cpu] = since
 			}
 		}
 		if len(idled) > 0 {
@@ -1181,6 +1165,34 @@ func provokeIdle(t *testing.T) map[int]bool {
 	}
 	t.Logf("cpu_idle: could not provoke: no CPU's idle time grew in 5 × 50 ms (every CPU is kept busy), so none went idle")
 	return nil
+}
+
+// cpuIdleTimes reads each CPU's idle and iowait time from /proc/stat, in
+// USER_HZ ticks.
+func cpuIdleTimes(t *testing.T) map[int]uint64 {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[int]uint64{}
+	for _, line := range strings.Split(string(b), "\n") {
+		// "cpu3 user nice system idle iowait ..."
+		f := strings.Fields(line)
+		if len(f) < 6 || !strings.HasPrefix(f[0], "cpu") {
+			continue
+		}
+		cpu, err := strconv.Atoi(f[0][len("cpu"):])
+		if err != nil {
+			continue // the line of all CPUs
+		}
+		idle, err1 := strconv.ParseUint(f[4], 10, 64)
+		iowait, err2 := strconv.ParseUint(f[5], 10, 64)
+		if err1 != nil || err2 != nil {
+			t.Fatalf("/proc/stat: %q", line)
+		}
+		out[cpu] = idle + iowait
+	}
+	return out
 }
 
 func first(rows []row) row {

@@ -45,16 +45,14 @@ func (r *Recorder) Enable(list ...string) error {
 	if r.state == Closed {
 		return os.ErrClosed
 	}
+	names, _, err := r.recordable(events, explicit)
+	if err != nil {
+		return err
+	}
 	var add []string
-	for _, e := range events {
-		if why, bad := r.unsupported(e); bad {
-			if explicit[e.Name] {
-				return fmt.Errorf("event %s: kernel %s cannot record it: %s", e.Name, r.sys.Uname.Release, why)
-			}
-			continue
-		}
-		if !slices.Contains(r.events, e.Name) {
-			add = append(add, e.Name)
+	for _, name := range names {
+		if !slices.Contains(r.events, name) {
+			add = append(add, name)
 		}
 	}
 	if r.state == Recording {
@@ -72,7 +70,9 @@ func (r *Recorder) Enable(list ...string) error {
 }
 
 // Disable deselects events, by name or group; while recording they stop at
-// once. Their programs stay loaded, so enabling them again costs nothing.
+// once. Their programs are detached, so a disabled event costs nothing per
+// tracepoint hit, but stay loaded: enabling one again attaches it without
+// reloading anything.
 func (r *Recorder) Disable(list ...string) error {
 	events, _, err := SelectEvents(list)
 	if err != nil {

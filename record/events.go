@@ -52,7 +52,7 @@ func SelectEvents(list []string) (events []bpf.Event, explicit map[string]bool, 
 }
 
 func isDefault(group string) bool {
-	for _, g := range bpf.DefaultGroups {
+	for _, g := range kinds.DefaultGroups {
 		if g == group {
 			return true
 		}

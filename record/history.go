@@ -46,8 +46,7 @@ type drainer struct {
 
 	mu      sync.Mutex // guards the totals
 	drained uint64
-	lost    uint64   // sequence numbers lost between drains
-	lostCPU []uint64 // lost, per CPU
+	lostCPU []uint64 // sequence numbers lost between drains, per CPU
 	cpu     time.Duration
 	drains  int
 	signals int
@@ -178,7 +177,8 @@ func (d *drainer) drainOnce(threshold uint64) error {
 	t0 := sysx.ThreadCPUTime()
 	now := sysx.BootNow()
 	ring := d.r.ring
-	var drained, lost uint64
+	var drained uint64
+	lostCPU := make([]uint64, len(d.cursors))
 	var err error
 	for cpu := range d.cursors {
 		head := ring.Head(cpu)
@@ -194,21 +194,20 @@ func (d *drainer) drainOnce(threshold uint64) error {
 				}
 				d.tier.Add(cpu, ringbuf.Block{Payload: p, Sum: sum}, b.NextSeq, now)
 				drained += uint64(len(b.Events))
-				lost += b.Lost
-				d.mu.Lock()
-				d.lostCPU[cpu] += b.Lost
-				d.mu.Unlock()
+				lostCPU[cpu] += b.Lost
 				return nil
 			})
-			if w.Next <= d.cursors[cpu] {
-				break // the next slot is being written: the next drain starts there
+			if err != nil || w.Next <= d.cursors[cpu] {
+				break // failed, or the next slot is being written: the next drain starts there
 			}
 			d.cursors[cpu] = w.Next
 		}
 	}
 	d.mu.Lock()
 	d.drained += drained
-	d.lost += lost
+	for cpu, n := range lostCPU {
+		d.lostCPU[cpu] += n
+	}
 	d.cpu += sysx.ThreadCPUTime() - t0
 	d.drains++
 	d.err = err
@@ -262,6 +261,10 @@ type HistoryStats struct {
 func (d *drainer) stats() HistoryStats {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	return HistoryStats{Held: d.tier.Held(), Evicted: d.tier.Evicted(), Drained: d.drained, Lost: d.lost,
+	s := HistoryStats{Held: d.tier.Held(), Evicted: d.tier.Evicted(), Drained: d.drained,
 		LostPerCPU: append([]uint64(nil), d.lostCPU...), CPU: d.cpu, Drains: d.drains, Signals: d.signals, Err: d.err}
+	for _, n := range d.lostCPU {
+		s.Lost += n
+	}
+	return s
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"syscall"
@@ -186,11 +187,13 @@ func TestFilterChangeIsAtomic(t *testing.T) {
 	}
 	defer rec.Close()
 	const flips, k = 200, 50
-	otherDone := make(chan struct{})
-	go func() {
-		defer close(otherDone)
-		other.step(t, 2_000_000) // a few hundred ms of calls
-	}()
+	// A few hundred ms of calls, while the filter flips; its outcome is
+	// checked on the test's goroutine.
+	otherDone := make(chan error, 1)
+	if _, err := fmt.Fprintln(other.Stdin, 2_000_000); err != nil {
+		t.Fatal(err)
+	}
+	go func() { _, err := other.Line(); otherDone <- err }()
 	for i := 0; i < flips; i++ {
 		pids := []uint32{uint32(keep.Pid()), 1}
 		var comms []string
@@ -207,7 +210,9 @@ func TestFilterChangeIsAtomic(t *testing.T) {
 			keep.step(t, k)
 		}
 	}
-	<-otherDone
+	if err := <-otherDone; err != nil {
+		t.Fatalf("filtered-out child: %v", err)
+	}
 	path := filepath.Join(t.TempDir(), "flips.rwd")
 	snap(t, rec, path)
 	got := enters(t, path, keep.Pid())

@@ -247,16 +247,8 @@ func New(cfg Config) (_ *Recorder, err error) {
 		return nil, err
 	}
 	r.host, _ = os.Hostname()
-	r.unavailable = map[string]string{}
-	for _, e := range events {
-		if why, bad := r.unsupported(e); bad {
-			if explicit[e.Name] {
-				return nil, fmt.Errorf("event %s: kernel %s cannot record it: %s", e.Name, sys.Uname.Release, why)
-			}
-			r.unavailable[e.Name] = why
-			continue
-		}
-		r.events = append(r.events, e.Name)
+	if r.events, r.unavailable, err = r.recordable(events, explicit); err != nil {
+		return nil, err
 	}
 	if len(r.events) == 0 {
 		return nil, fmt.Errorf("kernel %s can record none of the events asked for", sys.Uname.Release)
@@ -288,15 +280,26 @@ func New(cfg Config) (_ *Recorder, err error) {
 	return r, nil
 }
 
-// unsupported says why this kernel cannot record an event, if it cannot.
-func (r *Recorder) unsupported(e bpf.Event) (string, bool) {
-	if why, bad := r.objs.Unsupported()[e.Name]; bad {
-		return why, true
+// recordable splits selected events into those this kernel records and
+// those it cannot, with why. An event named one by one (explicit) that it
+// cannot record is an error.
+func (r *Recorder) recordable(events []bpf.Event, explicit map[string]bool) (names []string, unavailable map[string]string, err error) {
+	unavailable = map[string]string{}
+	for _, e := range events {
+		why, bad := r.objs.Unsupported()[e.Name]
+		if !bad && !e.PerfEvent() && !r.sys.HasTracepoint(e.Tracepoint) {
+			why, bad = fmt.Sprintf("tracepoint %s is not in %s/available_events", e.Tracepoint, sysx.Tracefs), true
+		}
+		switch {
+		case bad && explicit[e.Name]:
+			return nil, nil, fmt.Errorf("event %s: kernel %s cannot record it: %s", e.Name, r.sys.Uname.Release, why)
+		case bad:
+			unavailable[e.Name] = why
+		default:
+			names = append(names, e.Name)
+		}
 	}
-	if !e.PerfEvent() && !r.sys.HasTracepoint(e.Tracepoint) {
-		return fmt.Sprintf("tracepoint %s is not in %s/available_events", e.Tracepoint, sysx.Tracefs), true
-	}
-	return "", false
+	return names, unavailable, nil
 }
 
 func roundPage(n int) int {

@@ -31,16 +31,17 @@ type SessionConfig struct {
 	// NewSession on, so that none kills the process while the programs
 	// load. A daemon handles signals itself and leaves this off.
 	Signals bool
-	// EstimateAfter is when the session reports how much history the rate
-	// of the moment holds (0: a second after it starts).
-	EstimateAfter time.Duration
 }
+
+// estimateAfter is when a session reports how much history the rate of its
+// first moments holds.
+const estimateAfter = time.Second
 
 // Notice is what a running session reports; one field is set.
 type Notice struct {
 	// Started: recording has begun; these are its figures.
 	Started *Stats
-	// Estimate: the history the rate of the first EstimateAfter holds.
+	// Estimate: the history the rate of the first second holds.
 	Estimate *Estimate
 	// Snapshot: a snapshot was written; Failed: one failed, and recording
 	// goes on.
@@ -147,11 +148,7 @@ func (s *Session) Run(ctx context.Context) (err error) {
 		defer t.Stop()
 		deadline = t.C
 	}
-	after := s.cfg.EstimateAfter
-	if after <= 0 {
-		after = time.Second
-	}
-	estimate := time.NewTimer(after)
+	estimate := time.NewTimer(estimateAfter)
 	defer estimate.Stop()
 	first, err := s.rec.Stats()
 	if err != nil {

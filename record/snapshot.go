@@ -49,9 +49,9 @@ type Result struct {
 	// ReadTime is how long copying the rings took; EncodeTime runs from
 	// there to the last section written (page cache only); CommitTime is
 	// the fsync and rename that put the file in place; Total runs from the
-	// trigger to the file being in place. Wait is how long the request
-	// waited for an earlier snapshot to finish, before Total began.
-	ReadTime, EncodeTime, CommitTime, Total, Wait time.Duration
+	// snapshot's turn (an earlier one may have kept it waiting) to the file
+	// being in place.
+	ReadTime, EncodeTime, CommitTime, Total time.Duration
 }
 
 // Report returns the result as documented in docs/JSON.md.
@@ -113,7 +113,6 @@ func (r *Recorder) Snapshot(ctx context.Context, req SnapshotRequest) (res *Resu
 	if n != 1 {
 		return nil, fmt.Errorf("snapshot: give one of a path, a directory and a writer")
 	}
-	t0 := time.Now()
 	defer func() {
 		if errors.Is(err, os.ErrClosed) {
 			return
@@ -151,12 +150,7 @@ func (r *Recorder) Snapshot(ctx context.Context, req SnapshotRequest) (res *Resu
 		case <-ctx.Done():
 		}
 	}()
-	wait := time.Since(t0)
-	if res, err = r.snapshot(ctx, req); err != nil {
-		return nil, err
-	}
-	res.Wait = wait
-	return res, nil
+	return r.snapshot(ctx, req)
 }
 
 // kallsymsPath is where the kernel's symbols are read from.

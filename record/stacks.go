@@ -43,7 +43,7 @@ func (r *Recorder) addChunk(refs *symbols.Refs, ids []uint16, payload []byte, c 
 	var want snapshot.Want
 	for _, id := range ids {
 		name := r.schema.ByID(id).Name
-		for _, f := range []string{"kframes", "uframes", "frames"} {
+		for _, f := range []string{kinds.FieldKframes, kinds.FieldUframes, kinds.FieldFrames} {
 			want.Field(r.schema, name, f)
 		}
 	}
@@ -57,8 +57,8 @@ func (r *Recorder) addChunk(refs *symbols.Refs, ids []uint16, payload []byte, c 
 		}
 		e := r.schema.ByID(t)
 		row := int(c.Row[i])
-		k, u := int(c.Column(t, e.Field("kframes")).Uint(row)), int(c.Column(t, e.Field("uframes")).Uint(row))
-		col := c.Column(t, e.Field("frames"))
+		k, u := int(c.Column(t, e.Field(kinds.FieldKframes)).Uint(row)), int(c.Column(t, e.Field(kinds.FieldUframes)).Uint(row))
+		col := c.Column(t, e.Field(kinds.FieldFrames))
 		frames = frames[:0]
 		for j := 0; j < k+u && j < col.Field.Count; j++ {
 			frames = append(frames, col.UintAt(row, j))

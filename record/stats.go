@@ -1,6 +1,7 @@
 package record
 
 import (
+	"maps"
 	"os"
 	"slices"
 	"time"
@@ -13,6 +14,9 @@ type Stats struct {
 	At     time.Time `json:"at"`
 	State  State     `json:"state"`
 	Events []string  `json:"events"`
+	// Unavailable are the events a group asked for that this kernel
+	// cannot record, with the reason.
+	Unavailable map[string]string `json:"unavailable"`
 	// BufferBytes is the kernel tier's size per CPU, CopyBytes what
 	// snapshots copy it into; MemoryBytes is everything the recorder holds:
 	// rings, copy buffers, the compressed tier and the counter samples.
@@ -63,7 +67,7 @@ func (r *Recorder) Stats() (Stats, error) {
 	if r.state == Closed {
 		return Stats{}, os.ErrClosed
 	}
-	s := Stats{At: time.Now(), State: r.state, Events: slices.Clone(r.events),
+	s := Stats{At: time.Now(), State: r.state, Events: slices.Clone(r.events), Unavailable: maps.Clone(r.unavailable),
 		BufferBytes: r.BufferBytes(), CopyBytes: r.CopyBytes(), Snapshots: r.snaps}
 	if slices.Contains(r.events, cpuSample) {
 		s.StackRate = r.stackRate

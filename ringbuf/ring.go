@@ -185,9 +185,9 @@ func (r *Ring) Read(cpu int) (*Window, error) {
 const noStart = ^uint64(0)
 
 // ReadRange copies the CPU's records from sequence number from up to the
-// first slot not yet published, oldest first, into buf (nil: the CPU's
-// copy buffer, which Read uses too), as many slots as buf holds: what the
-// history tier drains. The window begins at from: slots the writers
+// first slot not yet published, oldest first, into buf, as many slots as
+// buf holds: what the history tier drains, with a buffer of its own so that
+// it reads alongside Read. The window begins at from: slots the writers
 // overwrote before the read reached them (the drain fell a whole ring
 // behind) count as lost. A record cut by the end of buf is left for the
 // next read, which starts at the window's Next.
@@ -196,9 +196,6 @@ func (r *Ring) ReadRange(cpu int, from uint64, buf []byte) (*Window, error) {
 		return nil, fmt.Errorf("read ring: cpu %d out of range [0, %d)", cpu, r.cpus)
 	}
 	rd := reader{r: r, cpu: cpu}
-	if buf == nil {
-		buf = r.copies[cpu]
-	}
 	head := r.Head(cpu)
 	pos := max(from, head-min(head, r.perCPU))
 	end := min(head, pos+uint64(len(buf)/SlotSize))

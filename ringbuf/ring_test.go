@@ -275,12 +275,13 @@ func BenchmarkRead(b *testing.B) {
 func TestReadRangeDrains(t *testing.T) {
 	r, _ := newFake(t, 1, 64)
 	f := fakeWriter{r, 0}
+	buf := make([]byte, r.CopyBytes())
 	var cursor, next uint64
 	for round := 0; round < 50; round++ {
 		for i := 0; i < round%7*5; i++ {
 			f.write(1 + i%3/2)
 		}
-		w, err := r.ReadRange(0, cursor, nil)
+		w, err := r.ReadRange(0, cursor, buf)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -300,7 +301,7 @@ func TestReadRangeDrains(t *testing.T) {
 	for i := 0; i < 200; i++ {
 		f.write(1)
 	}
-	w, _ := r.ReadRange(0, cursor, nil)
+	w, _ := r.ReadRange(0, cursor, buf)
 	check(t, w)
 	if w.First != cursor || w.Lost != 200-64 || w.Records != 64 {
 		t.Fatalf("lagging drain: %v from %d", w, cursor)
@@ -310,15 +311,52 @@ func TestReadRangeDrains(t *testing.T) {
 	f.fill(seq, seq, 7, 1, false)
 	f.write(1)
 	r.TailWait = time.Millisecond
-	w, _ = r.ReadRange(0, w.Next, nil)
+	w, _ = r.ReadRange(0, w.Next, buf)
 	if w.Records != 0 || w.Next != seq {
 		t.Fatalf("pending slot: %v", w)
 	}
 	f.fill(seq, seq, 7, 1, true)
-	w, _ = r.ReadRange(0, w.Next, nil)
+	w, _ = r.ReadRange(0, w.Next, buf)
 	check(t, w)
 	if w.Records != 2 || w.Lost != 0 {
 		t.Fatalf("after publishing: %v", w)
+	}
+}
+
+// A buffer smaller than what waits drains it in pieces: a record cut by
+// the buffer's end is left whole for the next read, and nothing is lost.
+func TestReadRangeSmallBuffer(t *testing.T) {
+	r, _ := newFake(t, 1, 64)
+	f := fakeWriter{r, 0}
+	for i := 0; i < 20; i++ {
+		f.write(1 + i%3) // records of 1, 2 and 3 slots
+	}
+	buf := make([]byte, 5*SlotSize)
+	var cursor, next uint64
+	records := 0
+	for reads := 0; cursor < r.Head(0); reads++ {
+		if reads > 40 {
+			t.Fatalf("no progress at %d", cursor)
+		}
+		w, err := r.ReadRange(0, cursor, buf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		check(t, w)
+		if w.Lost != 0 || w.First != cursor || w.Next <= cursor || w.Next-cursor > 5 {
+			t.Fatalf("read from %d: %v", cursor, w)
+		}
+		for _, e := range w.Events(nil) {
+			if e.Seq != next {
+				t.Fatalf("seq %d, want %d", e.Seq, next)
+			}
+			next = e.Seq + uint64(len(e.Data)/PayloadSize)
+			records++
+		}
+		cursor = w.Next
+	}
+	if records != 20 {
+		t.Fatalf("%d records drained, 20 written", records)
 	}
 }
 

@@ -7,8 +7,6 @@ import (
 	"fmt"
 	"slices"
 
-	"github.com/klauspost/compress/zstd"
-
 	"github.com/rewindtrace/rewind/snapshot/schema"
 )
 
@@ -34,15 +32,15 @@ type Chunk struct {
 	bufs   [][]byte   // decompression buffers, reused
 	nbuf   int
 
-	typeRows []int         // by event id the schema knows: events of that type
-	unknown  []unknownRows // the other types', by type
+	typeRows []int         // by event id up to the schema's largest: events of that type
+	unknown  []unknownRows // the types above the schema's largest id, sorted
 	next     []uint32      // scratch for index
 	// schema is the schema cols are laid out for.
 	schema *schema.Schema
 }
 
-// unknownRows counts the events of a type the schema does not know, and
-// the rows index has handed out.
+// unknownRows counts the events of a type above the schema's largest id,
+// and the rows index has handed out.
 type unknownRows struct {
 	typ        uint16
 	rows, next uint32
@@ -177,9 +175,9 @@ func DecodeChunkWant(s *schema.Schema, p []byte, c *Chunk, want *Want) error {
 		return errShort
 	}
 	c.reset(s)
-	// Rows per type: by id for the types the schema knows, so that the
+	// Rows per type: by id up to the schema's largest id, so that the
 	// schema and not a type id read from the chunk sizes the table; in a
-	// sorted list for the others (written by a newer recorder).
+	// sorted list for the ids above it (written by a newer recorder).
 	maxType := 0
 	for i := 0; i < ntypes; i++ {
 		maxType = max(maxType, int(le.Uint16(p[off+i*typeCountSize:])))
@@ -374,23 +372,17 @@ func (c *Chunk) unpack(stored []byte, codec uint8, rawLen int) ([]byte, error) {
 			return nil, err
 		}
 		// rawLen comes from the file: before allocating for it, check that
-		// the stored bytes could hold it and that the frame says the same.
+		// the stored bytes could hold it.
 		if rawLen > maxZstdRatio*len(stored) {
 			return nil, fmt.Errorf("zstd: %d bytes cannot decompress to %d", len(stored), rawLen)
-		}
-		var h zstd.Header
-		if err := h.Decode(stored); err != nil {
-			return nil, fmt.Errorf("zstd: %w", err)
-		}
-		if h.HasFCS && h.FrameContentSize != uint64(rawLen) {
-			return nil, fmt.Errorf("zstd: frame holds %d bytes, raw length says %d", h.FrameContentSize, rawLen)
 		}
 		if c.nbuf == len(c.bufs) {
 			c.bufs = append(c.bufs, nil)
 		}
-		// The decoder stops at the buffer's capacity (WithDecodeAllCapLimit),
-		// so a damaged frame cannot make it produce more than
-		// rawLen+zstdSlack bytes.
+		// The decoder stops at the buffer's capacity (WithDecodeAllCapLimit):
+		// it refuses a frame whose content size is larger before decoding
+		// it, and a damaged frame cannot make it produce more than
+		// rawLen+zstdSlack bytes. A smaller frame fails the length check.
 		buf := c.bufs[c.nbuf]
 		if cap(buf) < rawLen+zstdSlack || cap(buf) > 2*rawLen+4096 {
 			buf = make([]byte, 0, rawLen+zstdSlack)

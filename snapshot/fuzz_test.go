@@ -2,10 +2,8 @@ package snapshot
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
 	"math/rand"
-	"os"
 	"slices"
 	"sort"
 	"testing"
@@ -22,11 +20,7 @@ import (
 // damaged on purpose, a bit flipped in a chunk and the file cut inside a
 // chunk, and each must be reported at that chunk while the others read.
 func FuzzReader(f *testing.F) {
-	path, _ := writeTestFile(f, 2, 2, 50)
-	data, err := os.ReadFile(path)
-	if err != nil {
-		f.Fatal(err)
-	}
+	data := testFileBytes(f, 2, 2, 50)
 	f.Add(data)
 	f.Add(data[:len(data)/2])
 	f.Add(data[:headerSize+10])
@@ -35,7 +29,7 @@ func FuzzReader(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		r := checkRead(t, data)
-		if r == nil || !r.Indexed() || len(r.Damage()) > 0 || len(r.Chunks()) == 0 || !tiled(data) {
+		if r == nil || !r.Indexed() || len(r.Damage()) > 0 || len(r.Chunks()) == 0 || !tiled(t, r) {
 			return
 		}
 		// The chunk and the byte come from the input, so that the fuzzer
@@ -102,19 +96,35 @@ func requireDamageAt(t *testing.T, err error, s Section) {
 	}
 }
 
-// tiled reports whether data is laid out as the writer lays a file out:
-// intact trailer and index, then sections with intact headers one after
-// the other from the file header to the index. Only in such a file does
-// damage to one chunk leave the others, and the way to them, intact.
-func tiled(data []byte) bool {
-	secs, ok := indexSections(data)
-	if !ok {
-		return false
+// indexSections returns the sections r's index lists, the index too, in
+// file order. r read its file through the index without damage.
+func indexSections(t *testing.T, r *Reader) []Section {
+	t.Helper()
+	secs, err := r.readIndex()
+	if err != nil {
+		t.Fatalf("read the index again: %v", err)
 	}
+	var tr [trailerSize]byte
+	if _, err := r.r.ReadAt(tr[:], r.size-trailerSize); err != nil {
+		t.Fatal(err)
+	}
+	off, length, _ := parseTrailer(tr[:])
+	secs = append(secs, Section{Kind: KindIndex, Offset: int64(off), Length: int64(length)})
 	sort.Slice(secs, func(i, j int) bool { return secs[i].Offset < secs[j].Offset })
+	return secs
+}
+
+// tiled reports whether r, which read its file through the index without
+// damage, found it laid out as the writer lays a file out: sections with
+// intact headers one after the other from the file header to the index.
+// Only in such a file does damage to one chunk leave the others, and the
+// way to them, intact.
+func tiled(t *testing.T, r *Reader) bool {
 	off := int64(headerSize)
-	for _, s := range secs {
-		h, ok := parseSectionHeader(data[s.Offset:])
+	for _, s := range indexSections(t, r) {
+		var hb [sectionHeaderSize]byte
+		r.r.ReadAt(hb[:], s.Offset)
+		h, ok := parseSectionHeader(hb[:])
 		if s.Offset != off || !ok || h.kind != s.Kind || int64(h.length) != s.Length-sectionHeaderSize {
 			return false
 		}
@@ -123,42 +133,13 @@ func tiled(data []byte) bool {
 	return true
 }
 
-// indexSections returns every section the index lists, and the index, if
-// the trailer is intact and the index ends where the trailer starts.
-func indexSections(data []byte) ([]Section, bool) {
-	size := int64(len(data))
-	if size < headerSize+trailerSize {
-		return nil, false
-	}
-	off, length, ok := parseTrailer(data[size-trailerSize:])
-	end := uint64(size - trailerSize)
-	if !ok || off < headerSize || off > end || length != end-off || length < sectionHeaderSize+4 {
-		return nil, false
-	}
-	p := data[off+sectionHeaderSize : end]
-	n := int(le.Uint32(p))
-	if len(p) != 4+n*indexEntrySize {
-		return nil, false
-	}
-	secs := []Section{{Kind: KindIndex, Offset: int64(off), Length: int64(length)}}
-	for i := 0; i < n; i++ {
-		e := parseIndexEntry(p[4+i*indexEntrySize:])
-		if e.Offset < headerSize || e.Offset > off || e.Length < sectionHeaderSize || e.Length > off-e.Offset {
-			return nil, false
-		}
-		secs = append(secs, Section{Kind: e.Kind, Offset: int64(e.Offset), Length: int64(e.Length)})
-	}
-	return secs, true
-}
-
 // checkTruncated cuts data at at, inside chunk k, and checks that the
 // reader reports damage from that chunk's offset and reads every chunk
 // before it.
 func checkTruncated(t *testing.T, data []byte, r *Reader, k int, at int64) {
 	t.Helper()
 	s := r.Chunks()[k]
-	secs, _ := indexSections(data)
-	sort.Slice(secs, func(i, j int) bool { return secs[i].Offset < secs[j].Offset })
+	secs := indexSections(t, r)
 	// A scan takes the first metadata and schema sections in the file: the
 	// reader must open the cut file when those are before the cut and read.
 	var meta, sch *Section
@@ -247,7 +228,7 @@ func FuzzDecodeChunk(f *testing.F) {
 		} else if err == nil {
 			sameChunk(t, s, &c, &reused)
 		}
-		r, sec := oneSection(s, KindChunk, 0, p)
+		r, sec := oneSection(t, s, KindChunk, 0, p)
 		var rc Chunk
 		switch cerr := r.ReadChunk(sec, &rc); {
 		case (err == nil) != (cerr == nil):
@@ -316,55 +297,22 @@ func sameChunk(t *testing.T, s *schema.Schema, a, b *Chunk) {
 // with payload p and its checksums right, so that reading it reaches the
 // decoder; and the section. The reader has the schema s and nothing else
 // NewReader would read, which the fuzz targets leave out for speed.
-func oneSection(s *schema.Schema, kind Kind, flags uint16, p []byte) (*Reader, Section) {
-	h := marshalFileHeader()
-	sh := sectionHeader{kind: kind, flags: flags, length: uint64(len(p)), crc: crc(p)}.marshal()
-	data := append(append(h[:], sh[:]...), p...)
-	sec := Section{Kind: kind, Offset: headerSize, Length: int64(sectionHeaderSize + len(p))}
-	return &Reader{r: bytes.NewReader(data), size: int64(len(data)), schema: s, Major: FormatMajor, Minor: FormatMinor}, sec
-}
-
-// fileBuilder lays a snapshot out by hand, so that a test can put any
-// bytes in a section with its checksums right.
-type fileBuilder struct {
-	b     []byte
-	index []indexEntry
-}
-
-// newFileBuilder starts a file with a file header, metadata and schema s.
-func newFileBuilder(t testing.TB, s *schema.Schema) *fileBuilder {
-	h := marshalFileHeader()
-	fb := &fileBuilder{b: h[:]}
-	for _, sec := range []struct {
-		kind Kind
-		v    any
-	}{{KindMeta, &Meta{CPUs: 1, Clock: "boottime"}}, {KindSchema, schemaJSON{Events: s.Events()}}} {
-		p, err := json.Marshal(sec.v)
-		if err != nil {
-			t.Fatal(err)
-		}
-		fb.add(sec.kind, 0, p)
+func oneSection(t testing.TB, s *schema.Schema, kind Kind, flags uint16, p []byte) (*Reader, Section) {
+	var buf bytes.Buffer
+	w := NewWriter(&buf)
+	sec := rawSection(t, w, kind, flags, p)
+	if err := w.Commit(); err != nil {
+		t.Fatal(err)
 	}
-	return fb
+	return &Reader{r: bytes.NewReader(buf.Bytes()), size: int64(buf.Len()), schema: s, Major: FormatMajor, Minor: FormatMinor}, sec
 }
 
-// add appends a section with payload p and returns where it is.
-func (fb *fileBuilder) add(kind Kind, flags uint16, p []byte) Section {
-	h := sectionHeader{kind: kind, flags: flags, length: uint64(len(p)), crc: crc(p)}.marshal()
-	e := indexEntry{Kind: kind, Offset: uint64(len(fb.b)), Length: uint64(sectionHeaderSize + len(p))}
-	fb.b = append(append(fb.b, h[:]...), p...)
-	fb.index = append(fb.index, e)
-	return Section{Kind: kind, Offset: int64(e.Offset), Length: int64(e.Length)}
-}
-
-// finish appends the index and trailer and returns the file.
-func (fb *fileBuilder) finish() []byte {
-	idx := le.AppendUint32(nil, uint32(len(fb.index)))
-	for _, e := range fb.index {
-		idx = e.append(idx)
+// rawSection writes a section of kind with payload p as it is, whatever p
+// holds, and returns where it is.
+func rawSection(t testing.TB, w *Writer, kind Kind, flags uint16, p []byte) Section {
+	off := w.Size()
+	if err := w.section(kind, flags, p, indexEntry{}); err != nil {
+		t.Fatal(err)
 	}
-	off := len(fb.b)
-	h := sectionHeader{kind: KindIndex, length: uint64(len(idx)), crc: crc(idx)}.marshal()
-	t := marshalTrailer(uint64(off), uint64(sectionHeaderSize+len(idx)))
-	return append(append(append(fb.b[:off:off], h[:]...), idx...), t[:]...)
+	return Section{Kind: kind, Offset: int64(off), Length: int64(w.Size() - off)}
 }

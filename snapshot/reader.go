@@ -146,13 +146,7 @@ func NewReader(ra io.ReaderAt, size int64) (*Reader, error) {
 		return nil, fmt.Errorf("%w: schema: %v", ErrBrokenHeader, err)
 	}
 	if procs != nil {
-		if err := r.readJSON(*procs, &r.procs); err != nil {
-			ce, ok := err.(*CorruptionError)
-			if !ok {
-				ce = corrupt(procs.Offset, procs.End(), "process table: %v", err)
-			}
-			r.addDamage(ce)
-		}
+		r.damaged(r.readJSON(*procs, &r.procs))
 	}
 	return r, nil
 }
@@ -202,6 +196,15 @@ func (r *Reader) Damage() []*CorruptionError {
 	return append([]*CorruptionError(nil), r.damage...)
 }
 
+// damaged adds err to Damage when it is a *CorruptionError, and returns it.
+func (r *Reader) damaged(err error) error {
+	var ce *CorruptionError
+	if errors.As(err, &ce) {
+		r.addDamage(ce)
+	}
+	return err
+}
+
 func (r *Reader) addDamage(e *CorruptionError) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -232,8 +235,7 @@ func (r *Reader) readIndex() ([]Section, error) {
 	idx := Section{Kind: KindIndex, Offset: int64(off), Length: int64(length)}
 	p, err := r.payload(idx)
 	if err != nil {
-		r.addDamage(err.(*CorruptionError))
-		return nil, err
+		return nil, r.damaged(err)
 	}
 	if len(p) < 4 {
 		return nil, errShort
@@ -364,7 +366,7 @@ func (r *Reader) payload(s Section) ([]byte, error) {
 			return nil, err
 		}
 		var err error
-		if p, err = unzstd(p, maxJSONLength); err != nil {
+		if p, err = unzstd(p); err != nil {
 			return nil, corrupt(s.Offset, s.End(), "%s section: %v", s.Kind, err)
 		}
 	}
@@ -372,14 +374,14 @@ func (r *Reader) payload(s Section) ([]byte, error) {
 }
 
 // unzstd decompresses a section payload, one zstd frame, into at most
-// limit bytes, and never allocates for more than the frame can hold: a
-// frame that declares its size (the writer's always do) is decoded into a
-// buffer of that size and must fill it exactly. Call codecs first.
-func unzstd(p []byte, limit int64) ([]byte, error) {
+// maxJSONLength bytes, and never allocates for more than the frame can
+// hold: a frame that declares its size (the writer's always do) is decoded
+// into a buffer of that size and must fill it exactly. Call codecs first.
+func unzstd(p []byte) ([]byte, error) {
 	if len(p) == 0 {
 		return nil, nil
 	}
-	limit = min(limit, maxZstdRatio*int64(len(p)))
+	limit := min(maxJSONLength, maxZstdRatio*int64(len(p)))
 	var h zstd.Header
 	if err := h.Decode(p); err != nil {
 		return nil, fmt.Errorf("zstd: %w", err)
@@ -409,16 +411,19 @@ func unzstd(p []byte, limit int64) ([]byte, error) {
 	return out, nil
 }
 
+// readJSON decodes a JSON section into v. A section that cannot be read
+// or decoded returns a *CorruptionError; the caller adds it to Damage if
+// the file is still read.
 func (r *Reader) readJSON(s Section, v any) error {
 	if s.Length-sectionHeaderSize > maxJSONLength {
-		return fmt.Errorf("%s section of %d bytes is too large", s.Kind, s.Length)
+		return corrupt(s.Offset, s.End(), "%s section of %d bytes is too large", s.Kind, s.Length)
 	}
 	p, err := r.payload(s)
 	if err != nil {
 		return err
 	}
 	if err := json.Unmarshal(p, v); err != nil {
-		return fmt.Errorf("decode %s: %w", s.Kind, err)
+		return corrupt(s.Offset, s.End(), "decode %s: %w", s.Kind, err)
 	}
 	return nil
 }
@@ -435,11 +440,7 @@ func (r *Reader) ReadChunkWant(s Section, c *Chunk, want *Want) error {
 			err = corrupt(s.Offset, s.End(), "chunk: %v", err)
 		}
 	}
-	var ce *CorruptionError
-	if errors.As(err, &ce) {
-		r.addDamage(ce)
-	}
-	return err
+	return r.damaged(err)
 }
 
 // ChunkCounts reads and checks one chunk's payload and returns its events
@@ -447,22 +448,14 @@ func (r *Reader) ReadChunkWant(s Section, c *Chunk, want *Want) error {
 func (r *Reader) ChunkCounts(s Section) ([]TypeCount, error) {
 	p, err := r.payload(s)
 	if err != nil {
-		var ce *CorruptionError
-		if errors.As(err, &ce) {
-			r.addDamage(ce)
-		}
-		return nil, err
+		return nil, r.damaged(err)
 	}
 	if len(p) < chunkHeaderSize {
-		ce := corrupt(s.Offset, s.End(), "chunk: %v", errShort)
-		r.addDamage(ce)
-		return nil, ce
+		return nil, r.damaged(corrupt(s.Offset, s.End(), "chunk: %v", errShort))
 	}
 	ntypes := int(le.Uint16(p[50:]))
 	if len(p) < chunkHeaderSize+ntypes*typeCountSize {
-		ce := corrupt(s.Offset, s.End(), "chunk: %v", errShort)
-		r.addDamage(ce)
-		return nil, ce
+		return nil, r.damaged(corrupt(s.Offset, s.End(), "chunk: %v", errShort))
 	}
 	out := make([]TypeCount, ntypes)
 	for i := range out {

@@ -190,9 +190,5 @@ func (r *Reader) ReadSeries(s Section) (*Series, error) {
 		}
 		err = corrupt(s.Offset, s.End(), "%v", err)
 	}
-	var ce *CorruptionError
-	if errors.As(err, &ce) {
-		r.addDamage(ce)
-	}
-	return nil, err
+	return nil, r.damaged(err)
 }

@@ -102,7 +102,7 @@ func FuzzDecodeSeries(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, p []byte) {
 		s, err := DecodeSeries(p)
-		r, sec := oneSection(sch, KindSeries, flagZstd, enc.EncodeAll(p, nil))
+		r, sec := oneSection(t, sch, KindSeries, flagZstd, enc.EncodeAll(p, nil))
 		switch _, serr := r.ReadSeries(sec); {
 		case (err == nil) != (serr == nil):
 			t.Fatalf("decoder says %v, reader says %v", err, serr)

@@ -3,6 +3,7 @@ package snapshot
 import (
 	"bytes"
 	"errors"
+	"io"
 	"math/rand"
 	"os"
 	"path/filepath"
@@ -80,12 +81,25 @@ func randEvents(rng *rand.Rand, n int, seq0, ts0 uint64) []Event {
 // writeTestFile writes chunks of events for cpus CPUs and returns the path
 // and the events written, per CPU.
 func writeTestFile(t testing.TB, cpus, chunksPerCPU, perChunk int) (string, [][]Event) {
-	s := testSchema(t)
 	path := filepath.Join(t.TempDir(), "test.rwd")
 	w, err := Create(path)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return path, writeTestSnapshot(t, w, cpus, chunksPerCPU, perChunk)
+}
+
+// testFileBytes returns the file writeTestFile writes, written to memory.
+func testFileBytes(t testing.TB, cpus, chunksPerCPU, perChunk int) []byte {
+	var buf bytes.Buffer
+	writeTestSnapshot(t, NewWriter(&buf), cpus, chunksPerCPU, perChunk)
+	return buf.Bytes()
+}
+
+// writeTestSnapshot writes a snapshot of chunks of events for cpus CPUs
+// with w, commits it, and returns the events written, per CPU.
+func writeTestSnapshot(t testing.TB, w *Writer, cpus, chunksPerCPU, perChunk int) [][]Event {
+	s := testSchema(t)
 	meta := &Meta{Recorder: "test", Host: "h", CPUs: cpus, Clock: "boottime", Trigger: Trigger{Kind: TriggerManual}}
 	if err := w.WriteMeta(meta); err != nil {
 		t.Fatal(err)
@@ -117,7 +131,7 @@ func writeTestFile(t testing.TB, cpus, chunksPerCPU, perChunk int) (string, [][]
 	if err := w.Commit(); err != nil {
 		t.Fatal(err)
 	}
-	return path, all
+	return all
 }
 
 // payloadField reads field f of raw event data the way the encoder does.
@@ -230,7 +244,8 @@ func TestEncodeRejectsUnknownType(t *testing.T) {
 }
 
 // readAll opens data and decodes every chunk it can, returning the intact
-// chunks' event counts and the damage.
+// chunks' event count and the reader; a chunk it cannot decode must be
+// reported damaged at its offset.
 func readAll(t *testing.T, data []byte) (events int, r *Reader, err error) {
 	r, err = NewReader(bytes.NewReader(data), int64(len(data)))
 	if err != nil {
@@ -239,10 +254,7 @@ func readAll(t *testing.T, data []byte) (events int, r *Reader, err error) {
 	var c Chunk
 	for _, s := range r.Chunks() {
 		if err := r.ReadChunk(s, &c); err != nil {
-			var ce *CorruptionError
-			if !errors.As(err, &ce) {
-				t.Fatalf("chunk error is not a CorruptionError: %v", err)
-			}
+			requireDamageAt(t, err, s)
 			continue
 		}
 		events += c.Len()
@@ -251,11 +263,7 @@ func readAll(t *testing.T, data []byte) (events int, r *Reader, err error) {
 }
 
 func TestTruncatedKeepsIntactChunks(t *testing.T) {
-	path, _ := writeTestFile(t, 2, 4, 2000)
-	data, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
+	data := testFileBytes(t, 2, 4, 2000)
 	full, r, err := readAll(t, data)
 	if err != nil || full != 16000 {
 		t.Fatalf("full file: %d events, %v", full, err)
@@ -291,8 +299,8 @@ func TestTruncatedKeepsIntactChunks(t *testing.T) {
 }
 
 func TestCorruptChunkIsSkipped(t *testing.T) {
-	path, _ := writeTestFile(t, 1, 3, 1000)
-	data, _ := os.ReadFile(path)
+	file := testFileBytes(t, 1, 3, 1000)
+	data := bytes.Clone(file)
 	_, r, err := readAll(t, data)
 	if err != nil {
 		t.Fatal(err)
@@ -311,7 +319,7 @@ func TestCorruptChunkIsSkipped(t *testing.T) {
 		t.Fatalf("damage %v", d)
 	}
 	// A damaged section header is skipped by resynchronising on the next.
-	data, _ = os.ReadFile(path)
+	data = bytes.Clone(file)
 	data[bad.Offset+2] ^= 0xff
 	copy(data[len(data)-trailerSize:], make([]byte, trailerSize)) // force a scan
 	got, r3, err := readAll(t, data)
@@ -341,6 +349,26 @@ func TestNotASnapshot(t *testing.T) {
 	h = marshalFileHeader()
 	if _, err := NewReader(bytes.NewReader(h[:]), headerSize); !errors.Is(err, ErrBrokenHeader) {
 		t.Fatalf("header only: %v", err)
+	}
+}
+
+// A snapshot written to a stream is the file Create and Commit place.
+func TestStreamWriter(t *testing.T) {
+	path, _ := writeTestFile(t, 2, 2, 100)
+	file, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if stream := testFileBytes(t, 2, 2, 100); !bytes.Equal(stream, file) {
+		t.Fatalf("stream of %d bytes, file of %d, differ", len(stream), len(file))
+	}
+	w := NewWriter(io.Discard)
+	w.Abort()
+	if err := w.WriteMeta(&Meta{}); !errors.Is(err, os.ErrClosed) {
+		t.Fatalf("write after Abort: %v", err)
+	}
+	if err := w.Commit(); !errors.Is(err, os.ErrClosed) {
+		t.Fatalf("commit after Abort: %v", err)
 	}
 }
 

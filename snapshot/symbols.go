@@ -79,12 +79,7 @@ func (r *Reader) Symbols() (*Symbols, error) {
 		return s, nil
 	}
 	if err := r.readJSON(*r.symbols, s); err != nil {
-		ce, ok := err.(*CorruptionError)
-		if !ok {
-			ce = corrupt(r.symbols.Offset, r.symbols.End(), "symbols: %v", err)
-		}
-		r.addDamage(ce)
-		return &Symbols{}, ce
+		return &Symbols{}, r.damaged(err)
 	}
 	sort.Slice(s.Kernel, func(i, j int) bool { return s.Kernel[i].Start < s.Kernel[j].Start })
 	return s, nil

@@ -47,8 +47,9 @@ func Create(path string) (_ *Writer, err error) {
 	return w, nil
 }
 
-// NewWriter starts a snapshot written to dst as it goes: Commit flushes
-// the end of it, and Abort leaves dst with what was written (a reader
+// NewWriter starts a snapshot written to dst as it goes, through a 1 MiB
+// buffer: Commit writes the index and trailer and flushes. Abort drops
+// what is still buffered and leaves dst with what reached it (a reader
 // salvages its intact sections).
 func NewWriter(dst io.Writer) *Writer {
 	w := &Writer{name: "snapshot stream", bw: bufio.NewWriterSize(dst, 1<<20)}
@@ -122,7 +123,8 @@ func (w *Writer) WriteChunk(payload []byte, sum ChunkSummary) error {
 }
 
 // Commit writes the index and trailer, syncs the file and renames it into
-// place. After an error the temporary file is removed.
+// place (a stream's Writer flushes instead). After an error the temporary
+// file is removed.
 func (w *Writer) Commit() (err error) {
 	if w.closed {
 		return os.ErrClosed
@@ -172,8 +174,8 @@ func (w *Writer) Commit() (err error) {
 	return nil
 }
 
-// Abort removes the temporary file. It is safe to call after Commit and
-// more than once.
+// Abort removes the temporary file (a stream's Writer writes nothing
+// more). It is safe to call after Commit and more than once.
 func (w *Writer) Abort() {
 	if w.closed {
 		return

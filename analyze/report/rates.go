@@ -109,8 +109,9 @@ func kindName(r analyze.Rates) string {
 	return "level"
 }
 
-// formatRate prints a rate (unit per second) or a level: CPU time as a
-// share of one CPU, bytes with binary units.
+// formatRate prints a rate (unit per second), a level or a share: CPU
+// time as a share of one CPU, a ratio as a percentage, bytes with binary
+// units.
 func formatRate(v float64, unit, kind string) string {
 	if kind == snapshot.SeriesCounter {
 		switch unit {

@@ -72,7 +72,7 @@ func tierRate(dir string, mib int, rate float64) (tierProbe, error) {
 		paced = 1e12 // unpaced: a rate no CPU reaches
 	}
 	gen := exec.Command("taskset", "-c", "0", os.Args[0], "-gen-rate", strconv.FormatFloat(paced, 'f', 0, 64), "-gen-seconds", strconv.FormatFloat(*genSeconds, 'f', -1, 64))
-	go1, err := gen.StdinPipe()
+	release, err := gen.StdinPipe()
 	if err != nil {
 		return p, err
 	}
@@ -98,7 +98,7 @@ func tierRate(dir string, mib int, rate float64) (tierProbe, error) {
 	if err := startAndWait(rec, "recording"); err != nil {
 		return p, err
 	}
-	go1.Write([]byte{1})
+	release.Write([]byte{1})
 	sc := bufio.NewScanner(genOut)
 	if sc.Scan() {
 		p.reached, _ = strconv.ParseFloat(strings.TrimSpace(sc.Text()), 64)

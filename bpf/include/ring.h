@@ -95,7 +95,7 @@ enum rw_filter_kind {
 };
 
 struct rw_filter_key {
-	__u32 kind;
+	enum rw_filter_kind kind;	/* 4 bytes */
 	__u32 __pad;
 	union {
 		__u64 id;

@@ -174,11 +174,9 @@ func Text(w io.Writer, info *Info, m *snapshot.Meta) error {
 	tw.Flush()
 
 	fmt.Fprintln(w, "\nevents by type:")
-	names := make([]string, 0, len(info.EventCounts))
-	for n := range info.EventCounts {
-		names = append(names, n)
-	}
-	sort.Slice(names, func(i, j int) bool { return info.EventCounts[names[i]] > info.EventCounts[names[j]] })
+	// By count, most first; equal counts by name.
+	names := slices.Sorted(maps.Keys(info.EventCounts))
+	sort.SliceStable(names, func(i, j int) bool { return info.EventCounts[names[i]] > info.EventCounts[names[j]] })
 	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	for _, n := range names {
 		fmt.Fprintf(tw, "%s\t%d\t\n", n, info.EventCounts[n])

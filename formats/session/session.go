@@ -10,7 +10,6 @@ import (
 	"io"
 	"maps"
 	"slices"
-	"sort"
 	"strings"
 	"time"
 
@@ -111,15 +110,10 @@ func describeCounters(s Start) string {
 	for name, hz := range s.Counters {
 		byRate[hz] = append(byRate[hz], name)
 	}
-	rates := make([]float64, 0, len(byRate))
-	for hz := range byRate {
-		rates = append(rates, hz)
-	}
-	sort.Float64s(rates)
 	var parts []string
-	for _, hz := range rates {
+	for _, hz := range slices.Sorted(maps.Keys(byRate)) {
 		names := byRate[hz]
-		sort.Strings(names)
+		slices.Sort(names)
 		parts = append(parts, fmt.Sprintf("%s at %g Hz", strings.Join(names, ","), hz))
 	}
 	return fmt.Sprintf(", sampling counters %s, kept %v", strings.Join(parts, "; "), s.CounterKeep)

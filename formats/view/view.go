@@ -152,16 +152,17 @@ type fieldKind struct {
 }
 
 func fieldKinds(e *schema.Event) []fieldKind {
+	out := make([]fieldKind, len(e.Fields))
 	family := -1
 	for i, f := range e.Fields {
-		if kinds.KindOf(f) == kinds.Family {
+		k := kinds.KindOf(f)
+		out[i] = fieldKind{kind: k, key: k.NameKey(f.Name)}
+		if k == kinds.Family {
 			family = i
 		}
 	}
-	out := make([]fieldKind, len(e.Fields))
-	for i, f := range e.Fields {
-		k := kinds.KindOf(f)
-		out[i] = fieldKind{kind: k, key: k.NameKey(f.Name), family: family}
+	for i := range out {
+		out[i].family = family
 	}
 	return out
 }

@@ -289,3 +289,38 @@ func raiseAutogroupPriority(path string, nice int) (restore func()) {
 	}
 	return func() { _ = os.WriteFile(path, []byte(strconv.Itoa(old)), 0) }
 }
+
+// OnlineCPUs reads which CPUs are online (/sys/devices/system/cpu/online,
+// a list such as "0-3,5"): a possible CPU may be offline, or absent.
+func OnlineCPUs() (map[int]bool, error) {
+	b, err := os.ReadFile("/sys/devices/system/cpu/online")
+	if err != nil {
+		return nil, err
+	}
+	return parseCPUList(strings.TrimSpace(string(b)))
+}
+
+// parseCPUList reads a kernel CPU list ("0-3,5").
+func parseCPUList(s string) (map[int]bool, error) {
+	out := map[int]bool{}
+	for _, part := range strings.Split(s, ",") {
+		if part == "" {
+			continue
+		}
+		lo, hi, isRange := strings.Cut(part, "-")
+		a, err := strconv.Atoi(lo)
+		if err != nil {
+			return nil, fmt.Errorf("cpu list %q: %w", s, err)
+		}
+		z := a
+		if isRange {
+			if z, err = strconv.Atoi(hi); err != nil || z < a {
+				return nil, fmt.Errorf("cpu list %q: bad range %q", s, part)
+			}
+		}
+		for c := a; c <= z; c++ {
+			out[c] = true
+		}
+	}
+	return out, nil
+}

@@ -101,3 +101,23 @@ func TestRaiseThreadPriority(t *testing.T) {
 		t.Fatalf("thread nice %d after restore, want %d", got, before)
 	}
 }
+
+func TestParseCPUList(t *testing.T) {
+	for in, want := range map[string][]int{"0": {0}, "0-3": {0, 1, 2, 3}, "0-1,4,6-7": {0, 1, 4, 6, 7}, "": nil} {
+		got, err := parseCPUList(in)
+		if err != nil || len(got) != len(want) {
+			t.Errorf("%q: %v %v, want %v", in, got, err, want)
+			continue
+		}
+		for _, c := range want {
+			if !got[c] {
+				t.Errorf("%q: %v lacks %d", in, got, c)
+			}
+		}
+	}
+	for _, bad := range []string{"a", "3-1", "0-x"} {
+		if _, err := parseCPUList(bad); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+}

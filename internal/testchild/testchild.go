@@ -51,12 +51,22 @@ func Start(t testing.TB, mode string, env []string, args ...string) *Child {
 // Pid is the child's process id.
 func (c *Child) Pid() int { return c.Cmd.Process.Pid }
 
+// Line reads the child's next line of output, without its newline. It
+// fails nothing, so that a goroutine other than the test's may call it.
+func (c *Child) Line() (string, error) {
+	line, err := c.out.ReadString('\n')
+	if err != nil {
+		return "", fmt.Errorf("child %d: %w", c.Pid(), err)
+	}
+	return strings.TrimSuffix(line, "\n"), nil
+}
+
 // Int reads a line holding one integer.
 func (c *Child) Int(t testing.TB) int64 {
 	t.Helper()
-	line, err := c.out.ReadString('\n')
+	line, err := c.Line()
 	if err != nil {
-		t.Fatalf("child %d: %v", c.Pid(), err)
+		t.Fatal(err)
 	}
 	n, err := strconv.ParseInt(strings.TrimSpace(line), 10, 64)
 	if err != nil {

@@ -4,12 +4,14 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"runtime"
 	"sort"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/cilium/ebpf"
 	"github.com/rewindtrace/rewind/internal/sysx"
 	"github.com/rewindtrace/rewind/internal/testkernel"
 	"github.com/rewindtrace/rewind/snapshot"
@@ -131,8 +133,27 @@ func TestParseSources(t *testing.T) {
 	if len(names) != len(Default)+2 || rates["interrupts"] != 10 || !explicit["interrupts"] || explicit["cpu"] {
 		t.Errorf("names %v rates %v explicit %v", names, rates, explicit)
 	}
+	// A group's rate is each member's; a later item overrides an earlier
+	// one's rate; a name in a group and by name is explicit.
+	names, rates, explicit, err = ParseSources([]string{"all@5", "cpu@7Hz", "default", "load"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantRates := map[string]float64{}
+	for _, n := range Names {
+		wantRates[n] = 5
+	}
+	wantRates["cpu"] = 7
+	if !reflect.DeepEqual(names, Names) || !reflect.DeepEqual(rates, wantRates) || len(explicit) != len(Names) {
+		t.Errorf("names %v rates %v explicit %v", names, rates, explicit)
+	}
+	for n, e := range explicit {
+		if e != (n == "cpu" || n == "load") {
+			t.Errorf("%s explicit %v", n, e)
+		}
+	}
 	// Errors name the setting and the source, not a flag.
-	for _, bad := range [][]string{{"nope"}, {"cpu@0"}, {"cpu@2000"}, {"cpu@fast"}, {"cgroup"}} {
+	for _, bad := range [][]string{{"nope"}, {"cpu@0"}, {"cpu@2000"}, {"cpu@fast"}, {"cpu@nan"}, {"cpu@-inf"}, {"cgroup"}, {"default@0"}} {
 		_, _, _, err := ParseSources(bad)
 		if err == nil {
 			t.Errorf("ParseSources(%q) accepted", bad)
@@ -182,11 +203,16 @@ func TestSourcesLive(t *testing.T) {
 	}
 }
 
-// perf's software counters count: between two reads 50 ms apart with a
-// goroutine that sleeps and wakes, some CPU's context switches move.
+// perf's software counters count: a thread that blocks n times is
+// switched out n times, on whichever CPUs it runs, and the counters of
+// every CPU see each switch however busy the machine is.
 func TestPerfSoftwareCounters(t *testing.T) {
 	testkernel.Require(t)
-	src, missing, err := Open("perf", 2)
+	cpus, err := ebpf.PossibleCPU()
+	if err != nil {
+		t.Fatal(err)
+	}
+	src, missing, err := Open("perf", cpus)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -208,21 +234,21 @@ func TestPerfSoftwareCounters(t *testing.T) {
 		}
 		return sum
 	}
+	const n = 100
+	runtime.LockOSThread()
 	a := read()
-	done := time.After(50 * time.Millisecond)
-	for spin := true; spin; {
-		select {
-		case <-done:
-			spin = false
-		default:
-			time.Sleep(time.Microsecond) // a switch each time
-		}
+	for i := 0; i < n; i++ {
+		// A deadline ahead: the thread blocks in the kernel, and its
+		// CPU switches to another task. Were it late for the deadline,
+		// it was switched out meanwhile.
+		sysx.SleepUntilBoot(int64(sysx.BootNow()) + int64(time.Millisecond))
 	}
 	b := read()
-	t.Logf("over 50 ms: %v", map[string]uint64{"context_switches": b["context_switches"] - a["context_switches"],
+	runtime.UnlockOSThread()
+	t.Logf("over %d sleeps: %v", n, map[string]uint64{"context_switches": b["context_switches"] - a["context_switches"],
 		"cpu_migrations": b["cpu_migrations"] - a["cpu_migrations"], "page_faults": b["page_faults"] - a["page_faults"]})
-	if b["context_switches"] < a["context_switches"]+100 {
-		t.Errorf("software counters did not move: %v then %v", a, b)
+	if b["context_switches"] < a["context_switches"]+n {
+		t.Errorf("%d sleeps, context switches %v then %v", n, a, b)
 	}
 }
 

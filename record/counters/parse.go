@@ -2,6 +2,7 @@ package counters
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -13,69 +14,51 @@ import (
 // "default".
 func ParseSources(list []string) (names []string, rates map[string]float64, explicit map[string]bool, err error) {
 	rates, explicit = map[string]float64{}, map[string]bool{}
-	seen := map[string]bool{}
-	add := func(n string, exp bool) {
-		if !seen[n] {
-			seen[n] = true
-			names = append(names, n)
-		}
-		explicit[n] = explicit[n] || exp
-	}
 	if len(list) == 0 {
 		list = []string{"default"}
 	}
 	for _, item := range list {
 		name, hz, hasRate := strings.Cut(item, "@")
+		var set []string
+		byName := false
 		switch {
 		case name == "none":
 			continue
-		case name == "default" || name == "all":
-			set := Default
-			if name == "all" {
-				set = Names
-			}
-			for _, n := range set {
-				add(n, false)
-			}
-		case name == "cgroup" || (!strings.HasPrefix(name, "cgroup:") && !contains(Names, name)):
-			return nil, nil, nil, fmt.Errorf("unknown source %q; counter sources: %s, cgroup:PATH, default, all, none", name, strings.Join(Names, ", "))
+		case name == "default":
+			set = Default
+		case name == "all":
+			set = Names
+		case strings.HasPrefix(name, "cgroup:") || slices.Contains(Names, name):
+			set, byName = []string{name}, true
 		default:
-			add(name, true)
+			return nil, nil, nil, fmt.Errorf("unknown source %q; counter sources: %s, cgroup:PATH, default, all, none", name, strings.Join(Names, ", "))
 		}
+		var r float64
 		if hasRate {
-			r, err := strconv.ParseFloat(strings.TrimSuffix(strings.ToLower(hz), "hz"), 64)
-			if err != nil || r < 1 || r > MaxRate {
-				return nil, nil, nil, fmt.Errorf("counter source %q: rate %q: want 1 to %d samples a second", name, hz, MaxRate)
+			if r, err = strconv.ParseFloat(strings.TrimSuffix(strings.ToLower(hz), "hz"), 64); err != nil {
+				return nil, nil, nil, fmt.Errorf("counter source %q: rate %q: not a number of samples a second", name, hz)
 			}
-			switch name {
-			case "default":
-				for _, n := range Default {
-					rates[n] = r
-				}
-			case "all":
-				for _, n := range Names {
-					rates[n] = r
-				}
-			default:
-				rates[name] = r
+			if err := checkRate(fmt.Sprintf("counter source %q: rate", name), r); err != nil {
+				return nil, nil, nil, err
+			}
+		}
+		for _, n := range set {
+			if _, seen := explicit[n]; !seen {
+				names = append(names, n)
+			}
+			explicit[n] = explicit[n] || byName
+			if hasRate {
+				rates[n] = r
 			}
 		}
 	}
 	return names, rates, explicit, nil
 }
 
-func contains(s []string, x string) bool {
-	for _, v := range s {
-		if v == x {
-			return true
-		}
-	}
-	return false
-}
-
-// checkRate validates a rate setting: 1 to MaxRate samples a second.
+// checkRate validates a rate setting: 1 to MaxRate samples a second (NaN
+// is not).
 func checkRate(what string, hz float64) error {
-	if hz < 1 || hz > MaxRate {
+	if !(hz >= 1 && hz <= MaxRate) {
 		return fmt.Errorf("%s %g Hz: want 1 to %d samples a second", what, hz, MaxRate)
 	}
 	return nil

@@ -48,8 +48,15 @@ func openPerf(cpus int) (_ *perfGroup, missing []Unavailable, err error) {
 			g.close()
 		}
 	}()
+	online, err := sysx.OnlineCPUs()
+	if err != nil {
+		return nil, nil, err
+	}
 	absent := map[string]string{}
 	for cpu := 0; cpu < cpus; cpu++ {
+		if !online[cpu] {
+			continue // possible, not online: nothing to count there
+		}
 		for _, typ := range []uint32{sysx.PerfSoftware, sysx.PerfHardware} {
 			leader := -1
 			var lf *os.File
@@ -87,7 +94,7 @@ func openPerf(cpus int) (_ *perfGroup, missing []Unavailable, err error) {
 	// CPU reads nothing from it. A CPU's busy time is in the cpu source.
 	missing = append(missing, Unavailable{"perf task_clock", "it counts a task's own time, not a CPU's: read per-CPU busy time from the cpu source (/proc/stat)"})
 	if len(g.groups) == 0 {
-		return nil, missing, fmt.Errorf("counter source \"perf\": no perf counter opens on this machine (%s)", missing[0].Why)
+		return nil, missing, fmt.Errorf("no perf counter opens on this machine (%s)", missing[0].Why)
 	}
 	g.buf = make([]byte, 8*(1+len(perfEvents)))
 	g.vals = make([]uint64, len(g.named))

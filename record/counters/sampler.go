@@ -1,14 +1,13 @@
 package counters
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
-	"maps"
 	"math"
 	"os"
 	"runtime"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -22,10 +21,9 @@ type Config struct {
 	// Sources are source names (Names, "cgroup:PATH"), "default", "all"
 	// or "none", each optionally NAME@HZ; empty means "default".
 	Sources []string
-	// RateHz is every source's rate unless Rates or NAME@HZ says
-	// otherwise: 1 to MaxRate samples a second (0: DefaultRate).
+	// RateHz is every source's rate unless NAME@HZ says otherwise: 1 to
+	// MaxRate samples a second (0: DefaultRate).
 	RateHz float64
-	Rates  map[string]float64
 	// Keep is how long samples are kept (0: DefaultKeep).
 	Keep time.Duration
 	// CPUs is how many CPUs the perf source opens counters on.
@@ -46,8 +44,9 @@ var ErrClosed = os.ErrClosed
 const maxSleep = 100 * time.Millisecond
 
 // Sampler reads its sources at their rates, on one thread of its own, and
-// keeps their samples for Keep in rings allocated when a source is added:
-// a sample allocates nothing.
+// keeps their samples for Keep in rings allocated when a source is added
+// (and when its fields change: a disk or an interface appearing): a sample
+// allocates nothing.
 //
 // A Sampler made by New samples once started; Stop pauses it (the rings
 // and their samples stay, and the thread is gone), Start resumes it, and
@@ -65,17 +64,11 @@ type Sampler struct {
 	streams []*stream
 	missing []Unavailable
 	closed  bool
-	freed   bool  // Close closed the sources
-	running bool  // a loop goroutine is alive
-	quit    bool  // it is asked to return
-	run     int64 // counts Starts, so a Stop waits for its own run only
-	tid     int   // the sampling thread while running
-	// cpu0 is the sampling thread's CPU time when the run began: the
-	// thread ran other goroutines before it was locked to the loop.
-	cpu0 time.Duration
-	cpu  time.Duration // CPU time of the runs that ended
-	gone uint64        // missed samples of removed sources
-	err  error
+	running bool          // a loop goroutine is alive
+	quit    bool          // it is asked to return
+	cpu     time.Duration // the sampling thread's, as of its last wake-up
+	gone    uint64        // missed samples of removed sources
+	err     error
 }
 
 // New opens the sources cfg names, ready to sample from Start on. A
@@ -94,13 +87,6 @@ func New(cfg Config) (*Sampler, error) {
 	if cfg.Keep < 0 {
 		return nil, fmt.Errorf("counter keep time %v: want a positive duration", cfg.Keep)
 	}
-	for name, r := range cfg.Rates {
-		if err := checkRate(fmt.Sprintf("counter source %q: rate", name), r); err != nil {
-			return nil, err
-		}
-	}
-	cfg.Sources = append([]string(nil), cfg.Sources...)
-	cfg.Rates = maps.Clone(cfg.Rates)
 	names, rates, explicit, err := ParseSources(cfg.Sources)
 	if err != nil {
 		return nil, err
@@ -118,24 +104,10 @@ func New(cfg Config) (*Sampler, error) {
 	return s, nil
 }
 
-// Start opens the sources cfg names and starts sampling them: New, then
-// Start.
-func Start(cfg Config) (*Sampler, error) {
-	s, err := New(cfg)
-	if err != nil {
-		return nil, err
-	}
-	if err := s.Start(); err != nil {
-		s.Close()
-		return nil, err
-	}
-	return s, nil
-}
-
 // open opens names: each at rates[name], else rate when not 0, else
-// Config.Rates[name], else Config.RateHz. It returns what the machine
-// lacks by source name; a source in explicit that cannot be read is an
-// error, and closes everything opened.
+// Config.RateHz. It returns what the machine lacks by source name; a
+// source in explicit that cannot be read is an error, and closes
+// everything opened.
 func (s *Sampler) open(names []string, rates map[string]float64, explicit map[string]bool, rate float64) (_ []*stream, missing map[string][]Unavailable, err error) {
 	var streams []*stream
 	defer func() {
@@ -147,7 +119,7 @@ func (s *Sampler) open(names []string, rates map[string]float64, explicit map[st
 	}()
 	missing = map[string][]Unavailable{}
 	for _, name := range names {
-		st, parts, err := s.openOne(name, firstRate(rates[name], rate, s.cfg.Rates[name], s.cfg.RateHz))
+		st, parts, err := s.openOne(name, cmp.Or(rates[name], rate, s.cfg.RateHz))
 		if err != nil {
 			if explicit[name] {
 				return nil, nil, err
@@ -173,15 +145,6 @@ func (s *Sampler) openOne(name string, rate float64) (*stream, []Unavailable, er
 		return nil, missing, fmt.Errorf("counter source %q: %w", name, err)
 	}
 	return st, missing, nil
-}
-
-func firstRate(rates ...float64) float64 {
-	for _, r := range rates {
-		if r > 0 {
-			return r
-		}
-	}
-	return DefaultRate
 }
 
 // setMissing replaces what Unavailable says of the source name.
@@ -217,7 +180,6 @@ func (s *Sampler) Start() error {
 		}
 	}
 	s.running, s.quit = true, false
-	s.run++
 	go s.loop()
 	return nil
 }
@@ -236,7 +198,8 @@ func (s *Sampler) Stop() error {
 	}
 	s.quit = true
 	s.poke()
-	for run := s.run; s.running && s.run == run; {
+	// Until this run's loop returns, or a Start began another.
+	for s.running && s.quit {
 		s.exited.Wait()
 	}
 	return nil
@@ -255,11 +218,17 @@ func (s *Sampler) poke() {
 func (s *Sampler) loop() {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
-	tid := sysx.Gettid()
+	// Read after the lock: the thread ran other goroutines before.
+	cpu := sysx.ThreadCPUTime()
 	extraP := false
 	s.mu.Lock()
-	s.tid, s.cpu0 = tid, threadCPU(tid)
-	for !s.quit {
+	for {
+		t := sysx.ThreadCPUTime()
+		s.cpu += t - cpu
+		cpu = t
+		if s.quit {
+			break
+		}
 		next := int64(math.MaxInt64)
 		for _, st := range s.streams {
 			next = min(next, st.due)
@@ -273,17 +242,16 @@ func (s *Sampler) loop() {
 				extraP = false
 			}
 			<-s.wake
-			s.mu.Lock()
-			continue
+		} else {
+			if !extraP {
+				takeP()
+				extraP = true
+			}
+			sysx.SleepUntilBoot(min(next, int64(sysx.BootNow())+int64(maxSleep)))
 		}
-		if !extraP {
-			takeP()
-			extraP = true
-		}
-		sysx.SleepUntilBoot(min(next, int64(sysx.BootNow())+int64(maxSleep)))
 		s.mu.Lock()
 		if s.quit {
-			break
+			continue
 		}
 		now := int64(sysx.BootNow())
 		for _, st := range s.streams {
@@ -295,8 +263,6 @@ func (s *Sampler) loop() {
 			}
 		}
 	}
-	s.cpu += max(0, threadCPU(tid)-s.cpu0)
-	s.tid = 0
 	s.mu.Unlock()
 	if extraP {
 		giveP()
@@ -310,11 +276,11 @@ func (s *Sampler) loop() {
 // Add opens sources, written as Config.Sources (an empty list adds
 // nothing), and samples them from the next time the sampler wakes up, or
 // from Start. Each is sampled at its NAME@HZ rate, else at rateHz when not
-// 0, else at the rate Config set for it. A source asked for by name that
-// is already sampled, or cannot be read, is an error and adds nothing; one
-// from a group ("default", "all") already sampled is left as it is, and
-// one that cannot be read is reported by Unavailable. To change a
-// source's rate, Remove it and Add it again.
+// 0, else at Config.RateHz. A source asked for by name that is already
+// sampled, or cannot be read, is an error and adds nothing; one from a
+// group ("default", "all") already sampled is left as it is, and one that
+// cannot be read is reported by Unavailable. To change a source's rate,
+// Remove it and Add it again.
 func (s *Sampler) Add(sources []string, rateHz float64) error {
 	if len(sources) == 0 {
 		return nil
@@ -483,7 +449,7 @@ func (s *Sampler) Series() []*snapshot.Series {
 // Stats are the sampler's own figures.
 type Stats struct {
 	// CPU is the sampling thread's time on CPU while sampling, over
-	// every run from Start to Stop.
+	// every run from Start to Stop, as of its last wake-up.
 	CPU time.Duration
 	// Missed counts samples skipped because the sampler was late or a
 	// read failed, removed sources' included. Time stopped counts none.
@@ -498,27 +464,10 @@ func (s *Sampler) Stats() Stats {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	st := Stats{CPU: s.cpu, Missed: s.gone, Err: s.err}
-	if s.tid != 0 {
-		st.CPU += max(0, threadCPU(s.tid)-s.cpu0)
-	}
 	for _, x := range s.streams {
 		st.Missed += x.missed
 	}
 	return st
-}
-
-// threadCPU reads a thread of this process's time on CPU from schedstat.
-func threadCPU(tid int) time.Duration {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/self/task/%d/schedstat", tid))
-	if err != nil {
-		return 0
-	}
-	f := strings.Fields(string(b))
-	if len(f) == 0 {
-		return 0
-	}
-	ns, _ := strconv.ParseInt(f[0], 10, 64)
-	return time.Duration(ns)
 }
 
 // Close stops sampling, closes the sources and frees the rings. It is safe
@@ -526,23 +475,20 @@ func threadCPU(tid int) time.Duration {
 func (s *Sampler) Close() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	var errs []error
 	if !s.closed {
-		s.closed = true
-		s.quit = true
+		s.closed, s.quit = true, true
 		s.poke()
+		// The loop reads sources holding mu, and none once quit is set.
+		for _, st := range s.streams {
+			s.gone += st.missed
+			errs = append(errs, st.src.close())
+		}
+		s.streams = nil
 	}
+	// Until the loop has given its P back.
 	for s.running {
 		s.exited.Wait()
 	}
-	if s.freed {
-		return nil
-	}
-	s.freed = true
-	var errs []error
-	for _, st := range s.streams {
-		s.gone += st.missed
-		errs = append(errs, st.src.close())
-	}
-	s.streams = nil
 	return errors.Join(errs...)
 }

@@ -31,6 +31,19 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 	}
 }
 
+// start is New, then Start.
+func start(cfg Config) (*Sampler, error) {
+	s, err := New(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.Start(); err != nil {
+		s.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
 // bySource returns each source's series.
 func bySource(s *Sampler) map[string][]*snapshot.Series {
 	out := map[string][]*snapshot.Series{}
@@ -73,7 +86,7 @@ func checkGrid(t *testing.T, source string, p uint64, ts []uint64, missed uint64
 // the first to the last, exactly, and no two samples share a period.
 func TestSamplerGrid(t *testing.T) {
 	testkernel.Require(t)
-	s, err := Start(Config{Sources: []string{"cpu", "load", "perf"}, RateHz: 100, Keep: time.Minute, CPUs: 2})
+	s, err := start(Config{Sources: []string{"cpu", "load", "perf"}, RateHz: 100, Keep: time.Minute, CPUs: 2})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -101,7 +114,7 @@ func TestSamplerGrid(t *testing.T) {
 		t.Logf("%s: %d samples, %d missed", src, len(ser.TS), ser.Missed)
 		checkGrid(t, src, period(ser), ser.TS, ser.Missed)
 	}
-	if st := s.Stats(); st.Missed != missed || st.Err != nil || st.CPU < 0 {
+	if st := s.Stats(); st.Missed != missed || st.Err != nil || st.CPU <= 0 {
 		t.Errorf("stats %+v, series missed %d", st, missed)
 	}
 }
@@ -156,7 +169,7 @@ func TestSamplerLifecycle(t *testing.T) {
 	if err := s.Stop(); err != nil {
 		t.Fatal(err)
 	}
-	if cpu2 := s.Stats().CPU; cpu1 < 0 || cpu2 < cpu1 {
+	if cpu2 := s.Stats().CPU; cpu1 <= 0 || cpu2 < cpu1 {
 		t.Errorf("CPU %v then %v", cpu1, cpu2)
 	}
 	for src, sers := range bySource(s) {
@@ -186,7 +199,7 @@ func TestSamplerLifecycle(t *testing.T) {
 // Sources come and go while sampling: an added one's series appears, on a
 // grid of its own from its first sample; a removed one's goes at once.
 func TestSamplerAddRemove(t *testing.T) {
-	s, err := Start(Config{Sources: []string{"load@1"}, Keep: time.Minute})
+	s, err := start(Config{Sources: []string{"load@1"}, Keep: time.Minute})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -212,7 +225,8 @@ func TestSamplerAddRemove(t *testing.T) {
 		{[]string{"memory"}, `counter source "memory": already sampled`},
 		{[]string{"cpu", "memory@10"}, `counter source "memory": already sampled`},
 		{[]string{"nope"}, `unknown source "nope"; counter sources:`},
-		{[]string{"cpu@5000"}, `counter source "cpu": rate "5000"`},
+		{[]string{"cpu@5000"}, `counter source "cpu": rate 5000 Hz: want 1 to 1000 samples a second`},
+		{[]string{"cpu@NaN"}, `counter source "cpu": rate NaN Hz: want 1 to 1000 samples a second`},
 		{[]string{"cgroup:/nonexistent"}, `counter source "cgroup:/nonexistent": /nonexistent is not a cgroup directory`},
 	} {
 		if err := s.Add(c.add, 0); err == nil || !strings.HasPrefix(err.Error(), c.want) {
@@ -255,7 +269,7 @@ func TestSamplerAddRemove(t *testing.T) {
 
 // A sampler with nothing to sample waits for an Add, then samples it.
 func TestSamplerEmpty(t *testing.T) {
-	s, err := Start(Config{Sources: []string{"none"}})
+	s, err := start(Config{Sources: []string{"none"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -281,7 +295,7 @@ func TestSamplerEmpty(t *testing.T) {
 // After Close: ErrClosed from what acts, nothing from what reads rings,
 // the last figures from Stats; Close again is nil.
 func TestSamplerClosed(t *testing.T) {
-	s, err := Start(Config{Sources: []string{"load@1000"}})
+	s, err := start(Config{Sources: []string{"load@1000"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -297,7 +311,7 @@ func TestSamplerClosed(t *testing.T) {
 	if s.Series() != nil || s.Sources() != nil || s.Bytes() != 0 {
 		t.Errorf("after Close: %d series, sources %v, %d bytes", len(s.Series()), s.Sources(), s.Bytes())
 	}
-	if st := s.Stats(); st.CPU < 0 {
+	if st := s.Stats(); st.CPU <= 0 {
 		t.Errorf("stats after Close %+v", st)
 	}
 	if s.Keep() != DefaultKeep {
@@ -312,7 +326,7 @@ func TestSamplerClosed(t *testing.T) {
 // -race, nothing races, and every call returns what its state allows.
 func TestSamplerConcurrent(t *testing.T) {
 	orig := runtime.GOMAXPROCS(0)
-	s, err := Start(Config{Sources: []string{"load@1000", "memory@1000"}, Keep: time.Second})
+	s, err := start(Config{Sources: []string{"load@1000", "memory@1000"}, Keep: time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -394,13 +408,13 @@ func TestSamplerGOMAXPROCS(t *testing.T) {
 	}
 	var ss []*Sampler
 	for range 3 {
-		s, err := Start(Config{Sources: []string{"load@1000"}})
+		s, err := start(Config{Sources: []string{"load@1000"}})
 		if err != nil {
 			t.Fatal(err)
 		}
 		ss = append(ss, s)
 	}
-	idle, err := Start(Config{Sources: []string{"none"}}) // nothing to sleep for: no P
+	idle, err := start(Config{Sources: []string{"none"}}) // nothing to sleep for: no P
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -95,7 +95,8 @@ func (r *file) values(row []uint64) {
 func (r *file) close() error { return r.f.Close() }
 
 // Source is one named thing the sampler reads: a file, a few files, or a
-// group of perf counters.
+// group of perf counters. It is not safe for concurrent use: a Sampler
+// reads its sources under its lock.
 type Source struct {
 	Name    string
 	readers []reader
@@ -211,7 +212,7 @@ func Open(name string, cpus int) (_ *Source, missing []Unavailable, err error) {
 	case name == "perf":
 		g, missing, err := openPerf(cpus)
 		if err != nil {
-			return nil, missing, err
+			return nil, missing, fmt.Errorf("counter source %q: %w", name, err)
 		}
 		s.readers = append(s.readers, g)
 		return s, missing, nil

@@ -36,7 +36,7 @@ func write(t testing.TB, path, s string) {
 }
 
 // name looks one address up.
-func name(t *testing.T, k *Kernel, addr uint64) string {
+func name(t *testing.T, k *kernel, addr uint64) string {
 	t.Helper()
 	got, err := k.Symbols(map[uint64]bool{addr: true})
 	if err != nil {
@@ -52,7 +52,7 @@ func name(t *testing.T, k *Kernel, addr uint64) string {
 // the BPF programs change; not when a module's use count does.
 func TestKernelRereads(t *testing.T) {
 	ks, mods := kernelFiles(t, testKallsyms, testModules)
-	k := NewKernel(ks, mods)
+	k := newKernel(ks, mods)
 	bpf := uint64(1)
 	k.bpfProgs = func() (uint64, bool) { return bpf, true }
 	const fn uint64 = 0xffffffffc0000010
@@ -107,7 +107,7 @@ func TestKernelHidden(t *testing.T) {
 		hidden += "0000000000000000" + line[16:]
 	}
 	ks, mods := kernelFiles(t, hidden, testModules)
-	k := NewKernel(ks, mods)
+	k := newKernel(ks, mods)
 	k.bpfProgs = func() (uint64, bool) { return 0, true }
 	for i := 1; i <= 2; i++ {
 		if got := name(t, k, 0xffffffff81000150); got != "" || k.reads != i {
@@ -120,7 +120,7 @@ func TestKernelHidden(t *testing.T) {
 	}
 }
 
-// Capture shares a Kernel per kallsyms path, with the modules file next to
+// Capture shares a kernel per kallsyms path, with the modules file next to
 // it: a second capture does not read kallsyms.
 func TestCaptureKeepsKernel(t *testing.T) {
 	ks, mods := kernelFiles(t, testKallsyms, testModules)
@@ -153,7 +153,7 @@ func TestCaptureKeepsKernel(t *testing.T) {
 // once per change (plus the first).
 func TestKernelConcurrent(t *testing.T) {
 	ks, mods := kernelFiles(t, testKallsyms, testModules)
-	k := NewKernel(ks, mods)
+	k := newKernel(ks, mods)
 	k.bpfProgs = func() (uint64, bool) { return 0, true }
 	write(t, ks, testKallsyms+"ffffffffc0000000 t mod_fn\t[virtio_net]\n")
 	var wg sync.WaitGroup
@@ -191,7 +191,7 @@ func TestKernelConcurrent(t *testing.T) {
 // nothing, and a BPF program loaded in between is found, as "[bpf]".
 func TestKernelLive(t *testing.T) {
 	testkernel.Require(t)
-	k := NewKernel("/proc/kallsyms", "/proc/modules")
+	k := newKernel("/proc/kallsyms", "/proc/modules")
 	b, err := os.ReadFile("/proc/kallsyms")
 	if err != nil {
 		t.Fatal(err)
@@ -248,7 +248,7 @@ func TestKernelLive(t *testing.T) {
 // is every snapshot after the first, "read" what each paid before (read,
 // parse and sort kallsyms).
 func BenchmarkKernelSymbols(b *testing.B) {
-	k := NewKernel("/proc/kallsyms", "/proc/modules")
+	k := newKernel("/proc/kallsyms", "/proc/modules")
 	t, err := k.current()
 	if err != nil || len(t.start) == 0 {
 		b.Skip("kallsyms unreadable or hidden")
@@ -268,7 +268,7 @@ func BenchmarkKernelSymbols(b *testing.B) {
 	b.Run("read", func(b *testing.B) {
 		b.ReportAllocs()
 		for i := 0; i < b.N; i++ {
-			if _, err := NewKernel("/proc/kallsyms", "/proc/modules").Symbols(addrs); err != nil {
+			if _, err := newKernel("/proc/kallsyms", "/proc/modules").Symbols(addrs); err != nil {
 				b.Fatal(err)
 			}
 		}

@@ -17,6 +17,8 @@ import (
 )
 
 // Refs are the addresses and processes a snapshot's stack samples refer to.
+// They are not safe for concurrent use: fill one Refs per goroutine, and
+// Merge them.
 type Refs struct {
 	Kernel map[uint64]bool
 	PIDs   map[uint32]bool
@@ -54,11 +56,11 @@ func (r *Refs) Empty() bool { return len(r.Kernel) == 0 && len(r.PIDs) == 0 }
 // cannot read (kallsyms hidden, a process gone) it leaves out: the frames
 // stay raw addresses.
 //
-// The kernel symbols come from a Kernel kept for the kallsyms path, shared
+// The kernel symbols come from a table kept for the kallsyms path, shared
 // by every caller in the process: kallsyms is read once, and again only
 // when the modules file next to it (/proc/modules for /proc/kallsyms) or
-// the loaded BPF programs changed. Capture is safe for concurrent use when
-// each call has a cache of its own, or cache is safe for it (BuildIDs is).
+// the loaded BPF programs changed. Capture is safe for concurrent use, on
+// Refs no goroutine is changing.
 func Capture(refs *Refs, kallsyms, proc string, cache *BuildIDs) (*snapshot.Symbols, error) {
 	s := &snapshot.Symbols{Kernel: []snapshot.KernelSymbol{}, Procs: []snapshot.ProcMaps{}}
 	if len(refs.Kernel) > 0 {

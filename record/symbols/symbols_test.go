@@ -1,10 +1,12 @@
 package symbols
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/rewindtrace/rewind/internal/elfid"
@@ -23,7 +25,7 @@ func TestKernelSymbols(t *testing.T) {
 		"ffffffffc0000000 t mod_fn\t[virtio_net]",
 		"0000000000000000 T hidden",
 	}, "\n")), 0o644)
-	k := NewKernel(path, filepath.Join(dir, "modules"))
+	k := newKernel(path, filepath.Join(dir, "modules"))
 	got, err := k.Symbols(map[uint64]bool{0xffffffff81000150: true, 0xffffffff81000180: true, 0xffffffff81000250: true,
 		0xffffffff81000301: true, 0xffffffffc0000010: true, 0x10: true})
 	if err != nil {
@@ -55,6 +57,22 @@ func TestBuildID(t *testing.T) {
 	if c.Get(os.Args[0], "k") != id || c.Get("/nonexistent", "k") != id {
 		t.Fatal("cache by key")
 	}
+	// Safe for concurrent use: under -race, goroutines filling and reading
+	// one cache get each key's id.
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 50 {
+				key := fmt.Sprint((g + i) % 10)
+				if got := c.Get(os.Args[0], key); got != id {
+					t.Errorf("key %s: %q", key, got)
+				}
+			}
+		}()
+	}
+	wg.Wait()
 }
 
 // This process's own mappings: its executable is among them, with its id.

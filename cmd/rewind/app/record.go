@@ -76,7 +76,7 @@ func parseRecord(cliContext *cli.Context) (*recordConfig, error) {
 	if hz := cliContext.Int("stacks"); hz < 0 || hz > record.MaxStackRate {
 		return nil, fmt.Errorf("--stacks %d: want 1 to %d samples a second per CPU, or 0 for none", hz, record.MaxStackRate)
 	}
-	if r := cliContext.Float64("counter-rate"); r < 1 || r > counters.MaxRate {
+	if r := cliContext.Float64("counter-rate"); !(r >= 1 && r <= counters.MaxRate) {
 		return nil, fmt.Errorf("--counter-rate %g: want 1 to %d samples a second", r, counters.MaxRate)
 	}
 	if d := cliContext.Duration("counter-history"); d < 0 {
@@ -147,11 +147,10 @@ func runRecord(cliContext *cli.Context) error {
 	}
 	p := &session.Printer{Out: os.Stdout, Err: os.Stderr, JSON: cfg.json}
 	var printErr error
-	var rec *record.Recorder
 	sess, err := record.NewSession(cfg.SessionConfig, func(n record.Notice) {
 		switch {
 		case n.Started != nil:
-			p.Start(startLine(cfg, rec, n.Started))
+			p.Start(startLine(cfg, n.Started))
 		case n.Estimate != nil:
 			p.Estimate(session.Estimate{Rate: n.Estimate.Rate, BusiestRate: n.Estimate.BusiestRate, Kernel: n.Estimate.Kernel,
 				Tier: cfg.Recorder.HistoryBytes > 0 || cfg.Recorder.HistoryAge > 0, BytesPerEvent: n.Estimate.BytesPerEvent, TierHolds: n.Estimate.Tier})
@@ -171,7 +170,6 @@ func runRecord(cliContext *cli.Context) error {
 		return err
 	}
 	defer sess.Close()
-	rec = sess.Recorder()
 	if err := sess.Run(cliContext.Context); err != nil {
 		return err
 	}
@@ -179,9 +177,9 @@ func runRecord(cliContext *cli.Context) error {
 }
 
 // startLine is what session.Printer says as recording starts.
-func startLine(cfg *recordConfig, rec *record.Recorder, st *record.Stats) session.Start {
-	start := session.Start{Events: st.Events, CPUs: rec.CPUs(), BufferBytes: st.BufferBytes, CopyBytes: st.CopyBytes,
-		Unavailable: rec.Unavailable(), Counters: st.Counters.Sources, CounterKeep: st.Counters.Keep, CounterBytes: st.Counters.Bytes,
+func startLine(cfg *recordConfig, st *record.Stats) session.Start {
+	start := session.Start{Events: st.Events, CPUs: len(st.CPUs), BufferBytes: st.BufferBytes, CopyBytes: st.CopyBytes,
+		Unavailable: st.Unavailable, Counters: st.Counters.Sources, CounterKeep: st.Counters.Keep, CounterBytes: st.Counters.Bytes,
 		HistoryBytes: cfg.Recorder.HistoryBytes, HistoryAge: cfg.Recorder.HistoryAge, PID: os.Getpid(), Dir: cfg.Dir}
 	for _, u := range st.Counters.Unavailable {
 		if start.CountersUnavailable == nil {

@@ -53,7 +53,7 @@ var (
 	TID       = &Kind{Name: schema.KindTID}
 	PID       = &Kind{Name: schema.KindPID}
 	Prio      = &Kind{Name: schema.KindPrio}
-	TaskState = &Kind{Name: schema.KindTaskState, name: func(_ *Env, _ *Kind, v uint64) string { return TaskStateName(v) }}
+	TaskState = &Kind{Name: schema.KindTaskState, name: func(_ *Env, _ *Kind, v uint64) string { return taskStateName(v) }}
 	// Syscall is named for the recording machine's ABI.
 	Syscall = &Kind{Name: schema.KindSyscall, Key: "syscall", name: syscallName}
 	// ErrnoRet names a negative value by its errno ("ENOENT").
@@ -61,7 +61,7 @@ var (
 	Hex      = &Kind{Name: schema.KindHex, Hexadecimal: true}
 	CPU      = &Kind{Name: schema.KindCPU}
 	// Dev is a kernel dev_t, major << 20 | minor, named "major:minor".
-	Dev       = &Kind{Name: schema.KindDev, name: func(_ *Env, _ *Kind, v uint64) string { return DevName(v) }}
+	Dev       = &Kind{Name: schema.KindDev, name: func(_ *Env, _ *Kind, v uint64) string { return devName(v) }}
 	RWBS      = &Kind{Name: schema.KindRWBS}
 	BlkStatus = &Kind{Name: schema.KindBlkStatus, name: indexName(blkStatus)}
 	Softirq   = &Kind{Name: schema.KindSoftirq, name: indexName(softirqs)}
@@ -176,8 +176,8 @@ func enumName(env *Env, k *Kind, v uint64) string {
 	return env.Enums.EnumName(k.enum, int64(v))
 }
 
-// DevName names a kernel dev_t, major << 20 | minor, "major:minor".
-func DevName(dev uint64) string {
+// devName names a kernel dev_t, major << 20 | minor, "major:minor".
+func devName(dev uint64) string {
 	return strconv.FormatUint(dev>>20, 10) + ":" + strconv.FormatUint(dev&0xfffff, 10)
 }
 
@@ -205,15 +205,15 @@ var blkStatus = []string{"OK", "NOTSUPP", "TIMEOUT", "NOSPC", "TRANSPORT", "TARG
 
 // Address families of <linux/socket.h>.
 const (
-	AFInet  = 2
-	AFInet6 = 10
+	afInet  = 2
+	afInet6 = 10
 )
 
 func familyName(_ *Env, _ *Kind, v uint64) string {
 	switch v {
-	case AFInet:
+	case afInet:
 		return "AF_INET"
-	case AFInet6:
+	case afInet6:
 		return "AF_INET6"
 	}
 	return ""
@@ -223,9 +223,9 @@ func familyName(_ *Env, _ *Kind, v uint64) string {
 // family: IPv4 in the first 4, or IPv6; "" for another family.
 func FormatInetAddr(b []byte, family uint64) string {
 	switch {
-	case family == AFInet && len(b) >= 4:
+	case family == afInet && len(b) >= 4:
 		return netip.AddrFrom4([4]byte(b[:4])).String()
-	case family == AFInet6 && len(b) >= 16:
+	case family == afInet6 && len(b) >= 16:
 		return netip.AddrFrom16([16]byte(b[:16])).String()
 	}
 	return ""

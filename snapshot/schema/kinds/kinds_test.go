@@ -83,8 +83,8 @@ func TestTaskStateReportEncoding(t *testing.T) {
 		if v != c.wantReportValue {
 			t.Errorf("%s: report value %#x, want %#x", c.what, v, c.wantReportValue)
 		}
-		if got := TaskStateName(v); got != c.want {
-			t.Errorf("%s: TaskStateName(%#x) = %q, want %q", c.what, v, got, c.want)
+		if got := taskStateName(v); got != c.want {
+			t.Errorf("%s: taskStateName(%#x) = %q, want %q", c.what, v, got, c.want)
 		}
 		if got := TaskState.ValueName(nil, v); got != c.want {
 			t.Errorf("%s: TaskState.ValueName(%#x) = %q, want %q", c.what, v, got, c.want)
@@ -99,8 +99,8 @@ func TestTaskStateReportEncoding(t *testing.T) {
 	// Values the kernel never writes read as ftrace's TP_printk would
 	// print them, but for bits it has no meaning for.
 	for v, want := range map[uint64]string{3: "S|D", 0x101: "S+", 0x180: "I+", 0x1ff: "S|D|T|t|X|Z|P|I+", 0x200: "0x200", 0x301: "0x301"} {
-		if got := TaskStateName(v); got != want {
-			t.Errorf("TaskStateName(%#x) = %q, want %q", v, got, want)
+		if got := taskStateName(v); got != want {
+			t.Errorf("taskStateName(%#x) = %q, want %q", v, got, want)
 		}
 		if TaskRunnable(v) {
 			t.Errorf("TaskRunnable(%#x) = true", v)
@@ -110,8 +110,8 @@ func TestTaskStateReportEncoding(t *testing.T) {
 
 func TestTaskStateNameAllocatesNothingForKernelValues(t *testing.T) {
 	for _, v := range []uint64{0, 1, 2, 0x80, 0x100} {
-		if n := testing.AllocsPerRun(100, func() { _ = TaskStateName(v) }); n != 0 {
-			t.Errorf("TaskStateName(%#x): %v allocations", v, n)
+		if n := testing.AllocsPerRun(100, func() { _ = taskStateName(v) }); n != 0 {
+			t.Errorf("taskStateName(%#x): %v allocations", v, n)
 		}
 	}
 }
@@ -138,7 +138,7 @@ func TestValueNames(t *testing.T) {
 		{schema.KindSoftirq, 1, "TIMER"},
 		{schema.KindSoftirq, 9, "RCU"},
 		{schema.KindSignal, 9, "SIGKILL"},
-		{schema.KindFamily, AFInet6, "AF_INET6"},
+		{schema.KindFamily, afInet6, "AF_INET6"},
 		{schema.KindTCPState, 1, "TCP_ESTABLISHED"},
 		{schema.KindTaskState, 0x100, "R+"},
 		{"enum_skb_drop_reason", 2, "SKB_DROP_REASON_NOT_SPECIFIED"},
@@ -178,12 +178,12 @@ func TestValueNames(t *testing.T) {
 		t.Errorf("signed prints %s", got)
 	}
 	v4 := []byte{127, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}
-	if got := FormatInetAddr(v4, AFInet); got != "127.0.0.1" {
+	if got := FormatInetAddr(v4, afInet); got != "127.0.0.1" {
 		t.Errorf("inet %s", got)
 	}
 	v6 := make([]byte, 16)
 	v6[15] = 1
-	if got := FormatInetAddr(v6, AFInet6); got != "::1" {
+	if got := FormatInetAddr(v6, afInet6); got != "::1" {
 		t.Errorf("inet6 %s", got)
 	}
 	if got := FormatInetAddr(v6, 1); got != "" {

@@ -12,26 +12,26 @@ import (
 // "RSDTtXZPI" (the TASK_REPORT bits, then TASK_REPORT_IDLE), and
 // TASK_REPORT_MAX for a preempted task.
 const (
-	TaskRunning   = 0     // R: switched out runnable (it yielded)
-	TaskPreempted = 0x100 // R+: preempted (TASK_REPORT_MAX)
+	taskRunning   = 0     // R: switched out runnable (it yielded)
+	taskPreempted = 0x100 // R+: preempted (TASK_REPORT_MAX)
 )
 
 // taskStateLetters name the report bits, lowest first, as sched_switch's
 // TP_printk does: S, D, T, t, X, Z, P, I.
 const taskStateLetters = "SDTtXZPI"
 
-// TaskStateName names a report-encoded state as ftrace prints
+// taskStateName names a report-encoded state as ftrace prints
 // sched_switch's prev_state: the letters of its low eight bits joined by
-// "|", or "R" when none is set, then "+" when TaskPreempted is set. The
-// kernel sets one bit at most; a value with a bit above TaskPreempted is
+// "|", or "R" when none is set, then "+" when taskPreempted is set. The
+// kernel sets one bit at most; a value with a bit above taskPreempted is
 // no report state and reads as its number in hex.
-func TaskStateName(s uint64) string {
+func taskStateName(s uint64) string {
 	switch {
 	case s>>9 != 0:
 		return "0x" + strconv.FormatUint(s, 16)
-	case s == TaskRunning:
+	case s == taskRunning:
 		return "R"
-	case s == TaskPreempted:
+	case s == taskPreempted:
 		return "R+"
 	case s&(s-1) == 0: // one bit, as the kernel writes them
 		i := bits.TrailingZeros64(s)
@@ -49,7 +49,7 @@ func TaskStateName(s uint64) string {
 	if len(b) == 0 {
 		b = append(b, 'R')
 	}
-	if s&TaskPreempted != 0 {
+	if s&taskPreempted != 0 {
 		b = append(b, '+')
 	}
 	return string(b)
@@ -57,4 +57,4 @@ func TaskStateName(s uint64) string {
 
 // TaskRunnable reports whether a report-encoded state is R or R+: the task
 // switched out still runnable, preempted or yielding, not to wait.
-func TaskRunnable(s uint64) bool { return s&^TaskPreempted == 0 }
+func TaskRunnable(s uint64) bool { return s&^taskPreempted == 0 }
