@@ -27,5 +27,6 @@ func TestGeneratedUpToDate(t *testing.T) {
 	gencheck.Check(t, "bpf", []string{
 		"rewind_x86_bpfel.go", "rewind_x86_bpfel.o",
 		"rewind_arm64_bpfel.go", "rewind_arm64_bpfel.o",
+		"rewindcompat_x86_bpfel.go", "rewindcompat_x86_bpfel.o",
 	})
 }

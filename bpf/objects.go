@@ -35,6 +35,10 @@ type Options struct {
 	// KernelBTF is a BTF file to use when the kernel has none of its own
 	// (/sys/kernel/btf/vmlinux); empty means the kernel's.
 	KernelBTF string
+	// Compat loads the object built for kernels without fetching atomics
+	// (include/ring.h, rw_reserve) even where the kernel has them. Load
+	// picks it by itself where the kernel lacks them.
+	Compat bool
 }
 
 // Filter restricts recording to some tasks; zero values mean no restriction.
@@ -67,7 +71,9 @@ type Objects struct {
 	perf    []*os.File
 	// filterSpec makes the map a new filter is built in.
 	filterSpec *ebpf.MapSpec
-	closed     bool
+	// compat is set when the object without fetching atomics is loaded.
+	compat bool
+	closed bool
 }
 
 // Load loads the maps and every program this kernel supports, attaching
@@ -87,7 +93,19 @@ func Load(opts Options) (_ *Objects, err error) {
 	if err != nil {
 		return nil, err
 	}
-	spec, err := loadRewind()
+	compat := opts.Compat
+	if !compat {
+		fetch, err := haveFetchAtomics()
+		if err != nil {
+			return nil, err
+		}
+		compat = !fetch
+	}
+	load := loadRewind
+	if compat {
+		load = loadRewindCompat
+	}
+	spec, err := load()
 	if err != nil {
 		return nil, err
 	}
@@ -111,7 +129,10 @@ func Load(opts Options) (_ *Objects, err error) {
 		}
 		collOpts.Programs.KernelTypes = kernel
 	}
-	o := &Objects{opts: opts, events: map[string]Event{}, progs: map[string]*ebpf.Program{},
+	if err := setArgSizes(spec, catalog, kernel); err != nil {
+		return nil, err
+	}
+	o := &Objects{opts: opts, compat: compat, events: map[string]Event{}, progs: map[string]*ebpf.Program{},
 		unsupported: map[string]string{}, links: map[string]link.Link{},
 		filterSpec: spec.Maps[rewindMapRwFilter].InnerMap.Copy()}
 	defer func() {
@@ -172,6 +193,10 @@ func verifierTail(ve *ebpf.VerifierError) string {
 	}
 	return strings.Join(log, "; ")
 }
+
+// Compat reports whether the object for kernels without fetching atomics
+// is loaded.
+func (o *Objects) Compat() bool { return o.compat }
 
 // Unsupported returns, for each event this kernel cannot record, why.
 func (o *Objects) Unsupported() map[string]string { return o.unsupported }

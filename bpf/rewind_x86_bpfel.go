@@ -22,15 +22,18 @@ type rewindRwFilterKey struct {
 }
 
 type rewindRwHead struct {
-	_    structs.HostLayout
-	Head uint64
-	Lost uint64
-	Pad  [6]uint64
+	_         structs.HostLayout
+	Head      uint64
+	Lost      uint64
+	Reserving uint32
+	Pad0      uint32
+	Pad       [5]uint64
 }
 
 type rewindRwScratch struct {
 	_    structs.HostLayout
 	Data [1280]uint8
+	Gen  uint32
 }
 
 type rewindRwSlot struct {
@@ -102,6 +105,7 @@ const (
 	rewindVarRwSchemaAnchor                = "rw_schema_anchor"
 	rewindVarRwSelfTgid                    = "rw_self_tgid"
 	rewindVarRwSlotMask                    = "rw_slot_mask"
+	rewindVarRwTpArgsize                   = "rw_tp_argsize"
 	rewindVarRwWakeShift                   = "rw_wake_shift"
 )
 
@@ -209,6 +213,7 @@ type rewindVariableSpecs struct {
 	RwSchemaAnchor    *ebpf.VariableSpec `ebpf:"rw_schema_anchor"`
 	RwSelfTgid        *ebpf.VariableSpec `ebpf:"rw_self_tgid"`
 	RwSlotMask        *ebpf.VariableSpec `ebpf:"rw_slot_mask"`
+	RwTpArgsize       *ebpf.VariableSpec `ebpf:"rw_tp_argsize"`
 	RwWakeShift       *ebpf.VariableSpec `ebpf:"rw_wake_shift"`
 }
 
@@ -259,6 +264,7 @@ type rewindVariables struct {
 	RwSchemaAnchor    *ebpf.Variable `ebpf:"rw_schema_anchor"`
 	RwSelfTgid        *ebpf.Variable `ebpf:"rw_self_tgid"`
 	RwSlotMask        *ebpf.Variable `ebpf:"rw_slot_mask"`
+	RwTpArgsize       *ebpf.Variable `ebpf:"rw_tp_argsize"`
 	RwWakeShift       *ebpf.Variable `ebpf:"rw_wake_shift"`
 }
 

@@ -12,6 +12,7 @@ import (
 	"github.com/cilium/ebpf/btf"
 
 	"github.com/rewindtrace/rewind/bpf"
+	"github.com/rewindtrace/rewind/internal/sysx"
 	"github.com/rewindtrace/rewind/snapshot/schema"
 	"github.com/rewindtrace/rewind/snapshot/schema/kinds"
 )
@@ -41,6 +42,13 @@ type EventList struct {
 // List says, for every catalogue event, whether this machine can record
 // it and why not, and which events each group selects.
 func List(kernelBTF string) (*EventList, error) {
+	u, err := sysx.GetUname()
+	if err != nil {
+		return nil, err
+	}
+	if err := checkKernelVersion(u.Release); err != nil {
+		return nil, err
+	}
 	events, verified, err := listEvents(kernelBTF)
 	if err != nil {
 		return nil, err

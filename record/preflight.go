@@ -23,9 +23,12 @@ type System struct {
 	mountedTracefs bool
 }
 
-// minKernel is the oldest kernel the programs load on: tp_btf needs 5.5,
-// atomic fetch-and-add in BPF 5.12.
-var minKernel = [2]int{5, 12}
+// minKernel is the oldest kernel rewind runs on: the oldest the boot matrix
+// (test/kernels) proves, and the oldest long-term kernel distributions ship
+// (Debian 11, Amazon Linux 2). The programs need 5.8 (BPF ring buffer,
+// bpf_ktime_get_boot_ns); kernels before 5.12 get the object without
+// fetching atomics (bpf.Options.Compat).
+var minKernel = [2]int{5, 10}
 
 // CheckSystem checks privileges, the kernel version, BTF and tracefs, and
 // mounts tracefs when it is not mounted.
@@ -38,8 +41,8 @@ func CheckSystem(kernelBTF string) (_ *System, err error) {
 	if err := checkPrivileges(); err != nil {
 		return nil, err
 	}
-	if v, ok := kernelVersion(u.Release); ok && (v[0] < minKernel[0] || v[0] == minKernel[0] && v[1] < minKernel[1]) {
-		return nil, fmt.Errorf("kernel %s is too old: rewind needs %d.%d or later (BPF atomics)", u.Release, minKernel[0], minKernel[1])
+	if err := checkKernelVersion(u.Release); err != nil {
+		return nil, err
 	}
 	if kernelBTF != "" {
 		if _, err := os.Stat(kernelBTF); err != nil {
@@ -86,6 +89,14 @@ func checkPrivileges() error {
 		missing = append(missing, "CAP_PERFMON")
 	}
 	return fmt.Errorf("recording needs root, or CAP_BPF and CAP_PERFMON; this process lacks CAP_SYS_ADMIN and %s (run it with sudo)", strings.Join(missing, " and "))
+}
+
+// checkKernelVersion refuses a kernel older than minKernel.
+func checkKernelVersion(release string) error {
+	if v, ok := kernelVersion(release); ok && (v[0] < minKernel[0] || v[0] == minKernel[0] && v[1] < minKernel[1]) {
+		return fmt.Errorf("kernel %s is too old: rewind needs %d.%d or later", release, minKernel[0], minKernel[1])
+	}
+	return nil
 }
 
 // kernelVersion parses "6.18.44-foo" into {6, 18}.

@@ -20,6 +20,10 @@ import (
 	"github.com/rewindtrace/rewind/snapshot/schema/kinds"
 )
 
+// compatForTests makes every recorder load the compat object: the tests
+// set it from REWIND_TEST_COMPAT=1 to run on it (record_test.go, TestMain).
+var compatForTests bool
+
 // Config is what to record.
 type Config struct {
 	// Events are event names and groups; empty means "default".
@@ -35,6 +39,10 @@ type Config struct {
 	Cgroups []string
 	// KernelBTF is a BTF file for kernels without their own.
 	KernelBTF string
+	// CompatObject loads the BPF object built for kernels without fetching
+	// atomics (5.10, 5.11) even where the kernel has them: for tests and
+	// benchmarks of that object on a newer kernel.
+	CompatObject bool
 	// HistoryBytes and HistoryAge turn on the compressed history tier:
 	// records drained from the kernel tier, compressed, kept up to this many
 	// bytes in all and this old. Either may be zero, not both.
@@ -221,7 +229,7 @@ func New(cfg Config) (_ *Recorder, err error) {
 		return nil, fmt.Errorf("count possible CPUs: %w", err)
 	}
 	slots := SlotsFor(cfg.BufferSize)
-	r.objs, err = bpf.Load(bpf.Options{CPUs: cpus, SlotsPerCPU: slots, SelfTGID: uint32(os.Getpid()), KernelBTF: cfg.KernelBTF})
+	r.objs, err = bpf.Load(bpf.Options{CPUs: cpus, SlotsPerCPU: slots, SelfTGID: uint32(os.Getpid()), KernelBTF: cfg.KernelBTF, Compat: cfg.CompatObject || compatForTests})
 	if err != nil {
 		return nil, err
 	}

@@ -191,6 +191,7 @@ func recordCost(dir string) (string, error) {
 		}},
 		{"bpf floor", startFloor},
 		{"rewind", startRewind},
+		{"rewind, 5.10 object", startRewindCompat},
 		{"ftrace", startFtrace},
 		{"perf --overwrite", startPerf},
 	}
@@ -287,8 +288,20 @@ func startFloor(string) (func() (time.Duration, error), error) {
 }
 
 func startRewind(dir string) (func() (time.Duration, error), error) {
-	cmd := exec.Command("taskset", "-c", "1", *rewindBin, "record", "--events", strings.Join(pipeEvents, ","), "--counters", "none",
-		"--buffer-size", fmt.Sprintf("%dMiB", *bufMiB), "--output", dir, "--no-final-snapshot")
+	return startRewindWith(dir)
+}
+
+// startRewindCompat records with the object built for kernels without
+// fetching atomics (5.10, 5.11), whose reservation is a flag and a plain
+// load and store instead of an atomic add.
+func startRewindCompat(dir string) (func() (time.Duration, error), error) {
+	return startRewindWith(dir, "--compat-object")
+}
+
+func startRewindWith(dir string, flags ...string) (func() (time.Duration, error), error) {
+	args := append([]string{"-c", "1", *rewindBin, "record", "--events", strings.Join(pipeEvents, ","), "--counters", "none",
+		"--buffer-size", fmt.Sprintf("%dMiB", *bufMiB), "--output", dir, "--no-final-snapshot"}, flags...)
+	cmd := exec.Command("taskset", args...)
 	if err := startAndWait(cmd, "recording"); err != nil {
 		return nil, err
 	}

@@ -3,9 +3,9 @@
  * ring.h: the kernel tier's per-CPU overwrite rings and the record protocol.
  *
  * Each CPU owns a power-of-two run of 64-byte slots in one BPF_F_MMAPABLE
- * array (rw_ring) and a head counter (rw_heads). A program reserves slots with
- * an atomic add on its CPU's head (so a program interrupted by another on the
- * same CPU never shares a slot), marks each slot busy, fills it, then publishes
+ * array (rw_ring) and a head counter (rw_heads). A program reserves slots on
+ * its CPU's head (rw_reserve: so a program interrupted by another on the same
+ * CPU never shares a slot), marks each slot busy, fills it, then publishes
  * the low 32 bits of the slot's sequence number. User space reads the rings
  * through mmap while recording goes on and accepts a slot only when the
  * sequence it reads before and after copying is the one it expects
@@ -42,7 +42,9 @@ struct rw_slot {
 struct rw_head {
 	__u64 head;	/* next sequence number to reserve */
 	__u64 lost;	/* records this CPU could not write */
-	__u64 __pad[6];
+	__u32 reserving; /* RW_NO_FETCH: a reservation is under way */
+	__u32 __pad0;
+	__u64 __pad[5];
 };
 
 struct {
@@ -64,6 +66,21 @@ struct {
 /* Set before load. */
 const volatile __u32 rw_self_tgid = 0;	/* the recorder: never recorded */
 const volatile __u32 rw_slot_mask = 0;	/* slots per CPU - 1 */
+
+/*
+ * Tracepoint arguments differ between kernel versions (kfree_skb gained its
+ * reason in 5.17, tcp_send_reset in 6.10). Before load, user space writes
+ * here the size in bytes of each argument of each event's tracepoint, from
+ * the kernel's BTF (btf_trace_<name>), 0 for an argument this kernel does not
+ * pass. A program reads an argument that not every kernel has only under
+ * rw_has_arg: the value is a load-time constant, so the verifier drops the
+ * branch the kernel cannot take, ctx access and all.
+ */
+#define RW_MAX_ARGS 8
+const volatile __u8 rw_tp_argsize[RW_EV_MAX][RW_MAX_ARGS];
+
+#define rw_has_arg(type, i) (rw_tp_argsize[type][i] != 0)
+#define rw_arg_size(type, i) (rw_tp_argsize[type][i])
 
 /* Changed at run time, without reloading, through the mmapped .data. */
 volatile __u8 rw_enabled[RW_EV_MAX];
@@ -136,6 +153,9 @@ struct {
  * order, so a compiler barrier is enough; weakly ordered CPUs get an atomic
  * exchange, which the JITs emit with full ordering.
  */
+#if defined(RW_NO_FETCH) && !defined(__TARGET_ARCH_x86)
+#error "RW_NO_FETCH relies on x86 store ordering"
+#endif
 #if defined(__TARGET_ARCH_x86)
 #define rw_mark(p, v)                            \
 	do {                                     \
@@ -160,6 +180,45 @@ static __always_inline struct rw_slot *rw_slot_at(__u32 cpu, __u64 seq)
 	return bpf_map_lookup_elem(&rw_ring, &idx);
 }
 
+/*
+ * rw_reserve takes n slots on this CPU's head and returns the first one's
+ * sequence number in *seq, or false when the record is lost (and counted).
+ *
+ * Kernels from 5.12 on have fetching atomics: one atomic add reserves, and
+ * nothing a program does can interleave with another's reservation.
+ *
+ * Built with RW_NO_FETCH, for 5.10 and 5.11, the reservation is a plain load
+ * and store under a flag. It relies on what those kernels guarantee: the
+ * programs run with preemption off (tracepoints) or in NMI (perf events), so
+ * programs on one CPU nest only as interrupts do, each one finishing before
+ * the one it interrupted goes on. A program that finds the flag set has
+ * interrupted another one's reservation: it counts its record lost rather
+ * than take the same slots. A program that interrupts before the flag is set
+ * or after it is cleared reserves in full before the one it interrupted reads
+ * the head. The window is a few instructions; the losses are counted per CPU
+ * like any other.
+ */
+static __always_inline bool rw_reserve(struct rw_head *h, __u32 n, __u64 *seq)
+{
+#ifdef RW_NO_FETCH
+	volatile struct rw_head *vh = h;
+
+	if (vh->reserving) {
+		__sync_fetch_and_add(&h->lost, 1); /* non-fetching: 5.10 has it */
+		return false;
+	}
+	vh->reserving = 1;
+	rw_barrier();
+	*seq = vh->head;
+	vh->head = *seq + n;
+	rw_barrier();
+	vh->reserving = 0;
+#else
+	*seq = __sync_fetch_and_add(&h->head, n);
+#endif
+	return true;
+}
+
 /* rw_begin reserves nslots slots on this CPU and fills the first one's header. */
 static __always_inline struct rw_slot *rw_begin(struct rw_rec *r, __u16 type, __u64 pid_tgid, __u32 nslots)
 {
@@ -167,9 +226,8 @@ static __always_inline struct rw_slot *rw_begin(struct rw_rec *r, __u16 type, __
 	struct rw_head *h = bpf_map_lookup_elem(&rw_heads, &cpu);
 	struct rw_slot *s;
 
-	if (!h)
+	if (!h || !rw_reserve(h, nslots, &r->seq))
 		return NULL;
-	r->seq = __sync_fetch_and_add(&h->head, nslots);
 	r->cpu = cpu;
 	if (rw_wake_shift && (r->seq >> rw_wake_shift) != ((r->seq + nslots) >> rw_wake_shift))
 		bpf_ringbuf_output(&rw_wake, &cpu, sizeof(cpu), 0);
@@ -196,11 +254,18 @@ static __always_inline void rw_end(struct rw_rec *r)
 
 /*
  * Records longer than one slot are built in a scratch buffer, one per event
- * type and CPU: a tp_btf program never runs nested in itself on one CPU (the
- * kernel skips and counts the nested run), so no two writers share one.
+ * type and CPU. Only a program of the same event can take the buffer from
+ * under another, by interrupting it on the same CPU: from 6.10 on the kernel
+ * never runs a tracepoint's program nested in itself (it skips and counts
+ * the nested run), but older kernels do (tcp_retransmit_skb in a softirq
+ * that interrupted the same event in a task, a perf sample in NMI). So every
+ * open of a buffer bumps its generation; a record whose buffer changed
+ * generation before it was copied to the ring is published torn (readers
+ * count it lost), not written with another record's bytes.
  */
 struct rw_scratch {
 	__u8 data[RW_MAX_SLOTS * RW_MAX_PAYLOAD];
+	__u32 gen;
 };
 
 struct {
@@ -210,15 +275,39 @@ struct {
 	__uint(max_entries, RW_EV_MAX);
 } rw_scratch SEC(".maps");
 
-static __always_inline void *rw_scratch_for(__u32 type)
+/* rw_draft is a record being built in scratch. */
+struct rw_draft {
+	struct rw_scratch *sc;
+	__u64 pid_tgid;
+	__u32 gen;
+};
+
+/* rw_draft_open takes type's scratch buffer for d, or returns NULL. */
+static __always_inline void *rw_draft_open(struct rw_draft *d, __u32 type)
 {
-	return bpf_map_lookup_elem(&rw_scratch, &type);
+	struct rw_scratch *sc = bpf_map_lookup_elem(&rw_scratch, &type);
+
+	if (!sc)
+		return NULL;
+	d->sc = sc;
+	d->gen = ++((volatile struct rw_scratch *)sc)->gen;
+	rw_barrier();
+	return sc->data;
 }
 
-/* rw_emit writes size bytes of scratch as one record over the slots it needs. */
-static __always_inline void rw_emit(__u16 type, __u64 pid_tgid, const __u8 *scratch, __u32 size)
+/* rw_draft_intact says whether nothing reopened d's buffer since d did. */
+static __always_inline bool rw_draft_intact(struct rw_draft *d)
+{
+	rw_barrier();
+	return ((volatile struct rw_scratch *)d->sc)->gen == d->gen;
+}
+
+/* rw_emit writes the first size bytes of d as one record over the slots it
+ * needs. */
+static __always_inline void rw_emit(struct rw_draft *d, __u16 type, __u32 size)
 {
 	__u32 nslots = (size + RW_MAX_PAYLOAD - 1) / RW_MAX_PAYLOAD, i;
+	const __u8 *scratch = d->sc->data;
 	struct rw_slot *s;
 	struct rw_rec r;
 
@@ -226,7 +315,7 @@ static __always_inline void rw_emit(__u16 type, __u64 pid_tgid, const __u8 *scra
 		nslots = 1;
 	if (nslots > RW_MAX_SLOTS)
 		nslots = RW_MAX_SLOTS;
-	if (!rw_begin(&r, type, pid_tgid, nslots))
+	if (!rw_begin(&r, type, d->pid_tgid, nslots))
 		return;
 	__builtin_memcpy(r.slot->data, scratch, RW_MAX_PAYLOAD);
 	for (i = 1; i < RW_MAX_SLOTS; i++) {
@@ -245,6 +334,10 @@ static __always_inline void rw_emit(__u16 type, __u64 pid_tgid, const __u8 *scra
 		__builtin_memcpy(s->data, scratch + i * RW_MAX_PAYLOAD, RW_MAX_PAYLOAD);
 		rw_mark(&s->hdr.seq, (__u32)(r.seq + i));
 	}
+	/* Torn: publish the slots as continuations without a first slot,
+	 * which readers drop and count lost, like an overwritten record. */
+	if (!rw_draft_intact(d))
+		r.slot->hdr.type = RW_EV_CONT;
 	rw_end(&r);
 }
 

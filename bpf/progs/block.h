@@ -105,8 +105,32 @@ int BPF_PROG(rw_block_rq_issue, struct request *rq)
 	return 0;
 }
 
+/*
+ * rw_blk_status turns the errno that older kernels (5.10) pass to
+ * block_rq_complete into the blk_status_t later ones pass (6.1 on), after
+ * blk_errors[] in block/blk-core.c.
+ */
+static __always_inline __u8 rw_blk_status(int err)
+{
+	switch (err) {
+	case 0: return 0;	/* BLK_STS_OK */
+	case -95: return 1;	/* -EOPNOTSUPP: BLK_STS_NOTSUPP */
+	case -110: return 2;	/* -ETIMEDOUT: BLK_STS_TIMEOUT */
+	case -28: return 3;	/* -ENOSPC: BLK_STS_NOSPC */
+	case -67: return 4;	/* -ENOLINK: BLK_STS_TRANSPORT */
+	case -121: return 5;	/* -EREMOTEIO: BLK_STS_TARGET */
+	case -52: return 6;	/* -EBADE: BLK_STS_RESV_CONFLICT (NEXUS before 6.5) */
+	case -61: return 7;	/* -ENODATA: BLK_STS_MEDIUM */
+	case -84: return 8;	/* -EILSEQ: BLK_STS_PROTECTION */
+	case -12: return 9;	/* -ENOMEM: BLK_STS_RESOURCE */
+	case -11: return 12;	/* -EAGAIN: BLK_STS_AGAIN */
+	case -16: return 13;	/* -EBUSY: BLK_STS_DEV_RESOURCE */
+	default: return 10;	/* BLK_STS_IOERR */
+	}
+}
+
 SEC("tp_btf/block_rq_complete")
-int BPF_PROG(rw_block_rq_complete, struct request *rq, blk_status_t error, unsigned int nr_bytes)
+int BPF_PROG(rw_block_rq_complete, struct request *rq)
 {
 	struct rw_ev_block_rq_complete *e;
 	struct rw_rec r;
@@ -114,8 +138,12 @@ int BPF_PROG(rw_block_rq_complete, struct request *rq, blk_status_t error, unsig
 	if (!(e = rw_open_current(&r, RW_EV_BLOCK_RQ_COMPLETE)))
 		return 0;
 	rw_fill_rq((void *)e, rq);
-	e->bytes = nr_bytes;
-	e->error = error;
+	e->bytes = (unsigned int)ctx[2];
+	/* An int errno before 5.18 or so, a one-byte blk_status_t since. */
+	if (rw_arg_size(RW_EV_BLOCK_RQ_COMPLETE, 1) == 1)
+		e->error = (__u8)ctx[1];
+	else
+		e->error = rw_blk_status((int)ctx[1]);
 	rw_end(&r);
 	return 0;
 }

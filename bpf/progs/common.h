@@ -47,36 +47,36 @@ static __always_inline void *rw_open_pair(struct rw_rec *r, __u16 type, struct t
 }
 
 /*
- * rw_scratch_current and rw_scratch_pair filter an event that spans several
+ * rw_draft_current and rw_draft_pair filter an event that spans several
  * slots and return its zeroed scratch buffer; emit it with rw_emit.
  */
-static __always_inline void *rw_scratch_open(__u16 type)
+static __always_inline void *rw_draft_zeroed(struct rw_draft *d, __u16 type)
 {
-	struct rw_scratch *sc = rw_scratch_for(type);
+	__u8 *data = rw_draft_open(d, type);
 
 	/* The payloads but the stack samples' fit in RW_ZEROED bytes; the
 	 * stack samples write every byte they emit. */
-	if (sc)
-		__builtin_memset(sc->data, 0, RW_ZEROED);
-	return sc;
+	if (data)
+		__builtin_memset(data, 0, RW_ZEROED);
+	return data;
 }
 
-static __always_inline void *rw_scratch_current(__u16 type, __u64 *pid_tgid)
+static __always_inline void *rw_draft_current(struct rw_draft *d, __u16 type)
 {
-	*pid_tgid = bpf_get_current_pid_tgid();
-	if (!rw_want_current(type, *pid_tgid))
+	d->pid_tgid = bpf_get_current_pid_tgid();
+	if (!rw_want_current(type, d->pid_tgid))
 		return NULL;
-	return rw_scratch_open(type);
+	return rw_draft_zeroed(d, type);
 }
 
-static __always_inline void *rw_scratch_pair(__u16 type, __u64 *pid_tgid, struct task_struct *other)
+static __always_inline void *rw_draft_pair(struct rw_draft *d, __u16 type, struct task_struct *other)
 {
-	*pid_tgid = bpf_get_current_pid_tgid();
-	if (!rw_want_pair(type, *pid_tgid, other))
+	d->pid_tgid = bpf_get_current_pid_tgid();
+	if (!rw_want_pair(type, d->pid_tgid, other))
 		return NULL;
-	return rw_scratch_open(type);
+	return rw_draft_zeroed(d, type);
 }
 
-_Static_assert(sizeof(struct rw_scratch) >= sizeof(struct rw_ev_sched_process_exec), "scratch too small");
-_Static_assert(sizeof(struct rw_scratch) >= sizeof(struct rw_ev_mark_victim), "scratch too small");
-_Static_assert(sizeof(struct rw_scratch) >= sizeof(struct rw_ev_inet_sock_set_state), "scratch too small");
+_Static_assert(sizeof(((struct rw_scratch *)0)->data) >= sizeof(struct rw_ev_sched_process_exec), "scratch too small");
+_Static_assert(sizeof(((struct rw_scratch *)0)->data) >= sizeof(struct rw_ev_mark_victim), "scratch too small");
+_Static_assert(sizeof(((struct rw_scratch *)0)->data) >= sizeof(struct rw_ev_inet_sock_set_state), "scratch too small");

@@ -28,9 +28,9 @@ int BPF_PROG(rw_mark_victim, struct task_struct *task, uid_t uid)
 {
 	struct rw_ev_mark_victim *e;
 	struct mm_struct *mm;
-	__u64 pid_tgid;
+	struct rw_draft d;
 
-	if (!(e = rw_scratch_pair(RW_EV_MARK_VICTIM, &pid_tgid, task)))
+	if (!(e = rw_draft_pair(&d, RW_EV_MARK_VICTIM, task)))
 		return 0;
 	rw_target(e, task);
 	e->uid = uid;
@@ -42,7 +42,7 @@ int BPF_PROG(rw_mark_victim, struct task_struct *task, uid_t uid)
 		e->anon_rss = rw_mm_counter(mm, 1);
 		e->shmem_rss = rw_mm_counter(mm, 3);
 	}
-	rw_emit(RW_EV_MARK_VICTIM, pid_tgid, (void *)e, sizeof(*e));
+	rw_emit(&d, RW_EV_MARK_VICTIM, sizeof(*e));
 	return 0;
 }
 

@@ -63,34 +63,38 @@ static __always_inline void rw_fill_skb_reply(struct rw_sock_prefix *e, const st
 	e->dport = bpf_ntohs(tcp.source);
 }
 
+/* err came in 6.17 (before: 0). */
 SEC("tp_btf/tcp_retransmit_skb")
-int BPF_PROG(rw_tcp_retransmit_skb, const struct sock *sk, const struct sk_buff *skb, int err)
+int BPF_PROG(rw_tcp_retransmit_skb, const struct sock *sk, const struct sk_buff *skb)
 {
 	struct rw_ev_tcp_retransmit_skb *e;
-	__u64 pid_tgid;
+	struct rw_draft d;
 
-	if (!(e = rw_scratch_current(RW_EV_TCP_RETRANSMIT_SKB, &pid_tgid)))
+	if (!(e = rw_draft_current(&d, RW_EV_TCP_RETRANSMIT_SKB)))
 		return 0;
 	rw_fill_sock((void *)e, sk);
-	e->err = err;
-	rw_emit(RW_EV_TCP_RETRANSMIT_SKB, pid_tgid, (void *)e, sizeof(*e));
+	if (rw_has_arg(RW_EV_TCP_RETRANSMIT_SKB, 2))
+		e->err = (int)ctx[2];
+	rw_emit(&d, RW_EV_TCP_RETRANSMIT_SKB, sizeof(*e));
 	return 0;
 }
 
+/* reason came in 6.10 (before: 0, SK_RST_REASON_NOT_SPECIFIED). */
 SEC("tp_btf/tcp_send_reset")
-int BPF_PROG(rw_tcp_send_reset, const struct sock *sk, const struct sk_buff *skb, const enum sk_rst_reason reason)
+int BPF_PROG(rw_tcp_send_reset, const struct sock *sk, const struct sk_buff *skb)
 {
 	struct rw_ev_tcp_send_reset *e;
-	__u64 pid_tgid;
+	struct rw_draft d;
 
-	if (!(e = rw_scratch_current(RW_EV_TCP_SEND_RESET, &pid_tgid)))
+	if (!(e = rw_draft_current(&d, RW_EV_TCP_SEND_RESET)))
 		return 0;
 	if (sk)
 		rw_fill_sock((void *)e, sk);
 	else if (skb)
 		rw_fill_skb_reply((void *)e, skb);
-	e->reason = reason;
-	rw_emit(RW_EV_TCP_SEND_RESET, pid_tgid, (void *)e, sizeof(*e));
+	if (rw_has_arg(RW_EV_TCP_SEND_RESET, 2))
+		e->reason = (enum sk_rst_reason)ctx[2];
+	rw_emit(&d, RW_EV_TCP_SEND_RESET, sizeof(*e));
 	return 0;
 }
 
@@ -98,12 +102,12 @@ SEC("tp_btf/tcp_receive_reset")
 int BPF_PROG(rw_tcp_receive_reset, struct sock *sk)
 {
 	struct rw_ev_tcp_receive_reset *e;
-	__u64 pid_tgid;
+	struct rw_draft d;
 
-	if (!(e = rw_scratch_current(RW_EV_TCP_RECEIVE_RESET, &pid_tgid)))
+	if (!(e = rw_draft_current(&d, RW_EV_TCP_RECEIVE_RESET)))
 		return 0;
 	rw_fill_sock((void *)e, sk);
-	rw_emit(RW_EV_TCP_RECEIVE_RESET, pid_tgid, (void *)e, sizeof(*e));
+	rw_emit(&d, RW_EV_TCP_RECEIVE_RESET, sizeof(*e));
 	return 0;
 }
 
@@ -111,20 +115,21 @@ SEC("tp_btf/inet_sock_set_state")
 int BPF_PROG(rw_inet_sock_set_state, const struct sock *sk, const int oldstate, const int newstate)
 {
 	struct rw_ev_inet_sock_set_state *e;
-	__u64 pid_tgid;
+	struct rw_draft d;
 
-	if (!(e = rw_scratch_current(RW_EV_INET_SOCK_SET_STATE, &pid_tgid)))
+	if (!(e = rw_draft_current(&d, RW_EV_INET_SOCK_SET_STATE)))
 		return 0;
 	rw_fill_sock((void *)e, sk);
 	e->oldstate = oldstate;
 	e->newstate = newstate;
 	e->protocol = BPF_CORE_READ(sk, sk_protocol);
-	rw_emit(RW_EV_INET_SOCK_SET_STATE, pid_tgid, (void *)e, sizeof(*e));
+	rw_emit(&d, RW_EV_INET_SOCK_SET_STATE, sizeof(*e));
 	return 0;
 }
 
+/* reason came in 5.17 (before: 0, SKB_NOT_DROPPED_YET). */
 SEC("tp_btf/kfree_skb")
-int BPF_PROG(rw_kfree_skb, struct sk_buff *skb, void *location, enum skb_drop_reason reason)
+int BPF_PROG(rw_kfree_skb, struct sk_buff *skb, void *location)
 {
 	struct rw_ev_kfree_skb *e;
 	struct rw_rec r;
@@ -132,7 +137,8 @@ int BPF_PROG(rw_kfree_skb, struct sk_buff *skb, void *location, enum skb_drop_re
 	if (!(e = rw_open_current(&r, RW_EV_KFREE_SKB)))
 		return 0;
 	e->location = (__u64)location;
-	e->reason = reason;
+	if (rw_has_arg(RW_EV_KFREE_SKB, 2))
+		e->reason = (enum skb_drop_reason)ctx[2];
 	e->protocol = bpf_ntohs(BPF_CORE_READ(skb, protocol));
 	rw_end(&r);
 	return 0;

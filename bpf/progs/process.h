@@ -21,16 +21,16 @@ SEC("tp_btf/sched_process_exec")
 int BPF_PROG(rw_sched_process_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm)
 {
 	struct rw_ev_sched_process_exec *e;
-	__u64 pid_tgid;
+	struct rw_draft d;
 	long n;
 
-	if (!(e = rw_scratch_current(RW_EV_SCHED_PROCESS_EXEC, &pid_tgid)))
+	if (!(e = rw_draft_current(&d, RW_EV_SCHED_PROCESS_EXEC)))
 		return 0;
 	e->old_tid = old_pid;
 	n = bpf_probe_read_kernel_str(e->filename, sizeof(e->filename), BPF_CORE_READ(bprm, filename));
 	if (n < 1)
 		n = 1;
-	rw_emit(RW_EV_SCHED_PROCESS_EXEC, pid_tgid, (void *)e, offsetof(struct rw_ev_sched_process_exec, filename) + n);
+	rw_emit(&d, RW_EV_SCHED_PROCESS_EXEC, offsetof(struct rw_ev_sched_process_exec, filename) + n);
 	return 0;
 }
 

@@ -5,7 +5,7 @@
  * rw_take_stacks fills e with the current task's kernel stack, then its user
  * stack right after it, and emits the frames it took.
  */
-static __always_inline void rw_take_stacks(void *ctx, __u16 type, __u64 pid_tgid, struct rw_ev_cpu_sample *e)
+static __always_inline void rw_take_stacks(void *ctx, struct rw_draft *d, __u16 type, struct rw_ev_cpu_sample *e)
 {
 	long k, u;
 	__u32 kn, un;
@@ -15,7 +15,7 @@ static __always_inline void rw_take_stacks(void *ctx, __u16 type, __u64 pid_tgid
 	if (kn > RW_KSTACK_MAX)
 		kn = RW_KSTACK_MAX;
 	u = 0;
-	if (pid_tgid >> 32) /* kernel threads have no user stack */
+	if (d->pid_tgid >> 32) /* kernel threads have no user stack */
 		u = bpf_get_stack(ctx, &e->frames[kn], RW_USTACK_MAX * sizeof(__u64), BPF_F_USER_STACK);
 	un = u > 0 ? u / sizeof(__u64) : 0;
 	if (un > RW_USTACK_MAX)
@@ -23,20 +23,20 @@ static __always_inline void rw_take_stacks(void *ctx, __u16 type, __u64 pid_tgid
 	e->kframes = kn;
 	e->uframes = un;
 	e->__pad = 0;
-	rw_emit(type, pid_tgid, (void *)e, offsetof(struct rw_ev_cpu_sample, frames) + (kn + un) * sizeof(__u64));
+	rw_emit(d, type, offsetof(struct rw_ev_cpu_sample, frames) + (kn + un) * sizeof(__u64));
 }
 
 SEC("perf_event")
 int rw_cpu_sample(struct bpf_perf_event_data *ctx)
 {
 	struct rw_ev_cpu_sample *e;
-	__u64 pid_tgid;
+	struct rw_draft d;
 
-	if (!(e = rw_scratch_current(RW_EV_CPU_SAMPLE, &pid_tgid)))
+	if (!(e = rw_draft_current(&d, RW_EV_CPU_SAMPLE)))
 		return 0;
-	if ((__u32)pid_tgid == 0) /* the idle task: nothing ran */
+	if ((__u32)d.pid_tgid == 0) /* the idle task: nothing ran */
 		return 0;
-	rw_take_stacks(ctx, RW_EV_CPU_SAMPLE, pid_tgid, e);
+	rw_take_stacks(ctx, &d, RW_EV_CPU_SAMPLE, e);
 	return 0;
 }
 
@@ -44,15 +44,15 @@ SEC("tp_btf/sched_switch")
 int BPF_PROG(rw_offcpu_sample, bool preempt, struct task_struct *prev, struct task_struct *next)
 {
 	struct rw_ev_cpu_sample *e;
-	__u64 pid_tgid;
+	struct rw_draft d;
 
 	/* Only a task that blocks: not one preempted, nor the idle task. */
 	if (preempt || rw_task_state(prev) == 0)
 		return 0;
-	if (!(e = rw_scratch_current(RW_EV_OFFCPU_SAMPLE, &pid_tgid)))
+	if (!(e = rw_draft_current(&d, RW_EV_OFFCPU_SAMPLE)))
 		return 0;
-	if ((__u32)pid_tgid == 0)
+	if ((__u32)d.pid_tgid == 0)
 		return 0;
-	rw_take_stacks(ctx, RW_EV_OFFCPU_SAMPLE, pid_tgid, e);
+	rw_take_stacks(ctx, &d, RW_EV_OFFCPU_SAMPLE, e);
 	return 0;
 }

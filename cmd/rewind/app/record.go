@@ -28,6 +28,8 @@ func recordCommand() *cli.Command {
 			&cli.StringSliceFlag{Name: "comm", Aliases: []string{"c"}, Usage: "record only tasks with these names (repeat or comma-separate)"},
 			&cli.StringSliceFlag{Name: "cgroup", Usage: "record only tasks in these cgroup v2 directories, absolute or relative to the cgroup2 mount (repeat or comma-separate)"},
 			&cli.StringFlag{Name: "btf", Usage: "BTF file for a kernel without /sys/kernel/btf/vmlinux"},
+			// For benchmarks and tests of the 5.10 object on newer kernels.
+			&cli.BoolFlag{Name: "compat-object", Hidden: true, Usage: "load the BPF object built for kernels without fetching atomics (5.10, 5.11), whatever the kernel"},
 			&cli.DurationFlag{Name: "history", Usage: "keep this much history in the compressed tier (drained from the kernel rings as they fill, zstd-compressed)"},
 			&cli.StringFlag{Name: "memory", Usage: "cap the compressed tier at this much memory in all, oldest history dropped first (with or without --history)"},
 			&cli.StringFlag{Name: "counters", Value: "default", Usage: "counter sources to sample, comma-separated, NAME@HZ for a rate of its own: " + strings.Join(counters.Names, ", ") + ", cgroup:PATH, default (" + strings.Join(counters.Default, ",") + "), all, none"},
@@ -97,6 +99,7 @@ func parseRecord(cliContext *cli.Context) (*recordConfig, error) {
 				Events:       splitList(cliContext.String("events")),
 				BufferSize:   size,
 				KernelBTF:    cliContext.String("btf"),
+				CompatObject: cliContext.Bool("compat-object"),
 				HistoryBytes: history,
 				HistoryAge:   cliContext.Duration("history"),
 				Stacks:       cliContext.Int("stacks"),
