@@ -8,8 +8,9 @@ import (
 	"github.com/cilium/ebpf"
 )
 
-// loadRewindCompat stands in for the compat object, which is built for x86
+// errNoCompat says why there is no compat object here: it is built for x86
 // only (gen.go).
-func loadRewindCompat() (*ebpf.CollectionSpec, error) {
-	return nil, errors.New("this kernel has no fetching BPF atomics (5.12 and later have them), and rewind's object without them is built for x86 only")
-}
+var errNoCompat = errors.New("this kernel has no fetching BPF atomics (5.12 and later have them), and rewind's object without them is built for x86 only")
+
+func loadRewindCompat() (*ebpf.CollectionSpec, error)    { return nil, errNoCompat }
+func loadRewindRawCompat() (*ebpf.CollectionSpec, error) { return nil, errNoCompat }

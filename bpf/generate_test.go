@@ -28,5 +28,8 @@ func TestGeneratedUpToDate(t *testing.T) {
 		"rewind_x86_bpfel.go", "rewind_x86_bpfel.o",
 		"rewind_arm64_bpfel.go", "rewind_arm64_bpfel.o",
 		"rewindcompat_x86_bpfel.go", "rewindcompat_x86_bpfel.o",
+		"rewindraw_x86_bpfel.go", "rewindraw_x86_bpfel.o",
+		"rewindraw_arm64_bpfel.go", "rewindraw_arm64_bpfel.o",
+		"rewindrawcompat_x86_bpfel.go", "rewindrawcompat_x86_bpfel.o",
 	})
 }

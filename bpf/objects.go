@@ -12,6 +12,7 @@ import (
 	"github.com/cilium/ebpf/btf"
 	"github.com/cilium/ebpf/link"
 	"github.com/cilium/ebpf/rlimit"
+	"golang.org/x/sys/unix"
 
 	"github.com/rewindtrace/rewind/internal/sysx"
 	"github.com/rewindtrace/rewind/snapshot/schema/kinds"
@@ -37,7 +38,8 @@ type Options struct {
 	KernelBTF string
 	// Compat loads the object built for kernels without fetching atomics
 	// (include/ring.h, rw_reserve) even where the kernel has them. Load
-	// picks it by itself where the kernel lacks them.
+	// picks it by itself where the kernel lacks them. With KernelBTF, the
+	// programs are raw tracepoints (include/ring.h, RW_TP).
 	Compat bool
 }
 
@@ -101,11 +103,7 @@ func Load(opts Options) (_ *Objects, err error) {
 		}
 		compat = !fetch
 	}
-	load := loadRewind
-	if compat {
-		load = loadRewindCompat
-	}
-	spec, err := load()
+	spec, err := objectFor(opts.KernelBTF != "", compat)()
 	if err != nil {
 		return nil, err
 	}
@@ -163,6 +161,22 @@ func Load(opts Options) (_ *Objects, err error) {
 		o.progs[e.Name] = prog
 	}
 	return o, nil
+}
+
+// objectFor picks the build of the programs (gen.go): raw tracepoints when
+// the kernel's types come from a BTF file (the kernel, without BTF of its
+// own, cannot attach tp_btf programs), and the compat reservation where the
+// kernel has no fetching atomics.
+func objectFor(raw, compat bool) func() (*ebpf.CollectionSpec, error) {
+	switch {
+	case raw && compat:
+		return loadRewindRawCompat
+	case raw:
+		return loadRewindRaw
+	case compat:
+		return loadRewindCompat
+	}
+	return loadRewind
 }
 
 // loadProgram loads one program of spec against maps created already.
@@ -266,6 +280,14 @@ func (o *Objects) EnableSamples(hz int) (err error) {
 		}
 		o.perf = append(o.perf, f)
 		l, err := link.AttachRawLink(link.RawLinkOptions{Target: int(f.Fd()), Program: o.progs[name], Attach: ebpf.AttachPerfEvent})
+		if errors.Is(err, unix.EINVAL) {
+			// Before 5.15 a perf event takes its program by ioctl, and
+			// closing the event (closeSamples) detaches it.
+			err = unix.IoctlSetInt(int(f.Fd()), unix.PERF_EVENT_IOC_SET_BPF, o.progs[name].FD())
+			if err == nil {
+				continue
+			}
+		}
 		if err != nil {
 			return fmt.Errorf("stack samples: attach %s to cpu %d: %w", e.Program, cpu, err)
 		}

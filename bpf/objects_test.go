@@ -7,6 +7,7 @@ import (
 	"reflect"
 	"testing"
 
+	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/btf"
 
 	"github.com/rewindtrace/rewind/internal/testkernel"
@@ -45,12 +46,14 @@ func TestTracepointArgs(t *testing.T) {
 	}
 }
 
-// TestObjects loads both objects on this kernel: the one it picks by
-// itself, and the one for kernels without fetching atomics. The latter must
-// support every event the former does, and both carry this kernel's
-// tracepoint argument sizes.
+// TestObjects loads every build of the programs on this kernel: the one it
+// picks by itself, the one for kernels without fetching atomics, and both
+// as raw tracepoints relocated against a BTF file (the kernel's own, read
+// as a file). Each must support every event the first one does, attach as
+// its build says, and carry this kernel's tracepoint argument sizes.
 func TestObjects(t *testing.T) {
 	testkernel.Require(t)
+	const btfFile = "/sys/kernel/btf/vmlinux"
 	kernel, err := btf.LoadKernelSpec()
 	if err != nil {
 		t.Fatal(err)
@@ -59,40 +62,50 @@ func TestObjects(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	unsupported := map[bool]map[string]string{}
-	for _, compat := range []bool{false, true} {
-		o, err := Load(Options{CPUs: 1, SlotsPerCPU: MinSlots, SelfTGID: uint32(os.Getpid()), Compat: compat})
+	var base map[string]string
+	for _, build := range []struct{ raw, compat bool }{{false, false}, {false, true}, {true, false}, {true, true}} {
+		opts := Options{CPUs: 1, SlotsPerCPU: MinSlots, SelfTGID: uint32(os.Getpid()), Compat: build.compat}
+		if build.raw {
+			opts.KernelBTF = btfFile
+		}
+		o, err := Load(opts)
 		if err != nil {
-			t.Fatalf("load (compat %v): %v", compat, err)
+			t.Fatalf("load %+v: %v", build, err)
 		}
 		defer o.Close()
-		if want := compat || !fetch; o.Compat() != want {
-			t.Errorf("Compat() = %v with Options.Compat %v and fetching atomics %v", o.Compat(), compat, fetch)
+		if want := build.compat || !fetch; o.Compat() != want {
+			t.Errorf("%+v: Compat() = %v with fetching atomics %v", build, o.Compat(), fetch)
 		}
-		unsupported[compat] = o.Unsupported()
+		if base == nil {
+			base = o.Unsupported()
+		}
+		for name, why := range o.Unsupported() {
+			if _, ok := base[name]; !ok {
+				t.Errorf("%+v: %s cannot be recorded (%s), though the default build can", build, name, why)
+			}
+		}
 		sizes := make([]uint8, o.coll.Variables["rw_tp_argsize"].Size())
 		if err := o.coll.Variables["rw_tp_argsize"].Get(sizes); err != nil {
 			t.Fatal(err)
 		}
-		for _, e := range o.events {
+		for name, prog := range o.progs {
+			e := o.events[name]
 			if e.Tracepoint == "" {
 				continue
 			}
+			if raw := prog.Type() == ebpf.RawTracepoint; raw != build.raw && name != "workqueue_execute_end" {
+				t.Errorf("%+v: %s is a %s program", build, name, prog.Type())
+			}
 			args, err := TracepointArgs(kernel, e.Tracepoint)
 			if err != nil {
-				continue
+				t.Fatal(err)
 			}
 			row := sizes[int(e.ID)*maxArgs:][:len(args)]
 			for i, n := range args {
 				if int(row[i]) != n {
-					t.Errorf("%s (compat %v): argument %d is %d bytes in rw_tp_argsize, %d in the kernel's BTF", e.Name, compat, i, row[i], n)
+					t.Errorf("%+v: %s argument %d is %d bytes in rw_tp_argsize, %d in the kernel's BTF", build, name, i, row[i], n)
 				}
 			}
-		}
-	}
-	for name, why := range unsupported[true] {
-		if _, ok := unsupported[false][name]; !ok {
-			t.Errorf("%s: the compat object cannot record it (%s), the other one can", name, why)
 		}
 	}
 }

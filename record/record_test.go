@@ -27,11 +27,13 @@ import (
 // The test binary doubles as the workload: REWIND_TEST_CHILD selects what
 // the child does once it reads a byte from stdin.
 // REWIND_TEST_COMPAT=1 runs every test on the BPF object built for kernels
-// without fetching atomics.
+// without fetching atomics; REWIND_TEST_BTF=FILE on the raw tracepoint
+// programs for kernels without BTF, with the kernel's types from FILE.
 func TestMain(m *testing.M) {
 	switch os.Getenv("REWIND_TEST_CHILD") {
 	case "":
 		compatForTests = os.Getenv("REWIND_TEST_COMPAT") == "1"
+		btfForTests = os.Getenv("REWIND_TEST_BTF")
 		os.Exit(m.Run())
 	case "getppid":
 		if err := testchild.Pin(); err != nil {

@@ -20,9 +20,14 @@ import (
 	"github.com/rewindtrace/rewind/snapshot/schema/kinds"
 )
 
-// compatForTests makes every recorder load the compat object: the tests
-// set it from REWIND_TEST_COMPAT=1 to run on it (record_test.go, TestMain).
-var compatForTests bool
+// compatForTests and btfForTests make every recorder load the object for
+// kernels without fetching atomics, and take the kernel's types from a BTF
+// file (raw tracepoints): the tests set them from REWIND_TEST_COMPAT=1 and
+// REWIND_TEST_BTF=FILE to run on those builds (record_test.go, TestMain).
+var (
+	compatForTests bool
+	btfForTests    string
+)
 
 // Config is what to record.
 type Config struct {
@@ -213,6 +218,9 @@ func New(cfg Config) (_ *Recorder, err error) {
 		if len(c) > 15 {
 			return nil, fmt.Errorf("task name %q: the kernel keeps at most 15 bytes of one", c)
 		}
+	}
+	if cfg.KernelBTF == "" {
+		cfg.KernelBTF = btfForTests
 	}
 	sys, err := CheckSystem(cfg.KernelBTF)
 	if err != nil {

@@ -148,6 +148,25 @@ struct {
 #define rw_barrier() asm volatile("" ::: "memory")
 
 /*
+ * Programs attach as tp_btf and read the kernel objects their arguments
+ * point to directly, typed by the kernel's BTF. Built with RW_RAW_TP, for
+ * kernels without BTF of their own (rewind --btf FILE), they attach as raw
+ * tracepoints, whose arguments the kernel leaves untyped: every field is
+ * then read with bpf_probe_read_kernel at the offset CO-RE relocates against
+ * the given BTF. Programs name a tracepoint with RW_TP and read a field of
+ * a kernel object with RW_R (or rw_copy_comm for a task name).
+ */
+#ifdef RW_RAW_TP
+#define RW_TP(name) SEC("raw_tp/" #name)
+#define RW_R(p, field) BPF_CORE_READ(p, field)
+#define rw_copy_comm(dst, src) bpf_probe_read_kernel((dst), 16, (src))
+#else
+#define RW_TP(name) SEC("tp_btf/" #name)
+#define RW_R(p, field) ((p)->field)
+#define rw_copy_comm(dst, src) __builtin_memcpy((dst), (src), 16)
+#endif
+
+/*
  * rw_mark stores v into a slot's seq so that every store before it (publish)
  * or after it (busy mark) is ordered with it. x86 keeps stores in program
  * order, so a compiler barrier is enough; weakly ordered CPUs get an atomic
@@ -398,10 +417,15 @@ static __always_inline bool rw_match_current(void *set, __u32 flags, __u64 pid_t
 
 static __always_inline bool rw_match_task(void *set, __u32 flags, struct task_struct *t)
 {
-	if ((flags & RW_FILTER_PID) && !rw_filter_has(set, RW_FK_ID, t->tgid) && !rw_filter_has(set, RW_FK_ID, t->pid))
+	if ((flags & RW_FILTER_PID) && !rw_filter_has(set, RW_FK_ID, RW_R(t, tgid)) && !rw_filter_has(set, RW_FK_ID, RW_R(t, pid)))
 		return false;
-	if ((flags & RW_FILTER_COMM) && !rw_filter_comm(set, t->comm))
-		return false;
+	if (flags & RW_FILTER_COMM) {
+		char comm[16];
+
+		rw_copy_comm(comm, t->comm);
+		if (!rw_filter_comm(set, comm))
+			return false;
+	}
 	if ((flags & RW_FILTER_CGROUP) && !rw_filter_has(set, RW_FK_CGROUP, BPF_CORE_READ(t, cgroups, dfl_cgrp, kn, id)))
 		return false;
 	return true;
@@ -436,7 +460,7 @@ static __always_inline bool rw_want_pair(__u32 type, __u64 pid_tgid, struct task
 
 	if (type >= RW_EV_MAX || !rw_enabled[type])
 		return false;
-	if ((__u32)(pid_tgid >> 32) == rw_self_tgid && (__u32)other->tgid == rw_self_tgid)
+	if ((__u32)(pid_tgid >> 32) == rw_self_tgid && (__u32)RW_R(other, tgid) == rw_self_tgid)
 		return false;
 	if (!rw_filter_on)
 		return true;

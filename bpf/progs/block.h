@@ -66,20 +66,20 @@ static __always_inline void rw_fill_rwbs(char *rwbs, __u32 opf)
 static __always_inline void rw_fill_rq(struct rw_ev_block_rq_insert *e, struct request *rq)
 {
 	struct gendisk *disk;
-	__u32 opf = rq->cmd_flags, op = opf & RW_REQ_OP_MASK;
+	__u32 opf = RW_R(rq, cmd_flags), op = opf & RW_REQ_OP_MASK;
 
 	if (bpf_core_field_exists(((struct request_queue *)0)->disk))
 		disk = BPF_CORE_READ(rq, q, disk);
 	else
 		disk = BPF_CORE_READ((struct request___pre515 *)rq, rq_disk);
 	e->dev = disk ? ((__u32)BPF_CORE_READ(disk, major) << 20) | (__u32)BPF_CORE_READ(disk, first_minor) : 0;
-	e->sector = (op == RW_REQ_OP_DRV_IN || op == RW_REQ_OP_DRV_OUT) ? 0 : rq->__sector;
-	e->bytes = rq->__data_len;
+	e->sector = (op == RW_REQ_OP_DRV_IN || op == RW_REQ_OP_DRV_OUT) ? 0 : RW_R(rq, __sector);
+	e->bytes = RW_R(rq, __data_len);
 	e->rq = (__u64)rq;
 	rw_fill_rwbs(e->rwbs, opf);
 }
 
-SEC("tp_btf/block_rq_insert")
+RW_TP(block_rq_insert)
 int BPF_PROG(rw_block_rq_insert, struct request *rq)
 {
 	struct rw_ev_block_rq_insert *e;
@@ -92,7 +92,7 @@ int BPF_PROG(rw_block_rq_insert, struct request *rq)
 	return 0;
 }
 
-SEC("tp_btf/block_rq_issue")
+RW_TP(block_rq_issue)
 int BPF_PROG(rw_block_rq_issue, struct request *rq)
 {
 	struct rw_ev_block_rq_issue *e;
@@ -129,7 +129,7 @@ static __always_inline __u8 rw_blk_status(int err)
 	}
 }
 
-SEC("tp_btf/block_rq_complete")
+RW_TP(block_rq_complete)
 int BPF_PROG(rw_block_rq_complete, struct request *rq)
 {
 	struct rw_ev_block_rq_complete *e;

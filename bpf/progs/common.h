@@ -1,26 +1,21 @@
 /* SPDX-License-Identifier: GPL-2.0 OR MIT */
 /* Helpers shared by the programs. */
 
-static __always_inline void rw_copy_comm(char *dst, const char *src)
-{
-	__builtin_memcpy(dst, src, 16);
-}
-
 static __always_inline __s32 rw_task_cpu(struct task_struct *t)
 {
 	struct thread_info *ti = &t->thread_info;
 
 	if (bpf_core_field_exists(ti->cpu))
 		return BPF_CORE_READ(ti, cpu);
-	return t->wake_cpu;
+	return RW_R(t, wake_cpu);
 }
 
 /* rw_target fills the fields naming another task. */
 #define rw_target(e, t)                                  \
 	do {                                             \
 		rw_copy_comm((e)->target_comm, (t)->comm); \
-		(e)->target_tid = (t)->pid;              \
-		(e)->target_pid = (t)->tgid;             \
+		(e)->target_tid = RW_R(t, pid);          \
+		(e)->target_pid = RW_R(t, tgid);         \
 	} while (0)
 
 /*

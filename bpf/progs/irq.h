@@ -2,7 +2,7 @@
 /* irq: hard and soft interrupt handlers. The recording task is whichever
  * one the interrupt arrived in. */
 
-SEC("tp_btf/irq_handler_entry")
+RW_TP(irq_handler_entry)
 int BPF_PROG(rw_irq_handler_entry, int irq, struct irqaction *action)
 {
 	struct rw_ev_irq_handler_entry *e;
@@ -17,7 +17,7 @@ int BPF_PROG(rw_irq_handler_entry, int irq, struct irqaction *action)
 	return 0;
 }
 
-SEC("tp_btf/irq_handler_exit")
+RW_TP(irq_handler_exit)
 int BPF_PROG(rw_irq_handler_exit, int irq, struct irqaction *action, int ret)
 {
 	struct rw_ev_irq_handler_exit *e;
@@ -31,7 +31,7 @@ int BPF_PROG(rw_irq_handler_exit, int irq, struct irqaction *action, int ret)
 	return 0;
 }
 
-SEC("tp_btf/softirq_entry")
+RW_TP(softirq_entry)
 int BPF_PROG(rw_softirq_entry, unsigned int vec)
 {
 	struct rw_ev_softirq_entry *e;
@@ -44,7 +44,7 @@ int BPF_PROG(rw_softirq_entry, unsigned int vec)
 	return 0;
 }
 
-SEC("tp_btf/softirq_exit")
+RW_TP(softirq_exit)
 int BPF_PROG(rw_softirq_exit, unsigned int vec)
 {
 	struct rw_ev_softirq_exit *e;

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0 OR MIT */
 /* locks and work: kernel lock contention, workqueue items. */
 
-SEC("tp_btf/contention_begin")
+RW_TP(contention_begin)
 int BPF_PROG(rw_contention_begin, void *lock, unsigned int flags)
 {
 	struct rw_ev_contention_begin *e;
@@ -15,7 +15,7 @@ int BPF_PROG(rw_contention_begin, void *lock, unsigned int flags)
 	return 0;
 }
 
-SEC("tp_btf/contention_end")
+RW_TP(contention_end)
 int BPF_PROG(rw_contention_end, void *lock, int ret)
 {
 	struct rw_ev_contention_end *e;
@@ -29,7 +29,7 @@ int BPF_PROG(rw_contention_end, void *lock, int ret)
 	return 0;
 }
 
-SEC("tp_btf/workqueue_execute_start")
+RW_TP(workqueue_execute_start)
 int BPF_PROG(rw_workqueue_execute_start, struct work_struct *work)
 {
 	struct rw_ev_workqueue_execute_start *e;

@@ -23,7 +23,7 @@ static __always_inline __u64 rw_mm_counter(struct mm_struct *mm, int member)
 	return v < 0 ? 0 : v;
 }
 
-SEC("tp_btf/mark_victim")
+RW_TP(mark_victim)
 int BPF_PROG(rw_mark_victim, struct task_struct *task, uid_t uid)
 {
 	struct rw_ev_mark_victim *e;
@@ -46,7 +46,7 @@ int BPF_PROG(rw_mark_victim, struct task_struct *task, uid_t uid)
 	return 0;
 }
 
-SEC("tp_btf/mm_vmscan_direct_reclaim_begin")
+RW_TP(mm_vmscan_direct_reclaim_begin)
 int BPF_PROG(rw_mm_vmscan_direct_reclaim_begin, int order, gfp_t gfp_flags)
 {
 	struct rw_ev_mm_vmscan_direct_reclaim_begin *e;
@@ -60,7 +60,7 @@ int BPF_PROG(rw_mm_vmscan_direct_reclaim_begin, int order, gfp_t gfp_flags)
 	return 0;
 }
 
-SEC("tp_btf/mm_vmscan_direct_reclaim_end")
+RW_TP(mm_vmscan_direct_reclaim_end)
 int BPF_PROG(rw_mm_vmscan_direct_reclaim_end, unsigned long nr_reclaimed)
 {
 	struct rw_ev_mm_vmscan_direct_reclaim_end *e;

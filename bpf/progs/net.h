@@ -64,7 +64,7 @@ static __always_inline void rw_fill_skb_reply(struct rw_sock_prefix *e, const st
 }
 
 /* err came in 6.17 (before: 0). */
-SEC("tp_btf/tcp_retransmit_skb")
+RW_TP(tcp_retransmit_skb)
 int BPF_PROG(rw_tcp_retransmit_skb, const struct sock *sk, const struct sk_buff *skb)
 {
 	struct rw_ev_tcp_retransmit_skb *e;
@@ -80,7 +80,7 @@ int BPF_PROG(rw_tcp_retransmit_skb, const struct sock *sk, const struct sk_buff 
 }
 
 /* reason came in 6.10 (before: 0, SK_RST_REASON_NOT_SPECIFIED). */
-SEC("tp_btf/tcp_send_reset")
+RW_TP(tcp_send_reset)
 int BPF_PROG(rw_tcp_send_reset, const struct sock *sk, const struct sk_buff *skb)
 {
 	struct rw_ev_tcp_send_reset *e;
@@ -98,7 +98,7 @@ int BPF_PROG(rw_tcp_send_reset, const struct sock *sk, const struct sk_buff *skb
 	return 0;
 }
 
-SEC("tp_btf/tcp_receive_reset")
+RW_TP(tcp_receive_reset)
 int BPF_PROG(rw_tcp_receive_reset, struct sock *sk)
 {
 	struct rw_ev_tcp_receive_reset *e;
@@ -111,7 +111,7 @@ int BPF_PROG(rw_tcp_receive_reset, struct sock *sk)
 	return 0;
 }
 
-SEC("tp_btf/inet_sock_set_state")
+RW_TP(inet_sock_set_state)
 int BPF_PROG(rw_inet_sock_set_state, const struct sock *sk, const int oldstate, const int newstate)
 {
 	struct rw_ev_inet_sock_set_state *e;
@@ -128,7 +128,7 @@ int BPF_PROG(rw_inet_sock_set_state, const struct sock *sk, const int oldstate, 
 }
 
 /* reason came in 5.17 (before: 0, SKB_NOT_DROPPED_YET). */
-SEC("tp_btf/kfree_skb")
+RW_TP(kfree_skb)
 int BPF_PROG(rw_kfree_skb, struct sk_buff *skb, void *location)
 {
 	struct rw_ev_kfree_skb *e;

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0 OR MIT */
 /* power: idle states and frequency changes. */
 
-SEC("tp_btf/cpu_idle")
+RW_TP(cpu_idle)
 int BPF_PROG(rw_cpu_idle, unsigned int state, unsigned int cpu_id)
 {
 	struct rw_ev_cpu_idle *e;
@@ -15,7 +15,7 @@ int BPF_PROG(rw_cpu_idle, unsigned int state, unsigned int cpu_id)
 	return 0;
 }
 
-SEC("tp_btf/cpu_frequency")
+RW_TP(cpu_frequency)
 int BPF_PROG(rw_cpu_frequency, unsigned int state, unsigned int cpu_id)
 {
 	struct rw_ev_cpu_frequency *e;

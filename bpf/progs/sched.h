@@ -30,7 +30,7 @@ static __always_inline __u16 rw_report_state(bool preempt, struct task_struct *p
 	if (preempt)
 		return RW_TASK_REPORT_MAX;
 	state = rw_task_state(prev);
-	s = (state | (unsigned int)prev->exit_state) & RW_TASK_REPORT;
+	s = (state | (unsigned int)RW_R(prev, exit_state)) & RW_TASK_REPORT;
 	if ((state & (RW_TASK_UNINTERRUPTIBLE | RW_TASK_NOLOAD)) == (RW_TASK_UNINTERRUPTIBLE | RW_TASK_NOLOAD))
 		s = RW_TASK_REPORT_IDLE;
 	if (state & (RW_TASK_RTLOCK_WAIT | RW_TASK_FROZEN))
@@ -43,7 +43,7 @@ static __always_inline __u16 rw_report_state(bool preempt, struct task_struct *p
 	return s - (s >> 1);
 }
 
-SEC("tp_btf/sched_switch")
+RW_TP(sched_switch)
 int BPF_PROG(rw_sched_switch, bool preempt, struct task_struct *prev, struct task_struct *next)
 {
 	struct rw_ev_sched_switch *e;
@@ -53,9 +53,9 @@ int BPF_PROG(rw_sched_switch, bool preempt, struct task_struct *prev, struct tas
 		return 0;
 	rw_copy_comm(e->prev_comm, prev->comm);
 	rw_copy_comm(e->next_comm, next->comm);
-	e->next_tid = next->pid;
-	e->prev_prio = prev->prio;
-	e->next_prio = next->prio;
+	e->next_tid = RW_R(next, pid);
+	e->prev_prio = RW_R(prev, prio);
+	e->next_prio = RW_R(next, prio);
 	e->prev_state = rw_report_state(preempt, prev);
 	rw_end(&r);
 	return 0;
@@ -70,24 +70,24 @@ static __always_inline int rw_wakeup(__u16 type, struct task_struct *p)
 		return 0;
 	rw_target(e, p);
 	e->target_cpu = rw_task_cpu(p);
-	e->target_prio = p->prio;
+	e->target_prio = RW_R(p, prio);
 	rw_end(&r);
 	return 0;
 }
 
-SEC("tp_btf/sched_waking")
+RW_TP(sched_waking)
 int BPF_PROG(rw_sched_waking, struct task_struct *p)
 {
 	return rw_wakeup(RW_EV_SCHED_WAKING, p);
 }
 
-SEC("tp_btf/sched_wakeup_new")
+RW_TP(sched_wakeup_new)
 int BPF_PROG(rw_sched_wakeup_new, struct task_struct *p)
 {
 	return rw_wakeup(RW_EV_SCHED_WAKEUP_NEW, p);
 }
 
-SEC("tp_btf/sched_migrate_task")
+RW_TP(sched_migrate_task)
 int BPF_PROG(rw_sched_migrate_task, struct task_struct *p, int dest_cpu)
 {
 	struct rw_ev_sched_migrate_task *e;
@@ -98,7 +98,7 @@ int BPF_PROG(rw_sched_migrate_task, struct task_struct *p, int dest_cpu)
 	rw_target(e, p);
 	e->orig_cpu = rw_task_cpu(p);
 	e->dest_cpu = dest_cpu;
-	e->target_prio = p->prio;
+	e->target_prio = RW_R(p, prio);
 	rw_end(&r);
 	return 0;
 }

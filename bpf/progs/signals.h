@@ -16,7 +16,7 @@ static __always_inline __s32 rw_si_code(struct kernel_siginfo *info)
 	return BPF_CORE_READ(info, si_code);
 }
 
-SEC("tp_btf/signal_generate")
+RW_TP(signal_generate)
 int BPF_PROG(rw_signal_generate, int sig, struct kernel_siginfo *info, struct task_struct *task, int group, int result)
 {
 	struct rw_ev_signal_generate *e;
@@ -25,7 +25,7 @@ int BPF_PROG(rw_signal_generate, int sig, struct kernel_siginfo *info, struct ta
 	if (!(e = rw_open_pair(&r, RW_EV_SIGNAL_GENERATE, task)))
 		return 0;
 	rw_copy_comm(e->target_comm, task->comm);
-	e->target_tid = task->pid;
+	e->target_tid = RW_R(task, pid);
 	e->sig = sig;
 	e->code = rw_si_code(info);
 	e->group = group;
@@ -34,7 +34,7 @@ int BPF_PROG(rw_signal_generate, int sig, struct kernel_siginfo *info, struct ta
 	return 0;
 }
 
-SEC("tp_btf/signal_deliver")
+RW_TP(signal_deliver)
 int BPF_PROG(rw_signal_deliver, int sig, struct kernel_siginfo *info, struct k_sigaction *ka)
 {
 	struct rw_ev_signal_deliver *e;

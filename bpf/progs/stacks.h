@@ -40,7 +40,7 @@ int rw_cpu_sample(struct bpf_perf_event_data *ctx)
 	return 0;
 }
 
-SEC("tp_btf/sched_switch")
+RW_TP(sched_switch)
 int BPF_PROG(rw_offcpu_sample, bool preempt, struct task_struct *prev, struct task_struct *next)
 {
 	struct rw_ev_cpu_sample *e;

@@ -3,26 +3,26 @@
 
 /* System call arguments as the syscall ABI passes them. */
 #if defined(__TARGET_ARCH_x86)
-#define RW_SC_ARG0(r) ((r)->di)
-#define RW_SC_ARG1(r) ((r)->si)
-#define RW_SC_ARG2(r) ((r)->dx)
-#define RW_SC_ARG3(r) ((r)->r10)
-#define RW_SC_NR(r) ((r)->orig_ax)
+#define RW_SC_ARG0(r) RW_R(r, di)
+#define RW_SC_ARG1(r) RW_R(r, si)
+#define RW_SC_ARG2(r) RW_R(r, dx)
+#define RW_SC_ARG3(r) RW_R(r, r10)
+#define RW_SC_NR(r) RW_R(r, orig_ax)
 #elif defined(__TARGET_ARCH_arm64)
 struct pt_regs___rw_arm64 {
 	__u64 regs[31];
 	__s32 syscallno;
 } __attribute__((preserve_access_index));
-#define RW_SC_ARG0(r) (((struct pt_regs___rw_arm64 *)(r))->regs[0])
-#define RW_SC_ARG1(r) (((struct pt_regs___rw_arm64 *)(r))->regs[1])
-#define RW_SC_ARG2(r) (((struct pt_regs___rw_arm64 *)(r))->regs[2])
-#define RW_SC_ARG3(r) (((struct pt_regs___rw_arm64 *)(r))->regs[3])
-#define RW_SC_NR(r) (((struct pt_regs___rw_arm64 *)(r))->syscallno)
+#define RW_SC_ARG0(r) RW_R((struct pt_regs___rw_arm64 *)(r), regs[0])
+#define RW_SC_ARG1(r) RW_R((struct pt_regs___rw_arm64 *)(r), regs[1])
+#define RW_SC_ARG2(r) RW_R((struct pt_regs___rw_arm64 *)(r), regs[2])
+#define RW_SC_ARG3(r) RW_R((struct pt_regs___rw_arm64 *)(r), regs[3])
+#define RW_SC_NR(r) RW_R((struct pt_regs___rw_arm64 *)(r), syscallno)
 #else
 #error "rewind: unsupported architecture"
 #endif
 
-SEC("tp_btf/sys_enter")
+RW_TP(sys_enter)
 int BPF_PROG(rw_sys_enter, struct pt_regs *regs, long id)
 {
 	struct rw_ev_sys_enter *e;
@@ -39,7 +39,7 @@ int BPF_PROG(rw_sys_enter, struct pt_regs *regs, long id)
 	return 0;
 }
 
-SEC("tp_btf/sys_exit")
+RW_TP(sys_exit)
 int BPF_PROG(rw_sys_exit, struct pt_regs *regs, long ret)
 {
 	struct rw_ev_sys_exit *e;
