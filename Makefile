@@ -9,7 +9,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X github.com/rewindtrace/rewind/cmd/rewind/app.Version=$(VERSION)
 SOURCES := $(shell find . -name '*.go' -not -path './.git/*') go.mod go.sum $(wildcard bpf/*.o)
 
-.PHONY: all build test generate vmlinux demo bench lint deps clean
+.PHONY: all build test test-kernels generate vmlinux demo bench lint deps clean
 
 all: build
 
@@ -45,6 +45,12 @@ test: deps lint
 	REWIND_TEST_COMPAT=1 $(GO) test -p 1 -count=1 -timeout 10m ./record/
 	REWIND_TEST_BTF=/sys/kernel/btf/vmlinux $(GO) test -p 1 -count=1 -timeout 10m ./record/
 	CGO_ENABLED=1 $(GO) test -race -p 1 -count=1 -timeout 10m -run 'Concurrent|Race|Sampler|Kernel' ./record/ ./record/counters/ ./record/symbols/
+	$(GO) run ./test/kernels -set ci
+
+# Boots rewind under qemu on Debian's 5.10, 6.1, 6.12 and newest kernels
+# (test/kernels/README.md); `make test` boots the oldest and the newest.
+test-kernels:
+	$(GO) run ./test/kernels -set all
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \

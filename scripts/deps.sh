@@ -23,6 +23,12 @@ for set in "$@"; do
 	perf)
 		have perf || pkgs+=(linux-perf)
 		;;
+	kernels)
+		have qemu-system-x86_64 || pkgs+=(qemu-system-x86)
+		# The busybox package's /bin/busybox is dynamic; an initramfs needs
+		# busybox-static's.
+		dpkg-query -W -f='${Status}' busybox-static 2>/dev/null | grep -q 'ok installed' || pkgs+=(busybox-static)
+		;;
 	*)
 		echo "deps.sh: unknown toolset $set" >&2
 		exit 2
@@ -42,6 +48,10 @@ echo "deps.sh: installing ${pkgs[*]}" >&2
 export DEBIAN_FRONTEND=noninteractive
 $sudo apt-get update -qq >/dev/null
 $sudo apt-get install -y -qq --no-install-recommends "${pkgs[@]}" >/dev/null
+if [[ " ${pkgs[*]} " == *" qemu-system-x86 "* ]] && ! qemu-system-x86_64 --version >/dev/null; then
+	echo "deps.sh: qemu-system-x86_64 was installed but does not run" >&2
+	exit 1
+fi
 # The tests want promtool, not the Prometheus server the package starts
 # where systemd runs: stop and disable the service this install started.
 if [[ " ${pkgs[*]} " == *" prometheus "* ]] && have systemctl && systemctl is-active -q prometheus 2>/dev/null; then

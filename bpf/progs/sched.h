@@ -17,8 +17,8 @@ struct task_struct___pre514 {
 static __always_inline unsigned int rw_task_state(struct task_struct *t)
 {
 	if (bpf_core_field_exists(t->__state))
-		return BPF_CORE_READ(t, __state);
-	return BPF_CORE_READ((struct task_struct___pre514 *)t, state);
+		return RW_R(t, __state);
+	return RW_R((struct task_struct___pre514 *)t, state);
 }
 
 /* rw_report_state mirrors __trace_sched_switch_state() in
