@@ -274,10 +274,10 @@ static __always_inline void rw_end(struct rw_rec *r)
 /*
  * Records longer than one slot are built in a scratch buffer, one per event
  * type and CPU. Only a program of the same event can take the buffer from
- * under another, by interrupting it on the same CPU: from 6.10 on the kernel
- * never runs a tracepoint's program nested in itself (it skips and counts
- * the nested run), but older kernels do (tcp_retransmit_skb in a softirq
- * that interrupted the same event in a task, a perf sample in NMI). So every
+ * under another, by interrupting it on the same CPU: recent kernels never
+ * run a tracepoint's program nested in itself (they skip and count the
+ * nested run), but older ones do (tcp_retransmit_skb in a softirq that
+ * interrupted the same event in a task). So every
  * open of a buffer bumps its generation; a record whose buffer changed
  * generation before it was copied to the ring is published torn (readers
  * count it lost), not written with another record's bytes.
