@@ -32,7 +32,7 @@ const (
 type Options struct {
 	CPUs        int    // possible CPUs; rings are indexed by CPU number
 	SlotsPerCPU uint32 // a power of two in [MinSlots, MaxSlots]
-	SelfTGID    uint32 // the recorder's process, never recorded
+	SelfTGID    uint32 // the recorder's process, not recorded (but for interrupts landing on it)
 	// KernelBTF is a BTF file to use when the kernel has none of its own
 	// (/sys/kernel/btf/vmlinux); empty means the kernel's.
 	KernelBTF string
@@ -211,6 +211,20 @@ func verifierTail(ve *ebpf.VerifierError) string {
 // Compat reports whether the object for kernels without fetching atomics
 // is loaded.
 func (o *Objects) Compat() bool { return o.compat }
+
+// Build says which build of the programs is loaded (gen.go): how they
+// attach and how they reserve ring slots.
+func (o *Objects) Build() string {
+	attach := "tp_btf programs (the kernel's BTF)"
+	if o.opts.KernelBTF != "" {
+		attach = "raw tracepoint programs (BTF from " + o.opts.KernelBTF + ")"
+	}
+	reserve := "slots reserved by atomic add"
+	if o.compat {
+		reserve = "slots reserved under a flag (no fetching atomics)"
+	}
+	return attach + ", " + reserve
+}
 
 // Unsupported returns, for each event this kernel cannot record, why.
 func (o *Objects) Unsupported() map[string]string { return o.unsupported }

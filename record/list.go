@@ -33,8 +33,11 @@ type EventStatus struct {
 type EventList struct {
 	// Verified says the programs were loaded, so the verifier's verdict
 	// counts; otherwise only the kernel's BTF was checked.
-	Verified bool          `json:"verified"`
-	Events   []EventStatus `json:"events"`
+	Verified bool `json:"verified"`
+	// Build is which build of the programs this kernel loads (verified
+	// lists only): bpf.Objects.Build.
+	Build  string        `json:"build,omitempty"`
+	Events []EventStatus `json:"events"`
 	// Groups are the events each group (and "all", "default") selects.
 	Groups map[string][]string `json:"groups"`
 }
@@ -49,11 +52,11 @@ func List(kernelBTF string) (*EventList, error) {
 	if err := checkKernelVersion(u.Release); err != nil {
 		return nil, err
 	}
-	events, verified, err := listEvents(kernelBTF)
+	events, build, err := listEvents(kernelBTF)
 	if err != nil {
 		return nil, err
 	}
-	l := &EventList{Verified: verified, Events: events, Groups: map[string][]string{}}
+	l := &EventList{Verified: build != "", Build: build, Events: events, Groups: map[string][]string{}}
 	for _, e := range events {
 		l.Groups[e.Group] = append(l.Groups[e.Group], e.Name)
 		l.Groups[kinds.GroupAll] = append(l.Groups[kinds.GroupAll], e.Name)
@@ -103,6 +106,9 @@ func (l *EventList) WriteText(w io.Writer) error {
 	for _, g := range names {
 		fmt.Fprintf(w, "  %-10s %s\n", g, strings.Join(l.Groups[g], ","))
 	}
+	if l.Build != "" {
+		fmt.Fprintf(w, "\nprograms: %s\n", l.Build)
+	}
 	if !l.Verified {
 		fmt.Fprintln(w, "\nchecked against the kernel's BTF only; as root, list also loads the programs, so the verifier's verdict counts")
 	}
@@ -111,30 +117,31 @@ func (l *EventList) WriteText(w io.Writer) error {
 
 // listEvents says, for every catalogue event, whether this machine can
 // record it and why not. As root it loads the programs, so the verifier's
-// verdict counts (verified is true); otherwise it checks the kernel's BTF.
-func listEvents(kernelBTF string) (out []EventStatus, verified bool, err error) {
+// verdict counts, and returns which build it loaded; otherwise it checks
+// the kernel's BTF and build is "".
+func listEvents(kernelBTF string) (out []EventStatus, build string, err error) {
 	catalog, err := bpf.Catalog()
 	if err != nil {
-		return nil, false, err
+		return nil, "", err
 	}
 	var unsupported map[string]string
 	if os.Geteuid() == 0 {
 		cpus, err := ebpf.PossibleCPU()
 		if err != nil {
-			return nil, false, err
+			return nil, "", err
 		}
 		objs, err := bpf.Load(bpf.Options{CPUs: cpus, SlotsPerCPU: bpf.MinSlots, SelfTGID: uint32(os.Getpid()), KernelBTF: kernelBTF})
 		if err != nil {
-			return nil, false, err
+			return nil, "", err
 		}
 		unsupported = objs.Unsupported()
+		build = objs.Build()
 		objs.Close()
-		verified = true
 	} else {
 		var kernel *btf.Spec
 		if kernelBTF != "" {
 			if kernel, err = btf.LoadSpec(kernelBTF); err != nil {
-				return nil, false, fmt.Errorf("load kernel BTF %s: %w", kernelBTF, err)
+				return nil, "", fmt.Errorf("load kernel BTF %s: %w", kernelBTF, err)
 			}
 		}
 		support := bpf.Support(kernel)
@@ -150,5 +157,5 @@ func listEvents(kernelBTF string) (out []EventStatus, verified bool, err error) 
 		out = append(out, EventStatus{Name: e.Name, Group: e.Group, Tracepoint: e.Tracepoint, Default: isDefault(e.Group),
 			Supported: !bad, Reason: why, Fields: e.Fields})
 	}
-	return out, verified, nil
+	return out, build, nil
 }

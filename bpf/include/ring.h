@@ -431,7 +431,33 @@ static __always_inline bool rw_match_task(void *set, __u32 flags, struct task_st
 	return true;
 }
 
-/* rw_want_current: an event about the current task only. */
+/*
+ * rw_interrupt_event says whether an event fires in interrupt context as
+ * often as not (a softirq's retransmission, a completion's interrupt), so
+ * that the current task is only the one the interrupt landed on: the
+ * recorder's process being that task says nothing about who caused it, and
+ * such an event is kept then. type is a constant where this is inlined.
+ */
+static __always_inline bool rw_interrupt_event(__u32 type)
+{
+	switch (type) {
+	case RW_EV_IRQ_HANDLER_ENTRY:
+	case RW_EV_IRQ_HANDLER_EXIT:
+	case RW_EV_SOFTIRQ_ENTRY:
+	case RW_EV_SOFTIRQ_EXIT:
+	case RW_EV_BLOCK_RQ_COMPLETE:
+	case RW_EV_TCP_RETRANSMIT_SKB:
+	case RW_EV_TCP_SEND_RESET:
+	case RW_EV_TCP_RECEIVE_RESET:
+	case RW_EV_INET_SOCK_SET_STATE:
+	case RW_EV_KFREE_SKB:
+		return true;
+	}
+	return false;
+}
+
+/* rw_want_current: an event about the current task only (or, for an
+ * interrupt event, about whatever it interrupted). */
 static __always_inline bool rw_want_current(__u32 type, __u64 pid_tgid)
 {
 	__u32 flags = 0;
@@ -439,7 +465,7 @@ static __always_inline bool rw_want_current(__u32 type, __u64 pid_tgid)
 
 	if (type >= RW_EV_MAX || !rw_enabled[type])
 		return false;
-	if ((__u32)(pid_tgid >> 32) == rw_self_tgid)
+	if ((__u32)(pid_tgid >> 32) == rw_self_tgid && !rw_interrupt_event(type))
 		return false;
 	if (!rw_filter_on)
 		return true;

@@ -136,6 +136,7 @@ func (o *outcome) judge(exp expectations, calls int) {
 		o.failures = append(o.failures, fmt.Sprintf("getppid recorded: %d sys_enter, %d sys_exit, want %d each",
 			r.GetppidEnter, r.GetppidExit, calls))
 	}
+	o.judgeTCP(r)
 	if r.NoBTF == nil {
 		o.failures = append(o.failures, "the guest did not record with --btf FILE")
 	} else if stepOK(r, result.StepBTFView) && (r.NoBTF.GetppidEnter != calls || r.NoBTF.GetppidExit != calls) {
@@ -188,4 +189,25 @@ func stepOrBoot(step string) string {
 		return "boot (before the guest's first step)"
 	}
 	return step
+}
+
+// judgeTCP compares the tcp_retransmit_skb and tcp_send_reset events in
+// the snapshot with the retransmissions and resets the kernel counted
+// while the guest provoked them (nothing else on the VM sends TCP).
+func (o *outcome) judgeTCP(r *result.Result) {
+	if r.TCP == nil || !stepOK(r, result.StepTCP) || !stepOK(r, result.StepInfo) {
+		return
+	}
+	for _, c := range []struct {
+		event         string
+		counted       uint64
+		kernelCounter string
+	}{
+		{"tcp_retransmit_skb", r.TCP.Retransmits, "RetransSegs"},
+		{"tcp_send_reset", r.TCP.Resets, "OutRsts"},
+	} {
+		if got := r.EventCounts[c.event]; got != c.counted {
+			o.failures = append(o.failures, fmt.Sprintf("%s: %d recorded, the kernel counted %d (/proc/net/snmp Tcp %s)", c.event, got, c.counted, c.kernelCounter))
+		}
+	}
 }

@@ -12,7 +12,7 @@ import (
 // printTable writes one row per kernel.
 func printTable(w io.Writer, outcomes []*outcome) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "KERNEL\tSUITE\tSUPPORTED\tUNSUPPORTED\tGETPPID ENTER/EXIT/WANT\tLOST\tANALYZE\tWITH --btf FILE\tSECONDS\tRESULT")
+	fmt.Fprintln(tw, "KERNEL\tSUITE\tSUPPORTED\tUNSUPPORTED\tGETPPID ENTER/EXIT/WANT\tLOST\tTCP RETRANS/RESET\tANALYZE\tWITH --btf FILE\tSECONDS\tRESULT")
 	for _, o := range outcomes {
 		fmt.Fprintln(tw, strings.Join(o.row(), "\t"))
 	}
@@ -28,7 +28,7 @@ func (o *outcome) row() []string {
 			suite = o.kernel.name
 		}
 	}
-	supported, unsupported, getppid, lost, analyze, btfFile := "-", "-", "-", "-", "-", "-"
+	supported, unsupported, getppid, lost, tcp, analyze, btfFile := "-", "-", "-", "-", "-", "-", "-"
 	if r := o.out.Result; r != nil {
 		release = r.Kernel
 		if len(r.Events) > 0 {
@@ -40,6 +40,10 @@ func (o *outcome) row() []string {
 		}
 		if stepOK(r, result.StepInfo) {
 			lost = fmt.Sprint(r.Lost)
+			if r.TCP != nil {
+				tcp = fmt.Sprintf("%d/%d %d/%d", r.EventCounts["tcp_retransmit_skb"], r.TCP.Retransmits,
+					r.EventCounts["tcp_send_reset"], r.TCP.Resets)
+			}
 		}
 		if r.NoBTF != nil && stepOK(r, result.StepBTFView) {
 			btfFile = fmt.Sprintf("%d/%d/%d", r.NoBTF.GetppidEnter, r.NoBTF.GetppidExit, r.GetppidExpected)
@@ -55,7 +59,7 @@ func (o *outcome) row() []string {
 	if len(o.failures) > 0 {
 		verdict = "FAIL"
 	}
-	return []string{release, suite, supported, unsupported, getppid, lost, analyze, btfFile, fmt.Sprintf("%.0f", o.seconds), verdict}
+	return []string{release, suite, supported, unsupported, getppid, lost, tcp, analyze, btfFile, fmt.Sprintf("%.0f", o.seconds), verdict}
 }
 
 // unsupportedNames lists the unsupported events, or says all or none.

@@ -21,6 +21,7 @@ const (
 	listTimeout    = 6 * time.Minute
 	startTimeout   = 6 * time.Minute
 	childTimeout   = 3 * time.Minute
+	tcpTimeout     = 2 * time.Minute
 	stopTimeout    = 3 * time.Minute
 	readTimeout    = 4 * time.Minute
 	skippedMessage = "skipped: an earlier step failed"
@@ -51,11 +52,12 @@ func (g *guest) runSteps() {
 func (g *guest) firstPass() {
 	g.step(result.StepList, listTimeout, g.list)
 	if !g.step(result.StepStart, startTimeout, g.startRecording) {
-		g.skip(result.StepChild, result.StepStop, result.StepInfo, result.StepView, result.StepAnalyze)
+		g.skip(result.StepChild, result.StepTCP, result.StepStop, result.StepInfo, result.StepView, result.StepAnalyze)
 		return
 	}
 	defer g.rec.kill()
 	childOK := g.step(result.StepChild, childTimeout, g.runChild)
+	g.step(result.StepTCP, tcpTimeout, g.tcp)
 	if !g.step(result.StepStop, stopTimeout, g.stopRecording) {
 		g.skip(result.StepInfo, result.StepView, result.StepAnalyze)
 		return

@@ -26,6 +26,7 @@ const (
 	StepList    = "list"
 	StepStart   = "record-start"
 	StepChild   = "child"
+	StepTCP     = "tcp"
 	StepStop    = "record-stop"
 	StepInfo    = "info"
 	StepView    = "view"
@@ -54,6 +55,9 @@ type Result struct {
 	GetppidExpected int `json:"getppid_expected"`
 	// Pass is the recording of the child with the kernel's own BTF.
 	Pass
+	// TCP is what the kernel counted of the retransmission and the reset
+	// the guest provoked while recording (nil when it did not).
+	TCP *TCP `json:"tcp,omitempty"`
 	// NoBTF is the recording with the kernel's BTF hidden and given as a
 	// file (--btf), nil when it did not run.
 	NoBTF *NoBTF `json:"no_btf,omitempty"`
@@ -78,6 +82,13 @@ type Pass struct {
 	Snapshot     string `json:"snapshot,omitempty"`
 	GetppidEnter int    `json:"getppid_sys_enter"`
 	GetppidExit  int    `json:"getppid_sys_exit"`
+}
+
+// TCP is the kernel's own count (/proc/net/snmp) of TCP segments
+// retransmitted and resets sent while the guest provoked them.
+type TCP struct {
+	Retransmits uint64 `json:"retransmits"`
+	Resets      uint64 `json:"resets"`
 }
 
 // NoBTF is the recording as on a kernel without BTF of its own.
