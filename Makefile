@@ -45,6 +45,7 @@ test: deps lint
 	REWIND_TEST_COMPAT=1 $(GO) test -p 1 -count=1 -timeout 10m ./record/
 	REWIND_TEST_BTF=/sys/kernel/btf/vmlinux $(GO) test -p 1 -count=1 -timeout 10m ./record/
 	CGO_ENABLED=1 $(GO) test -race -p 1 -count=1 -timeout 10m -run 'Concurrent|Race|Sampler|Kernel' ./record/ ./record/counters/ ./record/symbols/
+	CGO_ENABLED=1 $(GO) test -race -p 1 -count=1 -timeout 10m ./daemon/...
 	$(GO) run ./test/kernels -set ci
 
 # Boots rewind under qemu on Debian's 5.10, 6.1, 6.12 and newest kernels

@@ -115,6 +115,17 @@ func (s State) String() string {
 // MarshalText names the state in JSON.
 func (s State) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
 
+// UnmarshalText reads a state's name, as a client of the daemon's JSON does.
+func (s *State) UnmarshalText(b []byte) error {
+	for _, v := range []State{Loaded, Recording, Stopped, Closed} {
+		if v.String() == string(b) {
+			*s = v
+			return nil
+		}
+	}
+	return fmt.Errorf("recorder state %q: want loaded, recording, stopped or closed", b)
+}
+
 // Recorder records the kernel into per-CPU rings. New loads it, Start and
 // Stop turn recording on and off (as often as wanted), Close releases it.
 //

@@ -1,0 +1,241 @@
+// Package daemon is `rewind daemon`: one process per machine holding
+// sessions (each a record.Recorder with its own rings, events, filters and
+// counters) that the session commands create and drive over a unix socket
+// (package daemon/api, docs/CONTROL.md).
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/rewindtrace/rewind/daemon/api"
+	"github.com/rewindtrace/rewind/record"
+	"github.com/rewindtrace/rewind/snapshot"
+)
+
+// Config is how the daemon runs. Zero fields take the defaults.
+type Config struct {
+	// Socket is the control socket (api.DefaultSocket).
+	Socket string
+	// OutputRoot holds each session's snapshot directory unless its
+	// create request names one (DefaultOutputRoot).
+	OutputRoot string
+	// BufferSize is a session's ring per CPU unless it names one.
+	BufferSize uint64
+	// Group may use the socket besides root, and owns the socket and the
+	// snapshots (DefaultGroup; when no such group exists, only root).
+	Group string
+	// Version names the recorder in snapshots.
+	Version string
+}
+
+// Defaults.
+const (
+	DefaultOutputRoot = "/var/lib/rewind"
+	DefaultGroup      = "rewind"
+)
+
+// Daemon serves the control socket. Its methods are safe for concurrent
+// use.
+type Daemon struct {
+	cfg     Config
+	started time.Time
+	m       *manager
+	lock    *os.File
+	ln      net.Listener
+	srv     *http.Server
+	gid     int // Group's id, -1 when it does not exist
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// New takes the daemon's lock (a second daemon is refused), and listens
+// on the socket: mode 0660, owned by root and Group.
+func New(cfg Config) (_ *Daemon, err error) {
+	if cfg.Socket == "" {
+		cfg.Socket = api.DefaultSocket
+	}
+	if cfg.OutputRoot == "" {
+		cfg.OutputRoot = DefaultOutputRoot
+	}
+	if cfg.BufferSize == 0 {
+		cfg.BufferSize = record.DefaultBufferSize
+	}
+	if cfg.Group == "" {
+		cfg.Group = DefaultGroup
+	}
+	d := &Daemon{cfg: cfg, started: time.Now(), m: newManager(cfg), gid: groupID(cfg.Group)}
+	defer func() {
+		if err != nil {
+			d.Close()
+		}
+	}()
+	dir := filepath.Dir(cfg.Socket)
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return nil, fmt.Errorf("socket directory: %w", err)
+	}
+	if err := d.takeLock(cfg.Socket + ".lock"); err != nil {
+		return nil, err
+	}
+	// Holding the lock, a socket left by a daemon that died is stale.
+	if err := os.Remove(cfg.Socket); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("remove stale socket: %w", err)
+	}
+	old := unix.Umask(0o117)
+	d.ln, err = net.Listen("unix", cfg.Socket)
+	unix.Umask(old)
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s: %w", cfg.Socket, err)
+	}
+	d.ln.(*net.UnixListener).SetUnlinkOnClose(true)
+	if err := os.Chmod(cfg.Socket, 0o660); err != nil {
+		return nil, err
+	}
+	if d.gid >= 0 {
+		if err := os.Chown(cfg.Socket, 0, d.gid); err != nil {
+			return nil, fmt.Errorf("give the socket to group %s: %w", cfg.Group, err)
+		}
+	}
+	d.srv = &http.Server{Handler: d.routes(), ConnContext: withPeer, ReadHeaderTimeout: 10 * time.Second}
+	return d, nil
+}
+
+// takeLock holds an exclusive lock on path for the daemon's life.
+func (d *Daemon) takeLock(path string) error {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return fmt.Errorf("daemon lock: %w", err)
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		b, _ := os.ReadFile(path)
+		f.Close()
+		if errors.Is(err, unix.EWOULDBLOCK) {
+			return fmt.Errorf("another rewind daemon is running (pid %s, lock %s); stop it first", string(b), path)
+		}
+		return fmt.Errorf("daemon lock %s: %w", path, err)
+	}
+	f.Truncate(0)
+	f.WriteString(strconv.Itoa(os.Getpid()))
+	d.lock = f
+	return nil
+}
+
+// Serve answers requests until ctx ends, then closes the daemon: every
+// session stopped and closed, the socket removed.
+func (d *Daemon) Serve(ctx context.Context) error {
+	errc := make(chan error, 1)
+	go func() { errc <- d.srv.Serve(d.ln) }()
+	select {
+	case <-ctx.Done():
+		return d.Close()
+	case err := <-errc:
+		return errors.Join(err, d.Close())
+	}
+}
+
+// SnapshotAll snapshots every session that has recorded into its output
+// directory (SIGUSR1).
+func (d *Daemon) SnapshotAll(ctx context.Context, trig snapshot.Trigger) ([]*api.SnapshotReply, error) {
+	var out []*api.SnapshotReply
+	var errs []error
+	for _, s := range d.m.list() {
+		s.mu.Lock()
+		started := s.started
+		s.mu.Unlock()
+		if !started {
+			continue
+		}
+		r, err := s.snapshot(ctx, api.SnapshotRequest{}, trig, nil)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("session %s: %w", s.name, err))
+			continue
+		}
+		if err := d.private(r.Path); err != nil {
+			errs = append(errs, err)
+		}
+		out = append(out, r)
+	}
+	return out, errors.Join(errs...)
+}
+
+// Close stops serving, closes every session and removes the socket and the
+// lock. It is safe to call more than once.
+func (d *Daemon) Close() error {
+	d.closeOnce.Do(func() {
+		var errs []error
+		if d.srv != nil {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			errs = append(errs, ignoreClosed(d.srv.Shutdown(ctx)))
+			cancel()
+		} else if d.ln != nil {
+			errs = append(errs, ignoreClosed(d.ln.Close()))
+		}
+		errs = append(errs, d.m.closeAll())
+		if d.lock != nil {
+			errs = append(errs, os.Remove(d.lock.Name()), d.lock.Close())
+		}
+		d.closeErr = errors.Join(errs...)
+	})
+	return d.closeErr
+}
+
+func ignoreClosed(err error) error {
+	if errors.Is(err, net.ErrClosed) || errors.Is(err, http.ErrServerClosed) {
+		return nil
+	}
+	return err
+}
+
+// groupID looks a group up, -1 when it does not exist.
+func groupID(name string) int {
+	g, err := user.LookupGroup(name)
+	if err != nil {
+		return -1
+	}
+	id, err := strconv.Atoi(g.Gid)
+	if err != nil {
+		return -1
+	}
+	return id
+}
+
+// private makes a snapshot file readable by root and the group only.
+func (d *Daemon) private(path string) error {
+	if path == "" {
+		return nil
+	}
+	if err := os.Chmod(path, 0o640); err != nil {
+		return err
+	}
+	if d.gid >= 0 {
+		return os.Chown(path, 0, d.gid)
+	}
+	return nil
+}
+
+// privateDir creates dir (and its parents) and makes it readable by root
+// and group only (mode 0750), whatever the umask.
+func privateDir(dir, group string) error {
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return err
+	}
+	if err := os.Chmod(dir, 0o750); err != nil {
+		return err
+	}
+	if gid := groupID(group); gid >= 0 {
+		return os.Chown(dir, 0, gid)
+	}
+	return nil
+}

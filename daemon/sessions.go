@@ -1,0 +1,383 @@
+package daemon
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/cilium/ebpf"
+
+	"github.com/rewindtrace/rewind/daemon/api"
+	"github.com/rewindtrace/rewind/internal/units"
+	"github.com/rewindtrace/rewind/record"
+	"github.com/rewindtrace/rewind/snapshot"
+	"github.com/rewindtrace/rewind/snapshot/schema/kinds"
+)
+
+// statusError is an error with the HTTP status the API replies with.
+type statusError struct {
+	status int
+	err    error
+}
+
+func (e *statusError) Error() string { return e.err.Error() }
+func (e *statusError) Unwrap() error { return e.err }
+
+func failf(status int, format string, args ...any) error {
+	return &statusError{status, fmt.Errorf(format, args...)}
+}
+
+// manager holds the sessions. It is safe for concurrent use: mu guards the
+// map, and each session serialises its own changes.
+type manager struct {
+	mu       sync.Mutex
+	sessions map[string]*session
+	cfg      Config
+}
+
+// session is one recorder and what the commands set on it.
+type session struct {
+	name   string
+	output string
+	req    api.CreateRequest
+
+	// mu serialises changes (the filter is rebuilt from tracked, the
+	// state follows Start and Stop); the recorder is safe on its own for
+	// snapshots and figures.
+	mu      sync.Mutex
+	rec     *record.Recorder
+	started bool
+	tracked tracked
+}
+
+// tracked is the session's filter as track and untrack left it.
+type tracked struct {
+	pids    []uint32
+	comms   []string
+	cgroups []string
+}
+
+func newManager(cfg Config) *manager {
+	return &manager{sessions: map[string]*session{}, cfg: cfg}
+}
+
+// get returns the named session or a 404.
+func (m *manager) get(name string) (*session, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	s, ok := m.sessions[name]
+	if !ok {
+		return nil, failf(http.StatusNotFound, "no session %q (rewind status lists them)", name)
+	}
+	return s, nil
+}
+
+// create loads a session's recorder with nothing enabled: events,
+// filters and counters come with the commands that follow, as in LTTng.
+func (m *manager) create(req api.CreateRequest) (*session, error) {
+	if err := api.CheckName("session name", req.Name); err != nil {
+		return nil, failf(http.StatusBadRequest, "%v", err)
+	}
+	if req.BufferSize == 0 {
+		req.BufferSize = m.cfg.BufferSize
+	}
+	if req.Output == "" {
+		req.Output = filepath.Join(m.cfg.OutputRoot, req.Name)
+	}
+	if !filepath.IsAbs(req.Output) {
+		return nil, failf(http.StatusBadRequest, "output directory %q: want an absolute path", req.Output)
+	}
+	m.mu.Lock()
+	if _, ok := m.sessions[req.Name]; ok {
+		m.mu.Unlock()
+		return nil, failf(http.StatusConflict, "session %q exists already", req.Name)
+	}
+	// Reserve the name while the recorder loads, outside the lock.
+	s := &session{name: req.Name, output: req.Output, req: req}
+	m.sessions[req.Name] = s
+	m.mu.Unlock()
+	ok := false
+	defer func() {
+		if !ok {
+			m.mu.Lock()
+			delete(m.sessions, req.Name)
+			m.mu.Unlock()
+		}
+	}()
+	if err := fitsInMemory(req); err != nil {
+		return nil, err
+	}
+	if err := privateDir(req.Output, m.cfg.Group); err != nil {
+		return nil, failf(http.StatusBadRequest, "output directory: %v", err)
+	}
+	rec, err := record.New(record.Config{
+		Events:       []string{kinds.GroupDefault},
+		BufferSize:   req.BufferSize,
+		HistoryBytes: req.Memory,
+		HistoryAge:   req.History.D(),
+		Counters:     []string{"none"},
+		Version:      m.cfg.Version,
+	})
+	if err != nil {
+		return nil, failf(http.StatusBadRequest, "session %s: %v", req.Name, err)
+	}
+	if err := rec.Disable(kinds.GroupDefault); err != nil {
+		rec.Close()
+		return nil, err
+	}
+	s.rec = rec
+	ok = true
+	return s, nil
+}
+
+// destroy closes a session's recorder; its snapshots stay.
+func (m *manager) destroy(name string) error {
+	m.mu.Lock()
+	s, ok := m.sessions[name]
+	if ok && s.rec != nil {
+		delete(m.sessions, name)
+	}
+	m.mu.Unlock()
+	if !ok || s.rec == nil {
+		return failf(http.StatusNotFound, "no session %q (rewind status lists them)", name)
+	}
+	return s.rec.Close()
+}
+
+// list returns the sessions in name order (those still loading left out).
+func (m *manager) list() []*session {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []*session
+	for _, s := range m.sessions {
+		if s.rec != nil {
+			out = append(out, s)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].name < out[j].name })
+	return out
+}
+
+// closeAll stops and closes every session (SIGTERM).
+func (m *manager) closeAll() error {
+	var errs []error
+	for _, s := range m.list() {
+		errs = append(errs, m.destroy(s.name))
+	}
+	return errors.Join(errs...)
+}
+
+func (s *session) enable(events []string) error {
+	if len(events) == 0 {
+		return failf(http.StatusBadRequest, "enable-event: no events given")
+	}
+	if err := s.rec.Enable(events...); err != nil {
+		return failf(http.StatusBadRequest, "%v", err)
+	}
+	return nil
+}
+
+func (s *session) disable(events []string) error {
+	if len(events) == 0 {
+		return failf(http.StatusBadRequest, "disable-event: no events given")
+	}
+	if err := s.rec.Disable(events...); err != nil {
+		return failf(http.StatusBadRequest, "%v", err)
+	}
+	return nil
+}
+
+// track adds to the filter (untrack, remove true, takes away) and sets
+// the result in the kernel at once.
+func (s *session) track(req api.TrackRequest, remove bool) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	next := s.tracked
+	switch {
+	case remove && req.All:
+		next = tracked{}
+	case len(req.PIDs)+len(req.Comms)+len(req.Cgroups) == 0:
+		return failf(http.StatusBadRequest, "give pids, comms or cgroups (or all, to untrack everything)")
+	case remove:
+		next.pids = without(next.pids, req.PIDs)
+		next.comms = without(next.comms, req.Comms)
+		next.cgroups = without(next.cgroups, req.Cgroups)
+	default:
+		next.pids = union(next.pids, req.PIDs)
+		next.comms = union(next.comms, req.Comms)
+		next.cgroups = union(next.cgroups, req.Cgroups)
+	}
+	if err := s.rec.SetFilter(next.pids, next.comms, next.cgroups); err != nil {
+		return failf(http.StatusBadRequest, "%v", err)
+	}
+	s.tracked = next
+	return nil
+}
+
+func union[T comparable](have, add []T) []T {
+	out := slices.Clone(have)
+	for _, v := range add {
+		if !slices.Contains(out, v) {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+func without[T comparable](have, drop []T) []T {
+	return slices.DeleteFunc(slices.Clone(have), func(v T) bool { return slices.Contains(drop, v) })
+}
+
+func (s *session) counters(names []string, remove bool) error {
+	if len(names) == 0 {
+		return failf(http.StatusBadRequest, "no counter sources given")
+	}
+	var err error
+	if remove {
+		err = s.rec.RemoveCounters(names...)
+	} else {
+		err = s.rec.AddCounters(names...)
+	}
+	if err != nil {
+		return failf(http.StatusBadRequest, "%v", err)
+	}
+	return nil
+}
+
+func (s *session) start() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	events, err := s.rec.Events()
+	if err != nil {
+		return err
+	}
+	if len(events) == 0 {
+		return failf(http.StatusConflict, "session %s has no events enabled: rewind enable-event -s %s default (or other events)", s.name, s.name)
+	}
+	if err := s.rec.Start(); err != nil {
+		return err
+	}
+	s.started = true
+	return nil
+}
+
+func (s *session) stop() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.rec.Stop()
+}
+
+// snapshot writes a snapshot into the session's output directory (req
+// names the file) or, when w is not nil, to w.
+func (s *session) snapshot(ctx context.Context, req api.SnapshotRequest, trig snapshot.Trigger, w *snapshotWriter) (*api.SnapshotReply, error) {
+	if req.Name != "" {
+		if err := api.CheckName("snapshot name", req.Name); err != nil {
+			return nil, failf(http.StatusBadRequest, "%v", err)
+		}
+	}
+	s.mu.Lock()
+	started := s.started
+	s.mu.Unlock()
+	if !started {
+		return nil, failf(http.StatusConflict, "session %s has never been started: there is nothing to snapshot (rewind start -s %s)", s.name, s.name)
+	}
+	sr := record.SnapshotRequest{Dir: s.output, Trigger: trig}
+	switch {
+	case w != nil:
+		sr = record.SnapshotRequest{Writer: w, Trigger: trig}
+	case req.Name != "":
+		sr = record.SnapshotRequest{Path: filepath.Join(s.output, req.Name), Trigger: trig}
+	}
+	res, err := s.rec.Snapshot(ctx, sr)
+	if err != nil {
+		return nil, err
+	}
+	return &api.SnapshotReply{Session: s.name, Path: res.Path, Bytes: res.Bytes, Events: res.Events, Lost: res.Lost, Samples: res.Samples}, nil
+}
+
+// state renders the session for the API.
+func (s *session) state() (api.Session, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st, err := s.rec.Stats()
+	if err != nil {
+		return api.Session{}, err
+	}
+	events, err := s.rec.Events()
+	if err != nil {
+		return api.Session{}, err
+	}
+	state := "created"
+	if s.started {
+		state = "stopped"
+	}
+	if st.State == record.Recording {
+		state = "recording"
+	}
+	out := api.Session{Name: s.name, State: state, Output: s.output, BufferSize: s.rec.BufferBytes(),
+		History: s.req.History, Memory: s.req.Memory, Events: events, Unavailable: s.rec.Unavailable(),
+		Tracked:  api.TrackRequest{PIDs: s.tracked.pids, Comms: s.tracked.comms, Cgroups: s.tracked.cgroups},
+		Counters: []string{}, Stats: &st}
+	if out.Events == nil {
+		out.Events = []string{}
+	}
+	for name := range st.Counters.Sources {
+		out.Counters = append(out.Counters, name)
+	}
+	sort.Strings(out.Counters)
+	return out, nil
+}
+
+// fitsInMemory refuses a session whose rings, snapshot copy and history
+// cap exceed the memory the kernel says is available.
+func fitsInMemory(req api.CreateRequest) error {
+	cpus, err := ebpf.PossibleCPU()
+	if err != nil {
+		return err
+	}
+	ring := uint64(record.SlotsFor(req.BufferSize)) * 64 * uint64(cpus)
+	// Snapshots copy the rings into a buffer of 1.25 times their size.
+	need := ring + ring*5/4 + req.Memory
+	avail, err := memAvailable()
+	if err != nil {
+		return err
+	}
+	if need > avail {
+		return failf(http.StatusInsufficientStorage, "session %s does not fit in memory: %s of kernel rings (%d CPUs × %s), %s to copy them for snapshots and %s of history need %s; the kernel has %s available (MemAvailable)",
+			req.Name, units.FormatSize(ring), cpus, units.FormatSize(ring/uint64(cpus)), units.FormatSize(ring*5/4), units.FormatSize(req.Memory),
+			units.FormatSize(need), units.FormatSize(avail))
+	}
+	return nil
+}
+
+// memAvailable reads MemAvailable from /proc/meminfo, in bytes.
+func memAvailable() (uint64, error) {
+	f, err := os.Open("/proc/meminfo")
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "MemAvailable:"); ok {
+			kb, err := strconv.ParseUint(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+			if err != nil {
+				return 0, fmt.Errorf("/proc/meminfo MemAvailable: %w", err)
+			}
+			return kb << 10, nil
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return 0, err
+	}
+	return 0, errors.New("/proc/meminfo has no MemAvailable")
+}
