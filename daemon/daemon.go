@@ -86,6 +86,22 @@ func New(cfg Config) (_ *Daemon, err error) {
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return nil, fmt.Errorf("socket directory: %w", err)
 	}
+	// The group must reach the socket; /run/rewind is the daemon's own
+	// (systemd's RuntimeDirectory makes it root's), another directory its
+	// owner's.
+	if cfg.Socket == api.DefaultSocket {
+		if err := ownDir(dir, d.gid); err != nil {
+			return nil, err
+		}
+	}
+	if cfg.OutputRoot == DefaultOutputRoot {
+		if err := os.MkdirAll(cfg.OutputRoot, 0o750); err != nil {
+			return nil, fmt.Errorf("output directory: %w", err)
+		}
+		if err := ownDir(cfg.OutputRoot, d.gid); err != nil {
+			return nil, err
+		}
+	}
 	if err := d.takeLock(cfg.Socket + ".lock"); err != nil {
 		return nil, err
 	}
@@ -225,17 +241,39 @@ func (d *Daemon) private(path string) error {
 	return nil
 }
 
-// privateDir creates dir (and its parents) and makes it readable by root
-// and group only (mode 0750), whatever the umask.
-func privateDir(dir, group string) error {
-	if err := os.MkdirAll(dir, 0o750); err != nil {
+// outputDir makes a session's snapshot directory: created readable by
+// root and group only (mode 0750), whatever the umask. A directory that
+// exists is used as it is: its mode and owner are its owner's business.
+func outputDir(dir, group string) error {
+	st, err := os.Stat(dir)
+	switch {
+	case err == nil && !st.IsDir():
+		return fmt.Errorf("%s is not a directory", dir)
+	case err == nil:
+		return nil
+	case !errors.Is(err, os.ErrNotExist):
 		return err
 	}
+	if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
+		return err
+	}
+	if err := os.Mkdir(dir, 0o750); err != nil && !errors.Is(err, os.ErrExist) {
+		return err
+	}
+	return ownDir(dir, groupID(group))
+}
+
+// ownDir gives a directory of the daemon's to root and the group (when it
+// exists), mode 0750: the socket's directory and the output root, which a
+// service manager may have made root's alone.
+func ownDir(dir string, gid int) error {
 	if err := os.Chmod(dir, 0o750); err != nil {
 		return err
 	}
-	if gid := groupID(group); gid >= 0 {
-		return os.Chown(dir, 0, gid)
+	if gid >= 0 {
+		if err := os.Chown(dir, 0, gid); err != nil {
+			return fmt.Errorf("give %s to the group: %w", dir, err)
+		}
 	}
 	return nil
 }

@@ -51,7 +51,13 @@ func TestMain(m *testing.M) {
 		}
 		os.Exit(0)
 	case "client":
-		_, err := client.New(os.Getenv("REWIND_TEST_SOCKET")).Status(context.Background())
+		c := client.New(os.Getenv("REWIND_TEST_SOCKET"))
+		var err error
+		if os.Getenv("REWIND_TEST_OUTPUT") != "" {
+			_, err = c.Create(context.Background(), api.CreateRequest{Name: "theirs", Output: os.Getenv("REWIND_TEST_OUTPUT")})
+		} else {
+			_, err = c.Status(context.Background())
+		}
 		if err != nil {
 			fmt.Println(err)
 		} else {
@@ -405,9 +411,9 @@ func TestPeerCredentials(t *testing.T) {
 	for dir := filepath.Dir(bin); dir != "/" && dir != os.TempDir(); dir = filepath.Dir(dir) {
 		os.Chmod(dir, 0o755)
 	}
-	run := func(gid uint32, groups []uint32) string {
+	run := func(gid uint32, groups []uint32, env ...string) string {
 		cmd := exec.Command(bin, "-test.run=^$")
-		cmd.Env = append(os.Environ(), "REWIND_TEST_CHILD=client", "REWIND_TEST_SOCKET="+d.cfg.Socket)
+		cmd.Env = append(append(os.Environ(), "REWIND_TEST_CHILD=client", "REWIND_TEST_SOCKET="+d.cfg.Socket), env...)
 		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: nobody, Gid: gid, Groups: groups}}
 		out, err := cmd.Output()
 		if err != nil {
@@ -431,6 +437,10 @@ func TestPeerCredentials(t *testing.T) {
 	}
 	if got := run(1, []uint32{nogroup}); got != "ok" {
 		t.Errorf("member by supplementary group: %q, want ok", got)
+	}
+	// A member may not have the daemon write as root where it chooses.
+	if got := run(nogroup, nil, "REWIND_TEST_OUTPUT=/etc"); !strings.Contains(got, "only root may choose") {
+		t.Errorf("member naming an output directory: %q, want a refusal", got)
 	}
 }
 

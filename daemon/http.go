@@ -116,6 +116,10 @@ func (d *Daemon) routes() http.Handler {
 		if err := decode(r, &req); err != nil {
 			return nil, err
 		}
+		// The daemon writes there as root: only root may choose where.
+		if p, _ := r.Context().Value(peerKey{}).(peer); req.Output != "" && (p.cred == nil || p.cred.Uid != 0) {
+			return nil, failf(http.StatusForbidden, "only root may choose a session's output directory; others' sessions write under %s", d.cfg.OutputRoot)
+		}
 		s, err := d.m.create(req)
 		if err != nil {
 			return nil, err

@@ -116,7 +116,7 @@ func (m *manager) create(req api.CreateRequest) (*session, error) {
 	if err := fitsInMemory(req); err != nil {
 		return nil, err
 	}
-	if err := privateDir(req.Output, m.cfg.Group); err != nil {
+	if err := outputDir(req.Output, m.cfg.Group); err != nil {
 		return nil, failf(http.StatusBadRequest, "output directory: %v", err)
 	}
 	rec, err := record.New(record.Config{

@@ -38,9 +38,9 @@ type tierCPU struct {
 
 // TierCounts counts events and the bytes of blocks that hold them.
 type TierCounts struct {
-	Blocks int
-	Events uint64
-	Bytes  uint64
+	Blocks int    `json:"blocks"`
+	Events uint64 `json:"events"`
+	Bytes  uint64 `json:"bytes"`
 }
 
 // NewTier returns an empty tier for cpus CPUs keeping at most maxBytes of

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # deps.sh TOOLSET... installs the Debian packages a make target needs, only
 # when something is missing. Toolsets: bpf (clang, llvm-strip, libbpf
-# headers, bpftool), test (what tests run: ip, unshare, promtool), perf
+# headers, bpftool), test (what tests run: ip, unshare, promtool, systemd-analyze), perf
 # (perf, for benchmarks and ground truth).
 set -euo pipefail
 
@@ -19,6 +19,7 @@ for set in "$@"; do
 		have ip || pkgs+=(iproute2)
 		have unshare || pkgs+=(util-linux)
 		have promtool || pkgs+=(prometheus)
+		have systemd-analyze || pkgs+=(systemd)
 		;;
 	perf)
 		have perf || pkgs+=(linux-perf)

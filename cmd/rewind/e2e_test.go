@@ -28,8 +28,12 @@ var rewindBin string
 // TestMain builds the binary once; the test binary doubles as a workload
 // child when REWIND_TEST_CHILD is set.
 func TestMain(m *testing.M) {
-	if os.Getenv("REWIND_TEST_CHILD") == "spin" {
+	switch os.Getenv("REWIND_TEST_CHILD") {
+	case "spin":
 		spin()
+		return
+	case "step":
+		stepChild()
 		return
 	}
 	dir, err := os.MkdirTemp("", "rewind-e2e")

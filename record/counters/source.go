@@ -150,7 +150,8 @@ func (s *Source) close() error {
 // Unavailable is a counter, or a part of one, that this machine cannot
 // read, and why.
 type Unavailable struct {
-	Name, Why string
+	Name string `json:"name"`
+	Why  string `json:"why"`
 }
 
 // fileSpec is one file of a source: its path, the bytes besides white space
