@@ -36,14 +36,18 @@ type Config struct {
 	// Group may use the socket besides root, and owns the socket and the
 	// snapshots (DefaultGroup; when no such group exists, only root).
 	Group string
+	// SessionsDir holds saved sessions (rewind save), loaded when the
+	// daemon starts; empty: none are kept.
+	SessionsDir string
 	// Version names the recorder in snapshots.
 	Version string
 }
 
 // Defaults.
 const (
-	DefaultOutputRoot = "/var/lib/rewind"
-	DefaultGroup      = "rewind"
+	DefaultOutputRoot  = "/var/lib/rewind"
+	DefaultSessionsDir = "/var/lib/rewind/sessions"
+	DefaultGroup       = "rewind"
 )
 
 // Daemon serves the control socket. Its methods are safe for concurrent
@@ -147,6 +151,10 @@ func (d *Daemon) takeLock(path string) error {
 	d.lock = f
 	return nil
 }
+
+// LoadSaved loads the saved sessions (Config.SessionsDir), starting those
+// that were recording; it returns the ones loaded, and what failed.
+func (d *Daemon) LoadSaved() ([]string, error) { return d.m.loadSaved() }
 
 // Serve answers requests until ctx ends, then closes the daemon: every
 // session stopped and closed, the socket removed.

@@ -3,6 +3,7 @@ package daemon
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -473,4 +474,79 @@ func TestSecondDaemonRefused(t *testing.T) {
 	if _, err := c.Status(ctx); err != nil {
 		t.Fatalf("first daemon after the refusal: %v", err)
 	}
+}
+
+// TestSaveRestartLoad: a saved session comes back, recording, when a
+// daemon starts on the same saved sessions directory; a definition loads
+// into another daemon as the same session.
+func TestSaveRestartLoad(t *testing.T) {
+	saved := filepath.Join(t.TempDir(), "sessions")
+	socket := filepath.Join(t.TempDir(), "rewind.sock")
+	cfg := Config{Socket: socket, SessionsDir: saved, BufferSize: 2 << 20, OutputRoot: filepath.Join(t.TempDir(), "out"), Version: "test"}
+	testkernel.Require(t)
+	d, err := New(cfg)
+	must(t, err)
+	ctx := context.Background()
+	done := make(chan error, 1)
+	ctx1, stop1 := context.WithCancel(ctx)
+	go func() { done <- d.Serve(ctx1) }()
+	c := client.New(socket)
+	create(t, c, api.CreateRequest{Name: "boot", History: api.Duration(30 * time.Second)})
+	act(t, c, "boot", "enable-event", api.EventsRequest{Events: []string{"syscalls", "sched_switch"}})
+	act(t, c, "boot", "track", api.TrackRequest{PIDs: []uint32{1, 2}, Comms: []string{"sshd"}})
+	act(t, c, "boot", "enable-counter", api.CountersRequest{Counters: []string{"cpu@50"}})
+	act(t, c, "boot", "start", nil)
+	create(t, c, api.CreateRequest{Name: "idle"})
+	act(t, c, "idle", "enable-event", api.EventsRequest{Events: []string{"sys_enter"}})
+	want, err := c.Definition(ctx, "boot")
+	must(t, err)
+	for _, name := range []string{"boot", "idle"} {
+		if _, err := c.Save(ctx, name); err != nil {
+			t.Fatal(err)
+		}
+	}
+	stop1()
+	must(t, <-done)
+
+	d, err = New(cfg)
+	must(t, err)
+	loaded, err := d.LoadSaved()
+	must(t, err)
+	if strings.Join(loaded, ",") != "boot,idle" {
+		t.Fatalf("loaded %v, want boot and idle", loaded)
+	}
+	ctx2, stop2 := context.WithCancel(ctx)
+	go func() { done <- d.Serve(ctx2) }()
+	defer func() { stop2(); <-done }()
+	got, err := c.Definition(ctx, "boot")
+	must(t, err)
+	if !reflectEqualJSON(t, got, want) {
+		t.Errorf("after restart: %+v\nwant %+v", got, want)
+	}
+	if s := getSession(t, c, "boot"); s.State != "recording" {
+		t.Errorf("boot after restart: %s, want recording", s.State)
+	}
+	if s := getSession(t, c, "idle"); s.State != "created" || len(s.Events) != 1 {
+		t.Errorf("idle after restart: %s with %v, want created with sys_enter", s.State, s.Events)
+	}
+	// The same definition into a daemon of its own.
+	_, other := startDaemon(t, Config{})
+	want.Output = ""
+	s, err := other.Load(ctx, *want)
+	must(t, err)
+	if s.State != "recording" || strings.Join(s.Events, ",") != strings.Join(want.Events, ",") || len(s.Tracked.PIDs) != 2 {
+		t.Errorf("loaded elsewhere: %+v", s)
+	}
+	if _, err := other.Load(ctx, api.Definition{Format: 99, Name: "x"}); !isStatus(err, http.StatusBadRequest) {
+		t.Errorf("definition of an unknown format: %v, want 400", err)
+	}
+}
+
+func reflectEqualJSON(t *testing.T, a, b any) bool {
+	t.Helper()
+	ja, err := json.Marshal(a)
+	must(t, err)
+	jb, err := json.Marshal(b)
+	must(t, err)
+	return string(ja) == string(jb)
 }

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"os/user"
+	"path/filepath"
 	"strconv"
 	"strings"
 
@@ -178,6 +179,38 @@ func (d *Daemon) routes() http.Handler {
 		return s.stop()
 	}))
 	mux.HandleFunc("POST "+v+"/sessions/{name}/snapshot", d.snapshot)
+	mux.HandleFunc("GET "+v+"/sessions/{name}/definition", d.handle(func(r *http.Request) (any, error) {
+		s, err := d.m.get(r.PathValue("name"))
+		if err != nil {
+			return nil, err
+		}
+		return s.definition()
+	}))
+	mux.HandleFunc("POST "+v+"/sessions/{name}/save", d.handle(func(r *http.Request) (any, error) {
+		if err := decodeNothing(r); err != nil {
+			return nil, err
+		}
+		s, err := d.m.get(r.PathValue("name"))
+		if err != nil {
+			return nil, err
+		}
+		path, err := d.m.save(s)
+		return api.SaveReply{Path: path}, err
+	}))
+	mux.HandleFunc("POST "+v+"/load", d.handle(func(r *http.Request) (any, error) {
+		var def api.Definition
+		if err := decode(r, &def); err != nil {
+			return nil, err
+		}
+		if p, _ := r.Context().Value(peerKey{}).(peer); def.Output != "" && !strings.HasPrefix(filepath.Clean(def.Output), filepath.Clean(d.cfg.OutputRoot)+"/") && (p.cred == nil || p.cred.Uid != 0) {
+			return nil, failf(http.StatusForbidden, "only root may choose a session's output directory; others' sessions write under %s", d.cfg.OutputRoot)
+		}
+		s, err := d.m.load(def)
+		if err != nil {
+			return nil, err
+		}
+		return s.state()
+	}))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		if err := d.authorize(r.Context()); err != nil {
 			writeError(w, err)

@@ -37,13 +37,12 @@ func stepChild() {
 // TestDaemonSessionCommands drives the LTTng-style cycle from the command
 // line against a `rewind daemon`: create, enable-event, track, start,
 // snapshot record, stop, start again, snapshot record -o FILE, status,
-// destroy; then SIGTERM, which must leave no socket, no lock and no BPF
-// program behind.
+// destroy; then, with a session recording, SIGTERM, which must leave no
+// socket, no lock and none of the BPF programs the daemon held.
 func TestDaemonSessionCommands(t *testing.T) {
 	testkernel.Require(t)
 	dir := t.TempDir()
 	socket := filepath.Join(dir, "rewind.sock")
-	progs0 := rewindPrograms(t)
 	daemon := exec.Command(rewindBin, "daemon", "--socket", socket, "--output-root", filepath.Join(dir, "out"), "--buffer-size", "4MiB")
 	var daemonErr strings.Builder
 	daemon.Stderr = &daemonErr
@@ -134,6 +133,13 @@ func TestDaemonSessionCommands(t *testing.T) {
 		t.Errorf("status --json: %+v, %v", status, err)
 	}
 	cli("destroy")
+	cli("create", "held")
+	cli("enable-event", "sched_switch")
+	cli("start")
+	held := heldPrograms(t, daemon.Process.Pid)
+	if len(held) == 0 {
+		t.Fatal("the daemon holds no BPF programs while a session records")
+	}
 
 	daemon.Process.Signal(syscall.SIGTERM)
 	select {
@@ -152,12 +158,12 @@ func TestDaemonSessionCommands(t *testing.T) {
 	// The kernel frees a program after its last reference goes, not
 	// always before the process's exit is seen.
 	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		n := rewindPrograms(t)
-		if n == progs0 {
+		left := loadedOf(t, held)
+		if len(left) == 0 {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Errorf("%d rewind BPF programs loaded 30s after the daemon exited, %d before it started", n, progs0)
+			t.Errorf("BPF programs %v the daemon held still loaded 30s after it exited", left)
 			break
 		}
 	}
@@ -183,25 +189,52 @@ func countGetppid(t *testing.T, path, pid string) int {
 	return n
 }
 
-// rewindPrograms counts the BPF programs loaded whose names are rewind's
-// (rw_*), from bpftool.
-func rewindPrograms(t *testing.T) int {
+// heldPrograms returns the ids of the BPF programs a process holds open,
+// from its file descriptors' fdinfo.
+func heldPrograms(t *testing.T, pid int) map[int]bool {
+	t.Helper()
+	fds, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := map[int]bool{}
+	for _, fd := range fds {
+		link, _ := os.Readlink(fmt.Sprintf("/proc/%d/fd/%s", pid, fd.Name()))
+		if link != "anon_inode:bpf-prog" {
+			continue
+		}
+		info, err := os.ReadFile(fmt.Sprintf("/proc/%d/fdinfo/%s", pid, fd.Name()))
+		if err != nil {
+			continue
+		}
+		for _, line := range strings.Split(string(info), "\n") {
+			if v, ok := strings.CutPrefix(line, "prog_id:"); ok {
+				id, _ := strconv.Atoi(strings.TrimSpace(v))
+				ids[id] = true
+			}
+		}
+	}
+	return ids
+}
+
+// loadedOf returns which of ids are loaded BPF programs, from bpftool.
+func loadedOf(t *testing.T, ids map[int]bool) []int {
 	t.Helper()
 	out, err := exec.Command("bpftool", "prog", "show", "--json").Output()
 	if err != nil {
 		t.Fatalf("bpftool prog show: %v", err)
 	}
 	var progs []struct {
-		Name string `json:"name"`
+		ID int `json:"id"`
 	}
 	if err := json.Unmarshal(out, &progs); err != nil {
 		t.Fatal(err)
 	}
-	n := 0
+	var left []int
 	for _, p := range progs {
-		if strings.HasPrefix(p.Name, "rw_") {
-			n++
+		if ids[p.ID] {
+			left = append(left, p.ID)
 		}
 	}
-	return n
+	return left
 }

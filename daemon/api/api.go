@@ -114,6 +114,35 @@ type Session struct {
 	Stats *record.Stats `json:"stats,omitempty"`
 }
 
+// Definition is a session as `rewind save` keeps it and `rewind load`
+// recreates it: GET /v1/sessions/NAME/definition, POST /v1/load. Start
+// says the session was recording when saved, so load starts it again (a
+// daemon loads its saved sessions when it starts: a machine records from
+// boot).
+type Definition struct {
+	// Format is DefinitionFormat.
+	Format     int          `json:"format"`
+	Name       string       `json:"name"`
+	BufferSize uint64       `json:"buffer_size,omitempty"`
+	Output     string       `json:"output,omitempty"`
+	History    Duration     `json:"history,omitempty"`
+	Memory     uint64       `json:"memory,omitempty"`
+	Events     []string     `json:"events"`
+	Tracked    TrackRequest `json:"tracked"`
+	// Counters are sources with their rates, as NAME@HZ.
+	Counters []string `json:"counters"`
+	Start    bool     `json:"start"`
+}
+
+// DefinitionFormat is the version of saved session files.
+const DefinitionFormat = 1
+
+// SaveReply says where the daemon saved a session: POST
+// /v1/sessions/NAME/save.
+type SaveReply struct {
+	Path string `json:"path"`
+}
+
 // Sessions is GET /v1/sessions.
 type Sessions struct {
 	Sessions []Session `json:"sessions"`

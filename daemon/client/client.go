@@ -161,6 +161,24 @@ func (c *Client) Action(ctx context.Context, name, action string, body any) (*ap
 	return &s, c.do(ctx, http.MethodPost, sessionPath(name, action), body, &s)
 }
 
+// Definition returns what recreates a session (rewind save -o FILE).
+func (c *Client) Definition(ctx context.Context, name string) (*api.Definition, error) {
+	var d api.Definition
+	return &d, c.do(ctx, http.MethodGet, sessionPath(name, "definition"), nil, &d)
+}
+
+// Save has the daemon save a session among the sessions it loads at start.
+func (c *Client) Save(ctx context.Context, name string) (*api.SaveReply, error) {
+	var r api.SaveReply
+	return &r, c.do(ctx, http.MethodPost, sessionPath(name, "save"), struct{}{}, &r)
+}
+
+// Load recreates a saved session.
+func (c *Client) Load(ctx context.Context, def api.Definition) (*api.Session, error) {
+	var s api.Session
+	return &s, c.do(ctx, http.MethodPost, "/load", def, &s)
+}
+
 // Snapshot takes a snapshot the daemon writes into the session's output
 // directory.
 func (c *Client) Snapshot(ctx context.Context, name string, req api.SnapshotRequest) (*api.SnapshotReply, error) {

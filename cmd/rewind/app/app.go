@@ -42,6 +42,8 @@ func New() *cli.App {
 			stateCommand("stop"),
 			snapshotCommand(),
 			statusCommand(),
+			saveCommand(),
+			loadCommand(),
 			daemonCommand(),
 		},
 		// Errors are printed once, by main.

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/urfave/cli/v2"
@@ -25,6 +26,7 @@ func daemonCommand() *cli.Command {
 			&cli.StringFlag{Name: "output-root", Value: daemon.DefaultOutputRoot, Usage: "directory holding each session's snapshot directory, unless create names one"},
 			&cli.StringFlag{Name: "buffer-size", Value: units.FormatSize(record.DefaultBufferSize), Usage: "a session's kernel ring per CPU unless create names one"},
 			&cli.StringFlag{Name: "group", Value: daemon.DefaultGroup, Usage: "group allowed on the socket besides root, and owning the snapshots"},
+			&cli.StringFlag{Name: "sessions-dir", Value: daemon.DefaultSessionsDir, Usage: "saved sessions (rewind save), loaded at start and started if they were recording; \"\" for none"},
 		},
 		Action: runDaemon,
 	}
@@ -47,9 +49,16 @@ func runDaemon(cliContext *cli.Context) error {
 	defer signal.Stop(term)
 	defer signal.Stop(usr1)
 	d, err := daemon.New(daemon.Config{Socket: cliContext.String("socket"), OutputRoot: cliContext.String("output-root"),
-		BufferSize: size, Group: cliContext.String("group"), Version: Version})
+		BufferSize: size, Group: cliContext.String("group"), SessionsDir: cliContext.String("sessions-dir"), Version: Version})
 	if err != nil {
 		return err
+	}
+	loaded, err := d.LoadSaved()
+	if len(loaded) > 0 {
+		fmt.Fprintf(os.Stderr, "rewind: daemon: loaded saved sessions %s\n", strings.Join(loaded, ", "))
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "rewind: daemon: warning: %v\n", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
