@@ -36,6 +36,10 @@ type Config struct {
 	// Group may use the socket besides root, and owns the socket and the
 	// snapshots (DefaultGroup; when no such group exists, only root).
 	Group string
+	// Listen is the TCP address of the HTTP listener ("none" or empty:
+	// off); TokenFile holds the bearer token its control API requires.
+	Listen    string
+	TokenFile string
 	// SessionsDir holds saved sessions (rewind save), loaded when the
 	// daemon starts; empty: none are kept.
 	SessionsDir string
@@ -60,6 +64,10 @@ type Daemon struct {
 	ln      net.Listener
 	srv     *http.Server
 	gid     int // Group's id, -1 when it does not exist
+	// The TCP listener (Config.Listen) and the token it wants.
+	tcpLn  net.Listener
+	tcpSrv *http.Server
+	token  string
 
 	closeOnce sync.Once
 	closeErr  error
@@ -129,6 +137,17 @@ func New(cfg Config) (_ *Daemon, err error) {
 		}
 	}
 	d.srv = &http.Server{Handler: d.routes(), ConnContext: withPeer, ReadHeaderTimeout: 10 * time.Second}
+	if cfg.Listen != "" && cfg.Listen != "none" {
+		if cfg.TokenFile != "" {
+			if d.token, err = readToken(cfg.TokenFile); err != nil {
+				return nil, err
+			}
+		}
+		if d.tcpLn, err = net.Listen("tcp", cfg.Listen); err != nil {
+			return nil, fmt.Errorf("listen on %s: %w", cfg.Listen, err)
+		}
+		d.tcpSrv = &http.Server{Handler: d.routes(), ConnContext: withTCP, ReadHeaderTimeout: 10 * time.Second}
+	}
 	return d, nil
 }
 
@@ -152,6 +171,14 @@ func (d *Daemon) takeLock(path string) error {
 	return nil
 }
 
+// HTTPAddr is the address the HTTP listener listens on, "" without one.
+func (d *Daemon) HTTPAddr() string {
+	if d.tcpLn == nil {
+		return ""
+	}
+	return d.tcpLn.Addr().String()
+}
+
 // LoadSaved loads the saved sessions (Config.SessionsDir), starting those
 // that were recording; it returns the ones loaded, and what failed.
 func (d *Daemon) LoadSaved() ([]string, error) { return d.m.loadSaved() }
@@ -159,8 +186,11 @@ func (d *Daemon) LoadSaved() ([]string, error) { return d.m.loadSaved() }
 // Serve answers requests until ctx ends, then closes the daemon: every
 // session stopped and closed, the socket removed.
 func (d *Daemon) Serve(ctx context.Context) error {
-	errc := make(chan error, 1)
+	errc := make(chan error, 2)
 	go func() { errc <- d.srv.Serve(d.ln) }()
+	if d.tcpSrv != nil {
+		go func() { errc <- d.tcpSrv.Serve(d.tcpLn) }()
+	}
 	select {
 	case <-ctx.Done():
 		return d.Close()
@@ -199,12 +229,17 @@ func (d *Daemon) SnapshotAll(ctx context.Context, trig snapshot.Trigger) ([]*api
 func (d *Daemon) Close() error {
 	d.closeOnce.Do(func() {
 		var errs []error
-		if d.srv != nil {
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			errs = append(errs, ignoreClosed(d.srv.Shutdown(ctx)))
-			cancel()
-		} else if d.ln != nil {
-			errs = append(errs, ignoreClosed(d.ln.Close()))
+		for _, s := range []struct {
+			srv *http.Server
+			ln  net.Listener
+		}{{d.srv, d.ln}, {d.tcpSrv, d.tcpLn}} {
+			if s.srv != nil {
+				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+				errs = append(errs, ignoreClosed(s.srv.Shutdown(ctx)))
+				cancel()
+			} else if s.ln != nil {
+				errs = append(errs, ignoreClosed(s.ln.Close()))
+			}
 		}
 		errs = append(errs, d.m.closeAll())
 		if d.lock != nil {

@@ -3,6 +3,7 @@ package daemon
 import (
 	"bufio"
 	"context"
+	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -45,10 +46,14 @@ func withPeer(ctx context.Context, c net.Conn) context.Context {
 	return context.WithValue(ctx, peerKey{}, p)
 }
 
-// authorize allows root and members of the daemon's group, and tells
-// anyone else why not.
-func (d *Daemon) authorize(ctx context.Context) error {
-	p, _ := ctx.Value(peerKey{}).(peer)
+// authorize allows, on the unix socket, root and members of the daemon's
+// group, and tells anyone else why not; on TCP, whoever presents the
+// bearer token.
+func (d *Daemon) authorize(r *http.Request) error {
+	if r.Context().Value(tcpKey{}) != nil {
+		return d.checkToken(r)
+	}
+	p, _ := r.Context().Value(peerKey{}).(peer)
 	if p.cred == nil {
 		return failf(http.StatusForbidden, "cannot tell who is asking: %v", p.err)
 	}
@@ -66,6 +71,25 @@ func (d *Daemon) authorize(ctx context.Context) error {
 		return nil
 	}
 	return failf(http.StatusForbidden, "%s may not use the rewind daemon: only root and members of group %s may (an administrator can add you: usermod -aG %s USER)", who, d.cfg.Group, d.cfg.Group)
+}
+
+type tcpKey struct{}
+
+// withTCP marks a connection as one from the TCP listener.
+func withTCP(ctx context.Context, _ net.Conn) context.Context {
+	return context.WithValue(ctx, tcpKey{}, true)
+}
+
+// checkToken wants "Authorization: Bearer TOKEN".
+func (d *Daemon) checkToken(r *http.Request) error {
+	if d.token == "" {
+		return failf(http.StatusUnauthorized, "control over HTTP needs a token, and this daemon has none: set token_file in its config (or use the unix socket)")
+	}
+	got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	if !ok || subtle.ConstantTimeCompare([]byte(got), []byte(d.token)) != 1 {
+		return failf(http.StatusUnauthorized, "control over HTTP needs the daemon's bearer token (Authorization: Bearer TOKEN)")
+	}
+	return nil
 }
 
 // inGroup says whether the peer's process has gid as its group or among
@@ -212,7 +236,7 @@ func (d *Daemon) routes() http.Handler {
 		return s.state()
 	}))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		if err := d.authorize(r.Context()); err != nil {
+		if err := d.authorize(r); err != nil {
 			writeError(w, err)
 			return
 		}
@@ -224,7 +248,7 @@ func (d *Daemon) routes() http.Handler {
 // handle authorizes a request and writes fn's reply or error as JSON.
 func (d *Daemon) handle(fn func(*http.Request) (any, error)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		if err := d.authorize(r.Context()); err != nil {
+		if err := d.authorize(r); err != nil {
 			writeError(w, err)
 			return
 		}
@@ -254,7 +278,7 @@ func (d *Daemon) session(fn func(*session, *http.Request) error) http.HandlerFun
 
 // snapshot takes a snapshot into the session's directory, or streams it.
 func (d *Daemon) snapshot(w http.ResponseWriter, r *http.Request) {
-	if err := d.authorize(r.Context()); err != nil {
+	if err := d.authorize(r); err != nil {
 		writeError(w, err)
 		return
 	}
@@ -340,6 +364,9 @@ func writeError(w http.ResponseWriter, err error) {
 		status = se.status
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if status == http.StatusUnauthorized {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="rewind"`)
+	}
 	w.WriteHeader(status)
 	json.NewEncoder(w).Encode(api.Error{Error: err.Error()})
 }

@@ -1,6 +1,7 @@
 package app
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"os"
@@ -11,9 +12,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/rewindtrace/rewind/daemon"
-	"github.com/rewindtrace/rewind/daemon/api"
 	"github.com/rewindtrace/rewind/internal/units"
-	"github.com/rewindtrace/rewind/record"
 	"github.com/rewindtrace/rewind/snapshot"
 )
 
@@ -22,23 +21,59 @@ func daemonCommand() *cli.Command {
 		Name:  "daemon",
 		Usage: "hold recording sessions that the session commands (create, enable-event, start, snapshot record, ...) drive over a unix socket; SIGUSR1 snapshots every session, SIGTERM stops them and exits",
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "socket", Value: api.DefaultSocket, EnvVars: []string{"REWIND_SOCKET"}, Usage: "control socket (mode 0660, root and --group)"},
-			&cli.StringFlag{Name: "output-root", Value: daemon.DefaultOutputRoot, Usage: "directory holding each session's snapshot directory, unless create names one"},
-			&cli.StringFlag{Name: "buffer-size", Value: units.FormatSize(record.DefaultBufferSize), Usage: "a session's kernel ring per CPU unless create names one"},
-			&cli.StringFlag{Name: "group", Value: daemon.DefaultGroup, Usage: "group allowed on the socket besides root, and owning the snapshots"},
-			&cli.StringFlag{Name: "sessions-dir", Value: daemon.DefaultSessionsDir, Usage: "saved sessions (rewind save), loaded at start and started if they were recording; \"\" for none"},
+			&cli.StringFlag{Name: "config", Usage: "configuration `FILE` (default " + daemon.DefaultConfigFile + " when it exists; rewind daemon --print-config shows the keys)"},
+			&cli.BoolFlag{Name: "check-config", Usage: "check the configuration, print what it sets, and exit"},
+			&cli.BoolFlag{Name: "print-config", Usage: "print the built-in configuration, every key with its default, and exit"},
+			&cli.StringFlag{Name: "socket", EnvVars: []string{"REWIND_SOCKET"}, Usage: "control socket (mode 0660, root and --group; config: socket)"},
+			&cli.StringFlag{Name: "output-root", Usage: "directory holding each session's snapshot directory, unless create names one (config: output_root)"},
+			&cli.StringFlag{Name: "sessions-dir", Usage: "saved sessions (rewind save), loaded at start and started if they were recording (config: sessions_dir)"},
+			&cli.StringFlag{Name: "buffer-size", Usage: "a session's kernel ring per CPU unless create names one (config: buffer_size)"},
+			&cli.StringFlag{Name: "group", Usage: "group allowed on the socket besides root, and owning the snapshots (config: group)"},
+			&cli.StringFlag{Name: "listen", Usage: "HOST:PORT for the HTTP control API, which needs the token of token_file, or none (config: listen)"},
 		},
 		Action: runDaemon,
 	}
+}
+
+// daemonConfig is the configuration file over the built-in defaults, with
+// the flags given over both.
+func daemonConfig(cliContext *cli.Context) (daemon.Config, error) {
+	cfg, err := daemon.LoadConfig(cliContext.String("config"))
+	if err != nil {
+		return cfg, err
+	}
+	for flag, dst := range map[string]*string{"socket": &cfg.Socket, "output-root": &cfg.OutputRoot,
+		"sessions-dir": &cfg.SessionsDir, "group": &cfg.Group, "listen": &cfg.Listen} {
+		if cliContext.IsSet(flag) {
+			*dst = cliContext.String(flag)
+		}
+	}
+	if cliContext.IsSet("buffer-size") {
+		if cfg.BufferSize, err = units.ParseSize(cliContext.String("buffer-size")); err != nil {
+			return cfg, fmt.Errorf("--buffer-size: %w", err)
+		}
+	}
+	cfg.Version = Version
+	return cfg, nil
 }
 
 func runDaemon(cliContext *cli.Context) error {
 	if cliContext.NArg() > 0 {
 		return fmt.Errorf("daemon: unexpected arguments %v", cliContext.Args().Slice())
 	}
-	size, err := units.ParseSize(cliContext.String("buffer-size"))
+	if cliContext.Bool("print-config") {
+		fmt.Fprint(cliContext.App.Writer, daemon.DefaultConfigText)
+		return nil
+	}
+	cfg, err := daemonConfig(cliContext)
 	if err != nil {
-		return fmt.Errorf("--buffer-size: %w", err)
+		return err
+	}
+	if cliContext.Bool("check-config") {
+		w := cliContext.App.Writer
+		fmt.Fprintf(w, "socket = %s\ngroup = %s\noutput_root = %s\nsessions_dir = %s\nbuffer_size = %s\nlisten = %s\ntoken_file = %s\n",
+			cfg.Socket, cfg.Group, cfg.OutputRoot, cfg.SessionsDir, units.FormatSize(cfg.BufferSize), cfg.Listen, cfg.TokenFile)
+		return nil
 	}
 	// Signals first: a SIGTERM while the daemon starts still stops it
 	// cleanly.
@@ -48,8 +83,7 @@ func runDaemon(cliContext *cli.Context) error {
 	signal.Notify(usr1, syscall.SIGUSR1)
 	defer signal.Stop(term)
 	defer signal.Stop(usr1)
-	d, err := daemon.New(daemon.Config{Socket: cliContext.String("socket"), OutputRoot: cliContext.String("output-root"),
-		BufferSize: size, Group: cliContext.String("group"), SessionsDir: cliContext.String("sessions-dir"), Version: Version})
+	d, err := daemon.New(cfg)
 	if err != nil {
 		return err
 	}
@@ -81,6 +115,9 @@ func runDaemon(cliContext *cli.Context) error {
 			}
 		}
 	}()
-	fmt.Fprintf(os.Stderr, "rewind: daemon listening on %s (pid %d)\n", cliContext.String("socket"), os.Getpid())
+	fmt.Fprintf(os.Stderr, "rewind: daemon listening on %s (pid %d)\n", cfg.Socket, os.Getpid())
+	if cfg.Listen != "" && cfg.Listen != "none" {
+		fmt.Fprintf(os.Stderr, "rewind: daemon: HTTP control on %s (bearer token from %s)\n", cfg.Listen, cmp.Or(cfg.TokenFile, "nowhere: refused"))
+	}
 	return d.Serve(ctx)
 }
