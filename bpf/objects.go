@@ -474,6 +474,27 @@ func (o *Objects) SetWake(every uint64) error {
 // is the number (u32) of the CPU whose ring crossed the mark.
 func (o *Objects) WakeMap() *ebpf.Map { return o.coll.Maps[rewindMapRwWake] }
 
+// Counts returns, per event, the records the programs have written on
+// every CPU since the objects were loaded (rw_counts).
+func (o *Objects) Counts() (map[string]uint64, error) {
+	m := o.coll.Maps["rw_counts"]
+	out := map[string]uint64{}
+	var perCPU []uint64
+	for name, e := range o.events {
+		if err := m.Lookup(uint32(e.ID), &perCPU); err != nil {
+			return nil, fmt.Errorf("read rw_counts of %s: %w", name, err)
+		}
+		var n uint64
+		for _, v := range perCPU {
+			n += v
+		}
+		if n > 0 {
+			out[name] = n
+		}
+	}
+	return out, nil
+}
+
 // Misses returns, per attached event, how many times the kernel skipped its
 // program because another BPF program was already running on that CPU
 // (bpf_prog_info.recursion_misses). The kernel counts these per program,

@@ -55,6 +55,7 @@ type rewindRwSlot struct {
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
+	rewindMapRwCounts                      = "rw_counts"
 	rewindMapRwFilter                      = "rw_filter"
 	rewindMapRwHeads                       = "rw_heads"
 	rewindMapRwRing                        = "rw_ring"
@@ -196,6 +197,7 @@ type rewindProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type rewindMapSpecs struct {
+	RwCounts  *ebpf.MapSpec `ebpf:"rw_counts"`
 	RwFilter  *ebpf.MapSpec `ebpf:"rw_filter"`
 	RwHeads   *ebpf.MapSpec `ebpf:"rw_heads"`
 	RwRing    *ebpf.MapSpec `ebpf:"rw_ring"`
@@ -237,6 +239,7 @@ func (o *rewindObjects) Close() error {
 //
 // It can be passed to loadRewindObjects or ebpf.CollectionSpec.LoadAndAssign.
 type rewindMaps struct {
+	RwCounts  *ebpf.Map `ebpf:"rw_counts"`
 	RwFilter  *ebpf.Map `ebpf:"rw_filter"`
 	RwHeads   *ebpf.Map `ebpf:"rw_heads"`
 	RwRing    *ebpf.Map `ebpf:"rw_ring"`
@@ -246,6 +249,7 @@ type rewindMaps struct {
 
 func (m *rewindMaps) Close() error {
 	return _RewindClose(
+		m.RwCounts,
 		m.RwFilter,
 		m.RwHeads,
 		m.RwRing,

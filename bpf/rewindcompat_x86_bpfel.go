@@ -55,6 +55,7 @@ type rewindCompatRwSlot struct {
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
+	rewindCompatMapRwCounts                      = "rw_counts"
 	rewindCompatMapRwFilter                      = "rw_filter"
 	rewindCompatMapRwHeads                       = "rw_heads"
 	rewindCompatMapRwRing                        = "rw_ring"
@@ -196,6 +197,7 @@ type rewindCompatProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type rewindCompatMapSpecs struct {
+	RwCounts  *ebpf.MapSpec `ebpf:"rw_counts"`
 	RwFilter  *ebpf.MapSpec `ebpf:"rw_filter"`
 	RwHeads   *ebpf.MapSpec `ebpf:"rw_heads"`
 	RwRing    *ebpf.MapSpec `ebpf:"rw_ring"`
@@ -237,6 +239,7 @@ func (o *rewindCompatObjects) Close() error {
 //
 // It can be passed to loadRewindCompatObjects or ebpf.CollectionSpec.LoadAndAssign.
 type rewindCompatMaps struct {
+	RwCounts  *ebpf.Map `ebpf:"rw_counts"`
 	RwFilter  *ebpf.Map `ebpf:"rw_filter"`
 	RwHeads   *ebpf.Map `ebpf:"rw_heads"`
 	RwRing    *ebpf.Map `ebpf:"rw_ring"`
@@ -246,6 +249,7 @@ type rewindCompatMaps struct {
 
 func (m *rewindCompatMaps) Close() error {
 	return _RewindCompatClose(
+		m.RwCounts,
 		m.RwFilter,
 		m.RwHeads,
 		m.RwRing,

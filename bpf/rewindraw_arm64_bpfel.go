@@ -55,6 +55,7 @@ type rewindRawRwSlot struct {
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
+	rewindRawMapRwCounts                      = "rw_counts"
 	rewindRawMapRwFilter                      = "rw_filter"
 	rewindRawMapRwHeads                       = "rw_heads"
 	rewindRawMapRwRing                        = "rw_ring"
@@ -192,6 +193,7 @@ type rewindRawProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type rewindRawMapSpecs struct {
+	RwCounts  *ebpf.MapSpec `ebpf:"rw_counts"`
 	RwFilter  *ebpf.MapSpec `ebpf:"rw_filter"`
 	RwHeads   *ebpf.MapSpec `ebpf:"rw_heads"`
 	RwRing    *ebpf.MapSpec `ebpf:"rw_ring"`
@@ -233,6 +235,7 @@ func (o *rewindRawObjects) Close() error {
 //
 // It can be passed to loadRewindRawObjects or ebpf.CollectionSpec.LoadAndAssign.
 type rewindRawMaps struct {
+	RwCounts  *ebpf.Map `ebpf:"rw_counts"`
 	RwFilter  *ebpf.Map `ebpf:"rw_filter"`
 	RwHeads   *ebpf.Map `ebpf:"rw_heads"`
 	RwRing    *ebpf.Map `ebpf:"rw_ring"`
@@ -242,6 +245,7 @@ type rewindRawMaps struct {
 
 func (m *rewindRawMaps) Close() error {
 	return _RewindRawClose(
+		m.RwCounts,
 		m.RwFilter,
 		m.RwHeads,
 		m.RwRing,

@@ -55,6 +55,7 @@ type rewindRawRwSlot struct {
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
+	rewindRawMapRwCounts                      = "rw_counts"
 	rewindRawMapRwFilter                      = "rw_filter"
 	rewindRawMapRwHeads                       = "rw_heads"
 	rewindRawMapRwRing                        = "rw_ring"
@@ -196,6 +197,7 @@ type rewindRawProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type rewindRawMapSpecs struct {
+	RwCounts  *ebpf.MapSpec `ebpf:"rw_counts"`
 	RwFilter  *ebpf.MapSpec `ebpf:"rw_filter"`
 	RwHeads   *ebpf.MapSpec `ebpf:"rw_heads"`
 	RwRing    *ebpf.MapSpec `ebpf:"rw_ring"`
@@ -237,6 +239,7 @@ func (o *rewindRawObjects) Close() error {
 //
 // It can be passed to loadRewindRawObjects or ebpf.CollectionSpec.LoadAndAssign.
 type rewindRawMaps struct {
+	RwCounts  *ebpf.Map `ebpf:"rw_counts"`
 	RwFilter  *ebpf.Map `ebpf:"rw_filter"`
 	RwHeads   *ebpf.Map `ebpf:"rw_heads"`
 	RwRing    *ebpf.Map `ebpf:"rw_ring"`
@@ -246,6 +249,7 @@ type rewindRawMaps struct {
 
 func (m *rewindRawMaps) Close() error {
 	return _RewindRawClose(
+		m.RwCounts,
 		m.RwFilter,
 		m.RwHeads,
 		m.RwRing,

@@ -55,6 +55,7 @@ type rewindRawCompatRwSlot struct {
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
+	rewindRawCompatMapRwCounts                      = "rw_counts"
 	rewindRawCompatMapRwFilter                      = "rw_filter"
 	rewindRawCompatMapRwHeads                       = "rw_heads"
 	rewindRawCompatMapRwRing                        = "rw_ring"
@@ -196,6 +197,7 @@ type rewindRawCompatProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type rewindRawCompatMapSpecs struct {
+	RwCounts  *ebpf.MapSpec `ebpf:"rw_counts"`
 	RwFilter  *ebpf.MapSpec `ebpf:"rw_filter"`
 	RwHeads   *ebpf.MapSpec `ebpf:"rw_heads"`
 	RwRing    *ebpf.MapSpec `ebpf:"rw_ring"`
@@ -237,6 +239,7 @@ func (o *rewindRawCompatObjects) Close() error {
 //
 // It can be passed to loadRewindRawCompatObjects or ebpf.CollectionSpec.LoadAndAssign.
 type rewindRawCompatMaps struct {
+	RwCounts  *ebpf.Map `ebpf:"rw_counts"`
 	RwFilter  *ebpf.Map `ebpf:"rw_filter"`
 	RwHeads   *ebpf.Map `ebpf:"rw_heads"`
 	RwRing    *ebpf.Map `ebpf:"rw_ring"`
@@ -246,6 +249,7 @@ type rewindRawCompatMaps struct {
 
 func (m *rewindRawCompatMaps) Close() error {
 	return _RewindRawCompatClose(
+		m.RwCounts,
 		m.RwFilter,
 		m.RwHeads,
 		m.RwRing,

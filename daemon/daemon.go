@@ -68,6 +68,7 @@ type Daemon struct {
 	tcpLn  net.Listener
 	tcpSrv *http.Server
 	token  string
+	met    *metrics
 
 	closeOnce sync.Once
 	closeErr  error
@@ -89,6 +90,8 @@ func New(cfg Config) (_ *Daemon, err error) {
 		cfg.Group = DefaultGroup
 	}
 	d := &Daemon{cfg: cfg, started: time.Now(), m: newManager(cfg), gid: groupID(cfg.Group)}
+	d.met = newMetrics(d)
+	d.m.observe = d.met.observe
 	defer func() {
 		if err != nil {
 			d.Close()

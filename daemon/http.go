@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"golang.org/x/sys/unix"
 
 	"github.com/rewindtrace/rewind/daemon/api"
@@ -235,6 +236,17 @@ func (d *Daemon) routes() http.Handler {
 		}
 		return s.state()
 	}))
+	// Open to scrapers on TCP; on the socket, to whoever may use it.
+	metrics := promhttp.HandlerFor(d.met.reg, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError})
+	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, r *http.Request) {
+		if r.Context().Value(tcpKey{}) == nil {
+			if err := d.authorize(r); err != nil {
+				writeError(w, err)
+				return
+			}
+		}
+		metrics.ServeHTTP(w, r)
+	})
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		if err := d.authorize(r); err != nil {
 			writeError(w, err)

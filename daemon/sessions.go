@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/cilium/ebpf"
 
@@ -42,13 +43,16 @@ type manager struct {
 	mu       sync.Mutex
 	sessions map[string]*session
 	cfg      Config
+	// observe, when set, is told how long each snapshot took.
+	observe func(session string, took time.Duration)
 }
 
 // session is one recorder and what the commands set on it.
 type session struct {
-	name   string
-	output string
-	req    api.CreateRequest
+	name    string
+	output  string
+	req     api.CreateRequest
+	observe func(session string, took time.Duration)
 
 	// mu serialises changes (the filter is rebuilt from tracked, the
 	// state follows Start and Stop); the recorder is safe on its own for
@@ -102,7 +106,7 @@ func (m *manager) create(req api.CreateRequest) (*session, error) {
 		return nil, failf(http.StatusConflict, "session %q exists already", req.Name)
 	}
 	// Reserve the name while the recorder loads, outside the lock.
-	s := &session{name: req.Name, output: req.Output, req: req}
+	s := &session{name: req.Name, output: req.Output, req: req, observe: m.observe}
 	m.sessions[req.Name] = s
 	m.mu.Unlock()
 	ok := false
@@ -297,9 +301,13 @@ func (s *session) snapshot(ctx context.Context, req api.SnapshotRequest, trig sn
 	case req.Name != "":
 		sr = record.SnapshotRequest{Path: filepath.Join(s.output, req.Name), Trigger: trig}
 	}
+	start := time.Now()
 	res, err := s.rec.Snapshot(ctx, sr)
 	if err != nil {
 		return nil, err
+	}
+	if s.observe != nil {
+		s.observe(s.name, time.Since(start))
 	}
 	return &api.SnapshotReply{Session: s.name, Path: res.Path, Bytes: res.Bytes, Events: res.Events, Lost: res.Lost, Samples: res.Samples}, nil
 }

@@ -260,4 +260,22 @@ func TestRuntimeChanges(t *testing.T) {
 	if exits != 300 {
 		t.Errorf("%d getppid sys_exit recorded, want 300 (all but the filtered-out round)", exits)
 	}
+	// Stopped, the programs' own count of each event is what the rings
+	// hold (none overwritten in 16 MiB).
+	if err := rec.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	st, err := rec.Stats()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rec.Snapshot(context.Background(), SnapshotRequest{Path: path + ".2", Trigger: manual}); err != nil {
+		t.Fatal(err)
+	}
+	rows, _ = readRows(t, path+".2")
+	for _, e := range []string{"sys_enter", "sys_exit"} {
+		if st.Recorded[e] != uint64(len(rows[e])) {
+			t.Errorf("%s: Stats counts %d recorded, the snapshot holds %d", e, st.Recorded[e], len(rows[e]))
+		}
+	}
 }

@@ -24,6 +24,9 @@ type Stats struct {
 	CopyBytes   uint64     `json:"copy_bytes"`
 	MemoryBytes uint64     `json:"memory_bytes"`
 	CPUs        []CPUStats `json:"per_cpu"`
+	// Recorded counts, per event, the records the programs wrote since
+	// the recorder loaded, every CPU's (events with none left out).
+	Recorded map[string]uint64 `json:"recorded"`
 	// Dropped and Lost sum the CPUs'.
 	Dropped   uint64        `json:"dropped"`
 	Lost      uint64        `json:"lost"`
@@ -86,6 +89,10 @@ func (r *Recorder) Stats() (Stats, error) {
 		s.Dropped += c.Dropped
 		s.Lost += c.Lost
 		s.CPUs = append(s.CPUs, c)
+	}
+	var err error
+	if s.Recorded, err = r.objs.Counts(); err != nil {
+		return Stats{}, err
 	}
 	cs := r.counters.Stats()
 	s.Counters = CounterStats{Sources: r.counters.Sources(), Unavailable: r.counters.Unavailable(), Keep: r.counters.Keep(),

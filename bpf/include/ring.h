@@ -145,6 +145,19 @@ struct {
 	__uint(max_entries, 4096);
 } rw_wake SEC(".maps");
 
+/*
+ * rw_counts counts, per CPU and event, the records reserved: what metrics
+ * report as events recorded. Only its CPU's programs write a CPU's
+ * counter, with a plain increment: a program of the same event nested in
+ * another on one CPU (older kernels) can miss one count.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__type(key, __u32);
+	__type(value, __u64);
+	__uint(max_entries, RW_EV_MAX);
+} rw_counts SEC(".maps");
+
 #define rw_barrier() asm volatile("" ::: "memory")
 
 /*
@@ -263,6 +276,13 @@ static __always_inline struct rw_slot *rw_begin(struct rw_rec *r, __u16 type, __
 	s->hdr.tid = (__u32)pid_tgid;
 	s->hdr.pid = pid_tgid >> 32;
 	r->slot = s;
+	{
+		__u32 key = type;
+		__u64 *n = bpf_map_lookup_elem(&rw_counts, &key);
+
+		if (n)
+			*n += 1;
+	}
 	return s;
 }
 
