@@ -45,7 +45,7 @@ var (
 	rounds    = flag.Int("rounds", 5, "rounds; each runs every variant once, in shuffled order")
 	bufMiB    = flag.Int("buffer-mib", 64, "ring size per CPU for every tracer, MiB")
 	outFile   = flag.String("o", "", "also write the markdown report to this file")
-	sections  = flag.String("sections", "record,snapshots,history,tier,analysis,counters", "which sections to run, comma-separated")
+	sections  = flag.String("sections", "record,snapshots,history,tier,analysis,counters,daemon", "which sections to run, comma-separated")
 )
 
 const tracepoints = "sched:sched_switch,raw_syscalls:sys_enter,raw_syscalls:sys_exit"
@@ -120,10 +120,10 @@ func run() error {
 	on := map[string]bool{}
 	for _, sec := range strings.Split(*sections, ",") {
 		switch sec {
-		case "record", "snapshots", "history", "tier", "analysis", "counters":
+		case "record", "snapshots", "history", "tier", "analysis", "counters", "daemon":
 			on[sec] = true
 		default:
-			return fmt.Errorf("-sections: unknown section %q (record, snapshots, history, tier, analysis, counters)", sec)
+			return fmt.Errorf("-sections: unknown section %q (record, snapshots, history, tier, analysis, counters, daemon)", sec)
 		}
 	}
 	var report string
@@ -161,6 +161,13 @@ func run() error {
 			return err
 		}
 		report += c.render()
+	}
+	if on["daemon"] {
+		dr, err := daemonCost(dir)
+		if err != nil {
+			return err
+		}
+		report += dr.render()
 	}
 	if on["analysis"] {
 		a, err := analysisBench(dir)
