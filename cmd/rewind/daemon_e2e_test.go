@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -131,6 +132,33 @@ func TestDaemonSessionCommands(t *testing.T) {
 	}
 	if err := json.Unmarshal([]byte(cli("status", "--json")), &status); err != nil || status.Name != "web" || status.State != "recording" {
 		t.Errorf("status --json: %+v, %v", status, err)
+	}
+	var listed struct {
+		Sessions []struct {
+			Name  string `json:"name"`
+			State string `json:"state"`
+		} `json:"sessions"`
+	}
+	if err := json.Unmarshal([]byte(cli("list", "--sessions", "--json")), &listed); err != nil || len(listed.Sessions) != 1 || listed.Sessions[0].Name != "web" {
+		t.Errorf("list --sessions --json: %+v, %v", listed, err)
+	}
+	// SIGUSR1 snapshots every session that has recorded.
+	before, _ := filepath.Glob(filepath.Join(dir, "out", "web", "*.rwd"))
+	daemon.Process.Signal(syscall.SIGUSR1)
+	var signalled string
+	for deadline := time.Now().Add(30 * time.Second); signalled == "" && time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		after, _ := filepath.Glob(filepath.Join(dir, "out", "web", "*.rwd"))
+		for _, p := range after {
+			if !slices.Contains(before, p) {
+				signalled = p
+			}
+		}
+	}
+	if signalled == "" {
+		t.Fatal("no snapshot 30s after SIGUSR1")
+	}
+	if in := info(t, signalled); in.Trigger.Kind != "signal" || in.Trigger.Signal != "SIGUSR1" {
+		t.Errorf("snapshot after SIGUSR1: trigger %+v", in.Trigger)
 	}
 	cli("destroy")
 	cli("create", "held")
