@@ -142,9 +142,8 @@ func (d *Daemon) routes() http.Handler {
 		if err := decode(r, &req); err != nil {
 			return nil, err
 		}
-		// The daemon writes there as root: only root may choose where.
-		if p, _ := r.Context().Value(peerKey{}).(peer); req.Output != "" && (p.cred == nil || p.cred.Uid != 0) {
-			return nil, failf(http.StatusForbidden, "only root may choose a session's output directory; others' sessions write under %s", d.cfg.OutputRoot)
+		if err := d.mayWriteTo(r, req.Output); err != nil {
+			return nil, err
 		}
 		s, err := d.m.create(req)
 		if err != nil {
@@ -227,8 +226,8 @@ func (d *Daemon) routes() http.Handler {
 		if err := decode(r, &def); err != nil {
 			return nil, err
 		}
-		if p, _ := r.Context().Value(peerKey{}).(peer); def.Output != "" && !strings.HasPrefix(filepath.Clean(def.Output), filepath.Clean(d.cfg.OutputRoot)+"/") && (p.cred == nil || p.cred.Uid != 0) {
-			return nil, failf(http.StatusForbidden, "only root may choose a session's output directory; others' sessions write under %s", d.cfg.OutputRoot)
+		if err := d.mayWriteTo(r, def.Output); err != nil {
+			return nil, err
 		}
 		s, err := d.m.load(def)
 		if err != nil {
@@ -347,6 +346,18 @@ type snapshotWriter struct {
 func (s *snapshotWriter) Write(p []byte) (int, error) {
 	s.wrote = true
 	return s.w.Write(p)
+}
+
+// mayWriteTo refuses an output directory outside the daemon's output root
+// unless root asks on the socket: the daemon writes there as root.
+func (d *Daemon) mayWriteTo(r *http.Request, output string) error {
+	if output == "" || strings.HasPrefix(filepath.Clean(output), filepath.Clean(d.cfg.OutputRoot)+"/") {
+		return nil
+	}
+	if p, _ := r.Context().Value(peerKey{}).(peer); p.cred != nil && p.cred.Uid == 0 {
+		return nil
+	}
+	return failf(http.StatusForbidden, "only root may choose a session's output directory outside %s", d.cfg.OutputRoot)
 }
 
 // decode reads a request body, or refuses it with a 400 naming the

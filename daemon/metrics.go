@@ -6,8 +6,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-
-	"github.com/rewindtrace/rewind/record"
 )
 
 // metrics are the daemon's Prometheus metrics, on a registry of its own:
@@ -74,14 +72,7 @@ func (c *sessionCollector) Collect(ch chan<- prometheus.Metric) {
 		s.mu.Lock()
 		started := s.started
 		s.mu.Unlock()
-		switch {
-		case st.State == record.Recording:
-			states["recording"]++
-		case started:
-			states["stopped"]++
-		default:
-			states["created"]++
-		}
+		states[stateName(st.State, started)]++
 		name := s.name
 		for event, n := range st.Recorded {
 			ch <- prometheus.MustNewConstMetric(descRecorded, prometheus.CounterValue, float64(n), name, event)

@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/rewindtrace/rewind/daemon/api"
+	"github.com/rewindtrace/rewind/internal/atomicfile"
 	"github.com/rewindtrace/rewind/record"
 )
 
@@ -100,7 +101,7 @@ func (m *manager) save(s *session) (string, error) {
 		return "", err
 	}
 	path := filepath.Join(m.cfg.SessionsDir, s.name+".json")
-	return path, writeFileAtomic(path, append(b, '\n'), 0o640)
+	return path, atomicfile.WriteBytes(path, append(b, '\n'), 0o640)
 }
 
 // loadSaved loads every saved session (NAME.json in the saved sessions
@@ -145,32 +146,4 @@ func readDefinition(path string) (api.Definition, error) {
 		return def, fmt.Errorf("the file is named for session %q but defines %q", want, def.Name)
 	}
 	return def, nil
-}
-
-// writeFileAtomic writes a file through a temporary one beside it, synced
-// and renamed into place, with mode perm whatever the umask.
-func writeFileAtomic(path string, b []byte, perm os.FileMode) (err error) {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*.tmp")
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(f.Name())
-		}
-	}()
-	if _, err := f.Write(b); err != nil {
-		return err
-	}
-	if err := f.Chmod(perm); err != nil {
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(f.Name(), path)
 }

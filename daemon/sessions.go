@@ -324,14 +324,7 @@ func (s *session) state() (api.Session, error) {
 	if err != nil {
 		return api.Session{}, err
 	}
-	state := "created"
-	if s.started {
-		state = "stopped"
-	}
-	if st.State == record.Recording {
-		state = "recording"
-	}
-	out := api.Session{Name: s.name, State: state, Output: s.output, BufferSize: s.rec.BufferBytes(),
+	out := api.Session{Name: s.name, State: stateName(st.State, s.started), Output: s.output, BufferSize: s.rec.BufferBytes(),
 		History: s.req.History, Memory: s.req.Memory, Events: events, Unavailable: s.rec.Unavailable(),
 		Tracked:  api.TrackRequest{PIDs: s.tracked.pids, Comms: s.tracked.comms, Cgroups: s.tracked.cgroups},
 		Counters: []string{}, Stats: &st}
@@ -343,6 +336,18 @@ func (s *session) state() (api.Session, error) {
 	}
 	sort.Strings(out.Counters)
 	return out, nil
+}
+
+// stateName is a session's state for the API and the metrics: created
+// (never started), recording or stopped.
+func stateName(rec record.State, started bool) string {
+	switch {
+	case rec == record.Recording:
+		return "recording"
+	case started:
+		return "stopped"
+	}
+	return "created"
 }
 
 // fitsInMemory refuses a session whose rings, snapshot copy and history

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/rewindtrace/rewind/daemon/api"
+	"github.com/rewindtrace/rewind/internal/atomicfile"
 )
 
 const rcKey = "session="
@@ -105,27 +106,5 @@ func editRC(edit func([]string) []string) (err error) {
 		}
 		return nil
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".rewindrc.*.tmp")
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err != nil {
-			tmp.Close()
-			os.Remove(tmp.Name())
-		}
-	}()
-	if _, err := tmp.WriteString(strings.Join(lines, "\n") + "\n"); err != nil {
-		return fmt.Errorf("write %s: %w", tmp.Name(), err)
-	}
-	if err := tmp.Sync(); err != nil {
-		return fmt.Errorf("sync %s: %w", tmp.Name(), err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("close %s: %w", tmp.Name(), err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return err
-	}
-	return nil
+	return atomicfile.WriteBytes(path, []byte(strings.Join(lines, "\n")+"\n"), 0o600)
 }

@@ -4,11 +4,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"path/filepath"
 
 	"github.com/urfave/cli/v2"
 
 	"github.com/rewindtrace/rewind/daemon/api"
+	"github.com/rewindtrace/rewind/internal/atomicfile"
 )
 
 func saveCommand() *cli.Command {
@@ -46,7 +46,7 @@ func saveCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			if err := writeAtomic(file, append(b, '\n'), 0o640); err != nil {
+			if err := atomicfile.WriteBytes(file, append(b, '\n'), 0o640); err != nil {
 				return fmt.Errorf("save %s: %w", file, err)
 			}
 			fmt.Fprintf(cliContext.App.Writer, "session %s saved to %s: rewind load %s recreates it\n", t.name, file, file)
@@ -90,32 +90,4 @@ func loadCommand() *cli.Command {
 			return nil
 		},
 	}
-}
-
-// writeAtomic writes a file through a synced temporary file beside it,
-// renamed into place, with mode perm.
-func writeAtomic(path string, b []byte, perm os.FileMode) (err error) {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*.tmp")
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(f.Name())
-		}
-	}()
-	if _, err := f.Write(b); err != nil {
-		return err
-	}
-	if err := f.Chmod(perm); err != nil {
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(f.Name(), path)
 }

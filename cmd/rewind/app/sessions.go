@@ -25,6 +25,7 @@ import (
 
 	"github.com/rewindtrace/rewind/daemon/api"
 	"github.com/rewindtrace/rewind/daemon/client"
+	"github.com/rewindtrace/rewind/internal/atomicfile"
 	"github.com/rewindtrace/rewind/internal/units"
 	"github.com/rewindtrace/rewind/record"
 	"github.com/rewindtrace/rewind/record/counters"
@@ -462,45 +463,24 @@ func runSnapshotRecord(cliContext *cli.Context) error {
 // snapshotTo receives a snapshot into a temporary file beside file and
 // renames it into place once the daemon's trailer says it is whole, so that
 // file is never a partial snapshot. On any error the temporary file goes.
-func snapshotTo(ctx context.Context, c *client.Client, session, file string) (_ *api.SnapshotReply, err error) {
+func snapshotTo(ctx context.Context, c *client.Client, session, file string) (*api.SnapshotReply, error) {
 	if st, err := os.Stat(file); err == nil && st.IsDir() {
 		return nil, fmt.Errorf("-o %s: a directory: give a file name", file)
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(file), "."+filepath.Base(file)+".*.tmp")
-	if err != nil {
-		return nil, fmt.Errorf("-o %s: %w", file, err)
-	}
-	defer func() {
+	var r *api.SnapshotReply
+	err := atomicfile.Write(file, 0o640, func(tmp io.Writer) error {
+		w := &countingWriter{w: tmp}
+		got, err := c.SnapshotTo(ctx, session, w)
 		if err != nil {
-			tmp.Close()
-			os.Remove(tmp.Name())
+			return err
 		}
-	}()
-	// Chmod, unlike the mode of a create, is not narrowed by the umask.
-	if err := tmp.Chmod(0o640); err != nil {
-		return nil, err
-	}
-	w := &countingWriter{w: tmp}
-	r, err := c.SnapshotTo(ctx, session, w)
-	if err != nil {
-		return nil, err
-	}
-	if w.n != r.Bytes {
-		return nil, fmt.Errorf("snapshot incomplete: received %d of the %d bytes the daemon sent", w.n, r.Bytes)
-	}
-	if err := tmp.Sync(); err != nil {
-		return nil, fmt.Errorf("sync %s: %w", tmp.Name(), err)
-	}
-	if err := tmp.Close(); err != nil {
-		return nil, fmt.Errorf("close %s: %w", tmp.Name(), err)
-	}
-	if err := os.Rename(tmp.Name(), file); err != nil {
-		return nil, fmt.Errorf("rename snapshot into place: %w", err)
-	}
-	if err := syncDir(filepath.Dir(file)); err != nil {
-		return nil, fmt.Errorf("sync directory of %s: %w", file, err)
-	}
-	return r, nil
+		if w.n != got.Bytes {
+			return fmt.Errorf("snapshot incomplete: received %d of the %d bytes the daemon sent", w.n, got.Bytes)
+		}
+		r = got
+		return nil
+	})
+	return r, err
 }
 
 type countingWriter struct {
@@ -512,20 +492,6 @@ func (c *countingWriter) Write(b []byte) (int, error) {
 	n, err := c.w.Write(b)
 	c.n += int64(n)
 	return n, err
-}
-
-// syncDir makes a rename in dir durable; file systems that cannot sync a
-// directory (EINVAL) have nothing to make durable.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil && !errors.Is(err, os.ErrInvalid) && !errors.Is(err, syscall.EINVAL) {
-		return err
-	}
-	return nil
 }
 
 func dial(cliContext *cli.Context) *client.Client { return client.New(cliContext.String("socket")) }
