@@ -12,9 +12,14 @@ package bpf
 //     ordering its reservation relies on;
 //   - rewindRaw and rewindRawCompat: raw tracepoint programs for kernels
 //     without BTF of their own, relocated against a BTF file (--btf), see
-//     RW_TP in include/ring.h.
+//     RW_TP in include/attach.h.
+//
+// And two of the watch programs (watch.bpf.c: triggers and live
+// histograms), which need no fetching atomics: watch (tp_btf) and watchRaw.
 //
 //go:generate go tool bpf2go -cc clang -cflags "-O2 -g -Wall -Werror -mcpu=v3" -target amd64,arm64 -go-package bpf rewind rewind.bpf.c -- -I./include
 //go:generate go tool bpf2go -cc clang -cflags "-O2 -g -Wall -Werror -mcpu=v3 -DRW_NO_FETCH" -target amd64 -go-package bpf rewindCompat rewind.bpf.c -- -I./include
 //go:generate go tool bpf2go -cc clang -cflags "-O2 -g -Wall -Werror -mcpu=v3 -DRW_RAW_TP" -target amd64,arm64 -go-package bpf rewindRaw rewind.bpf.c -- -I./include
 //go:generate go tool bpf2go -cc clang -cflags "-O2 -g -Wall -Werror -mcpu=v3 -DRW_NO_FETCH -DRW_RAW_TP" -target amd64 -go-package bpf rewindRawCompat rewind.bpf.c -- -I./include
+//go:generate go tool bpf2go -cc clang -cflags "-O2 -g -Wall -Werror -mcpu=v3" -target amd64,arm64 -go-package bpf watch watch.bpf.c -- -I./include
+//go:generate go tool bpf2go -cc clang -cflags "-O2 -g -Wall -Werror -mcpu=v3 -DRW_RAW_TP" -target amd64,arm64 -go-package bpf watchRaw watch.bpf.c -- -I./include

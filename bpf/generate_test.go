@@ -31,5 +31,9 @@ func TestGeneratedUpToDate(t *testing.T) {
 		"rewindraw_x86_bpfel.go", "rewindraw_x86_bpfel.o",
 		"rewindraw_arm64_bpfel.go", "rewindraw_arm64_bpfel.o",
 		"rewindrawcompat_x86_bpfel.go", "rewindrawcompat_x86_bpfel.o",
+		"watch_x86_bpfel.go", "watch_x86_bpfel.o",
+		"watch_arm64_bpfel.go", "watch_arm64_bpfel.o",
+		"watchraw_x86_bpfel.go", "watchraw_x86_bpfel.o",
+		"watchraw_arm64_bpfel.go", "watchraw_arm64_bpfel.o",
 	})
 }

@@ -402,7 +402,13 @@ func newFilterKey(kind uint32, id uint64) filterKey {
 // unfiltered and none that both keep is dropped. Events already recorded
 // stay.
 func (o *Objects) SetFilter(f Filter) error {
-	on := o.coll.Variables[rewindVarRwFilterOn]
+	return setFilter(o.coll, o.filterSpec, f)
+}
+
+// setFilter builds f in a new map of filterSpec's and swaps it into coll's
+// rw_filter (include/filter.h).
+func setFilter(coll *ebpf.Collection, filterSpec *ebpf.MapSpec, f Filter) error {
+	on := coll.Variables[rewindVarRwFilterOn]
 	if len(f.PIDs)+len(f.Comms)+len(f.CgroupIDs) == 0 {
 		// The old set stays in place, unused, until the next filter.
 		if err := on.Set(uint32(0)); err != nil {
@@ -410,10 +416,10 @@ func (o *Objects) SetFilter(f Filter) error {
 		}
 		return nil
 	}
-	if n := len(f.PIDs) + len(f.Comms) + len(f.CgroupIDs); n >= int(o.filterSpec.MaxEntries) {
-		return fmt.Errorf("filter: %d pids, names and cgroups; at most %d", n, o.filterSpec.MaxEntries-1)
+	if n := len(f.PIDs) + len(f.Comms) + len(f.CgroupIDs); n >= int(filterSpec.MaxEntries) {
+		return fmt.Errorf("filter: %d pids, names and cgroups; at most %d", n, filterSpec.MaxEntries-1)
 	}
-	set, err := ebpf.NewMap(o.filterSpec)
+	set, err := ebpf.NewMap(filterSpec)
 	if err != nil {
 		return fmt.Errorf("create filter map: %w", err)
 	}
@@ -445,7 +451,7 @@ func (o *Objects) SetFilter(f Filter) error {
 	if err := set.Put(newFilterKey(filterKindFlags, 0), flags); err != nil {
 		return fmt.Errorf("write filter flags: %w", err)
 	}
-	if err := o.coll.Maps[rewindMapRwFilter].Put(uint32(0), set); err != nil {
+	if err := coll.Maps[rewindMapRwFilter].Put(uint32(0), set); err != nil {
 		return fmt.Errorf("install filter: %w", err)
 	}
 	if err := on.Set(uint32(1)); err != nil {

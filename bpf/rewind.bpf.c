@@ -16,6 +16,7 @@
 
 #include "events.h"
 #include "ring.h"
+#include "kernel.h"
 
 char LICENSE[] SEC("license") = "Dual MIT/GPL";
 

@@ -17,6 +17,8 @@
 #ifndef REWIND_RING_H
 #define REWIND_RING_H
 
+#include "attach.h"
+
 #define RW_SLOT_SIZE 64
 #define RW_MAX_PAYLOAD 40	/* bytes of payload in one slot */
 #define RW_MAX_SLOTS 32		/* slots one record may span (a stack sample's) */
@@ -84,8 +86,6 @@ const volatile __u8 rw_tp_argsize[RW_EV_MAX][RW_MAX_ARGS];
 
 /* Changed at run time, without reloading, through the mmapped .data. */
 volatile __u8 rw_enabled[RW_EV_MAX];
-/* Non-zero while a filter is set: programs then consult rw_filter. */
-volatile __u32 rw_filter_on;
 /*
  * Non-zero: a program whose reservation crosses a multiple of
  * 1 << rw_wake_shift slots tells user space through rw_wake (the history
@@ -93,51 +93,7 @@ volatile __u32 rw_filter_on;
  */
 volatile __u32 rw_wake_shift;
 
-#define RW_FILTER_PID 1
-#define RW_FILTER_COMM 2
-#define RW_FILTER_CGROUP 4
-
-/*
- * A filter is one hash map holding its flags and its sets of ids, task
- * names and cgroups. User space builds a new map for every change and swaps
- * it into rw_filter in one update, so a program sees the old filter or the
- * new one, never a mix or an empty one: no moment where events pass
- * unfiltered or matching ones are dropped.
- */
-enum rw_filter_kind {
-	RW_FK_FLAGS = 0,	/* value: RW_FILTER_* flags */
-	RW_FK_ID = 1,		/* id: a tid or tgid */
-	RW_FK_COMM = 2,		/* comm: a task name */
-	RW_FK_CGROUP = 3,	/* id: a cgroup v2 id */
-};
-
-struct rw_filter_key {
-	enum rw_filter_kind kind;	/* 4 bytes */
-	__u32 __pad;
-	union {
-		__u64 id;
-		char comm[16];
-	};
-};
-
-#define RW_FILTER_MAX 2048
-
-/* Keeps the key's definition in BTF: the inner map's spec needs its size. */
-const struct rw_filter_key rw_filter_key_anchor __attribute__((unused));
-
-struct rw_filter_set {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__type(key, struct rw_filter_key);
-	__type(value, __u32);
-	__uint(max_entries, RW_FILTER_MAX);
-};
-
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__array(values, struct rw_filter_set);
-} rw_filter SEC(".maps");
+#include "filter.h"
 
 /* rw_wake carries the CPU whose ring crossed a watermark. */
 struct {
@@ -160,24 +116,6 @@ struct {
 
 #define rw_barrier() asm volatile("" ::: "memory")
 
-/*
- * Programs attach as tp_btf and read the kernel objects their arguments
- * point to directly, typed by the kernel's BTF. Built with RW_RAW_TP, for
- * kernels without BTF of their own (rewind --btf FILE), they attach as raw
- * tracepoints, whose arguments the kernel leaves untyped: every field is
- * then read with bpf_probe_read_kernel at the offset CO-RE relocates against
- * the given BTF. Programs name a tracepoint with RW_TP and read a field of
- * a kernel object with RW_R (or rw_copy_comm for a task name).
- */
-#ifdef RW_RAW_TP
-#define RW_TP(name) SEC("raw_tp/" #name)
-#define RW_R(p, field) BPF_CORE_READ(p, field)
-#define rw_copy_comm(dst, src) bpf_probe_read_kernel((dst), 16, (src))
-#else
-#define RW_TP(name) SEC("tp_btf/" #name)
-#define RW_R(p, field) ((p)->field)
-#define rw_copy_comm(dst, src) __builtin_memcpy((dst), (src), 16)
-#endif
 
 /*
  * rw_mark stores v into a slot's seq so that every store before it (publish)
@@ -382,74 +320,6 @@ static __always_inline void rw_emit(struct rw_draft *d, __u16 type, __u32 size)
 
 /* Filters. Every event passes rw_want_* before it reserves a slot. */
 
-/* rw_filter_get returns the filter set and its flags, or NULL for none. */
-static __always_inline void *rw_filter_get(__u32 *flags)
-{
-	struct rw_filter_key k = {};
-	__u32 zero = 0, *f;
-	void *set;
-
-	set = bpf_map_lookup_elem(&rw_filter, &zero);
-	if (!set)
-		return NULL;
-	k.kind = RW_FK_FLAGS;
-	f = bpf_map_lookup_elem(set, &k);
-	if (!f)
-		return NULL;
-	*flags = *f;
-	return set;
-}
-
-static __always_inline bool rw_filter_has(void *set, __u32 kind, __u64 id)
-{
-	struct rw_filter_key k = {};
-
-	k.kind = kind;
-	k.id = id;
-	return bpf_map_lookup_elem(set, &k) != NULL;
-}
-
-static __always_inline bool rw_filter_comm(void *set, const char *comm)
-{
-	struct rw_filter_key k = {};
-
-	k.kind = RW_FK_COMM;
-	__builtin_memcpy(k.comm, comm, sizeof(k.comm));
-	return bpf_map_lookup_elem(set, &k) != NULL;
-}
-
-static __always_inline bool rw_match_current(void *set, __u32 flags, __u64 pid_tgid)
-{
-	if ((flags & RW_FILTER_PID) && !rw_filter_has(set, RW_FK_ID, pid_tgid >> 32) &&
-	    !rw_filter_has(set, RW_FK_ID, (__u32)pid_tgid))
-		return false;
-	if (flags & RW_FILTER_COMM) {
-		char comm[16] = {};
-
-		bpf_get_current_comm(comm, sizeof(comm));
-		if (!rw_filter_comm(set, comm))
-			return false;
-	}
-	if ((flags & RW_FILTER_CGROUP) && !rw_filter_has(set, RW_FK_CGROUP, bpf_get_current_cgroup_id()))
-		return false;
-	return true;
-}
-
-static __always_inline bool rw_match_task(void *set, __u32 flags, struct task_struct *t)
-{
-	if ((flags & RW_FILTER_PID) && !rw_filter_has(set, RW_FK_ID, RW_R(t, tgid)) && !rw_filter_has(set, RW_FK_ID, RW_R(t, pid)))
-		return false;
-	if (flags & RW_FILTER_COMM) {
-		char comm[16];
-
-		rw_copy_comm(comm, t->comm);
-		if (!rw_filter_comm(set, comm))
-			return false;
-	}
-	if ((flags & RW_FILTER_CGROUP) && !rw_filter_has(set, RW_FK_CGROUP, BPF_CORE_READ(t, cgroups, dfl_cgrp, kn, id)))
-		return false;
-	return true;
-}
 
 /*
  * rw_interrupt_event says whether an event fires in interrupt context as

@@ -10,10 +10,6 @@
 #define RW_REQ_OP_DRV_IN 34
 #define RW_REQ_OP_DRV_OUT 35
 
-struct request___pre515 {
-	struct gendisk *rq_disk;
-} __attribute__((preserve_access_index));
-
 /* rw_req_flag is a request flag bit as the running kernel numbers it. */
 #define rw_req_flag(name) (1U << bpf_core_enum_value(enum req_flag_bits, name))
 
@@ -65,14 +61,9 @@ static __always_inline void rw_fill_rwbs(char *rwbs, __u32 opf)
 
 static __always_inline void rw_fill_rq(struct rw_ev_block_rq_insert *e, struct request *rq)
 {
-	struct gendisk *disk;
 	__u32 opf = RW_R(rq, cmd_flags), op = opf & RW_REQ_OP_MASK;
 
-	if (bpf_core_field_exists(((struct request_queue *)0)->disk))
-		disk = BPF_CORE_READ(rq, q, disk);
-	else
-		disk = BPF_CORE_READ((struct request___pre515 *)rq, rq_disk);
-	e->dev = disk ? ((__u32)BPF_CORE_READ(disk, major) << 20) | (__u32)BPF_CORE_READ(disk, first_minor) : 0;
+	e->dev = rw_rq_dev(rq);
 	e->sector = (op == RW_REQ_OP_DRV_IN || op == RW_REQ_OP_DRV_OUT) ? 0 : RW_R(rq, __sector);
 	e->bytes = RW_R(rq, __data_len);
 	e->rq = (__u64)rq;
@@ -80,27 +71,35 @@ static __always_inline void rw_fill_rq(struct rw_ev_block_rq_insert *e, struct r
 }
 
 RW_TP(block_rq_insert)
-int BPF_PROG(rw_block_rq_insert, struct request *rq)
+int BPF_PROG(rw_block_rq_insert)
 {
 	struct rw_ev_block_rq_insert *e;
 	struct rw_rec r;
 
 	if (!(e = rw_open_current(&r, RW_EV_BLOCK_RQ_INSERT)))
 		return 0;
-	rw_fill_rq(e, rq);
+	/* 5.10 passes (q, rq), 5.11 on (rq) */
+	if (rw_has_arg(RW_EV_BLOCK_RQ_INSERT, 1))
+		rw_fill_rq(e, (struct request *)ctx[1]);
+	else
+		rw_fill_rq(e, (struct request *)ctx[0]);
 	rw_end(&r);
 	return 0;
 }
 
 RW_TP(block_rq_issue)
-int BPF_PROG(rw_block_rq_issue, struct request *rq)
+int BPF_PROG(rw_block_rq_issue)
 {
 	struct rw_ev_block_rq_issue *e;
 	struct rw_rec r;
 
 	if (!(e = rw_open_current(&r, RW_EV_BLOCK_RQ_ISSUE)))
 		return 0;
-	rw_fill_rq((void *)e, rq);
+	/* 5.10 passes (q, rq), 5.11 on (rq) */
+	if (rw_has_arg(RW_EV_BLOCK_RQ_ISSUE, 1))
+		rw_fill_rq((void *)e, (struct request *)ctx[1]);
+	else
+		rw_fill_rq((void *)e, (struct request *)ctx[0]);
 	rw_end(&r);
 	return 0;
 }

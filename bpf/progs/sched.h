@@ -10,17 +10,6 @@
 #define RW_TASK_RTLOCK_WAIT 0x1000
 #define RW_TASK_FROZEN 0x8000
 
-struct task_struct___pre514 {
-	long state;
-} __attribute__((preserve_access_index));
-
-static __always_inline unsigned int rw_task_state(struct task_struct *t)
-{
-	if (bpf_core_field_exists(t->__state))
-		return RW_R(t, __state);
-	return RW_R((struct task_struct___pre514 *)t, state);
-}
-
 /* rw_report_state mirrors __trace_sched_switch_state() in
  * include/trace/events/sched.h: the encoding ftrace, perf and Perfetto use. */
 static __always_inline __u16 rw_report_state(bool preempt, struct task_struct *prev)

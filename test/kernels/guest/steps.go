@@ -69,6 +69,7 @@ func (g *guest) firstPass() {
 	}
 	g.step(result.StepView, readTimeout, g.view)
 	g.step(result.StepAnalyze, readTimeout, g.analyze)
+	g.step(result.StepWatch, startTimeout, g.watch)
 }
 
 // step announces the step on the result port and the console, runs it
@@ -150,6 +151,7 @@ func (g *guest) noBTFPass() {
 		return
 	}
 	g.step(result.StepBTFView, readTimeout, g.view)
+	g.step(result.StepBTFWatch, startTimeout, g.watch)
 }
 
 // hideBTF copies the kernel's BTF to a file and mounts an empty tmpfs

@@ -40,6 +40,11 @@ const (
 	StepBTFChild = "btf-file-child"
 	StepBTFStop  = "btf-file-record-stop"
 	StepBTFView  = "btf-file-view"
+	// StepWatch and StepBTFWatch load the trigger and live histogram
+	// programs (bpf/watch.bpf.c), attach each, and check that a slow
+	// system call fires its trigger exactly once.
+	StepWatch    = "watch"
+	StepBTFWatch = "btf-file-watch"
 	BTFFile      = "/tmp/vmlinux.btf"
 )
 
