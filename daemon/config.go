@@ -8,9 +8,12 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
+	"github.com/rewindtrace/rewind/daemon/api"
 	"github.com/rewindtrace/rewind/internal/units"
 )
 
@@ -96,8 +99,46 @@ func ParseConfig(name string, r io.Reader, base Config) (Config, error) {
 				return cfg, fail(fmt.Errorf("%q: want an absolute path", value))
 			}
 			cfg.TokenFile = value
+		case "alertmanager_sessions":
+			names, all := splitSessions(value)
+			if all && value != "all" {
+				return cfg, fail(fmt.Errorf("%q: want session names, comma-separated, or all", value))
+			}
+			for _, name := range names {
+				if err := api.CheckName("session name", name); err != nil {
+					return cfg, fail(err)
+				}
+			}
+			cfg.AlertmanagerSessions = value
+		case "alertmanager_cooldown":
+			d, err := time.ParseDuration(value)
+			if err != nil || d < 0 {
+				return cfg, fail(fmt.Errorf("%q: want a duration such as 5m, or 0 for none", value))
+			}
+			if d == 0 {
+				d = -1 // none: Config's zero is the default
+			}
+			cfg.AlertmanagerCooldown = d
+		case "retention_max_files":
+			n, err := strconv.Atoi(value)
+			if err != nil || n < 0 {
+				return cfg, fail(fmt.Errorf("%q: want a count, 0 for no cap", value))
+			}
+			cfg.Retention.MaxFiles = n
+		case "retention_max_bytes":
+			size, err := units.ParseSize(value)
+			if err != nil {
+				return cfg, fail(err)
+			}
+			cfg.Retention.MaxBytes = size
+		case "retention_max_age":
+			d, err := time.ParseDuration(value)
+			if err != nil || d < 0 {
+				return cfg, fail(fmt.Errorf("%q: want a duration such as 168h, or 0 for no cap", value))
+			}
+			cfg.Retention.MaxAge = d
 		default:
-			return cfg, fail(fmt.Errorf("no such key (keys: socket, group, output_root, sessions_dir, buffer_size, listen, token_file)"))
+			return cfg, fail(fmt.Errorf("no such key (keys: socket, group, output_root, sessions_dir, buffer_size, listen, token_file, alertmanager_sessions, alertmanager_cooldown, retention_max_files, retention_max_bytes, retention_max_age)"))
 		}
 	}
 	if err := sc.Err(); err != nil {

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestBuiltInConfig(t *testing.T) {
@@ -91,5 +92,39 @@ func TestHTTPNeedsToken(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusUnauthorized || !strings.Contains(string(b), "token_file") {
 		t.Errorf("no token configured: %d %s", resp.StatusCode, b)
+	}
+}
+
+// TestConfigAlertmanager: the webhook's keys, their defaults and their
+// errors.
+func TestConfigAlertmanager(t *testing.T) {
+	cfg, err := ParseConfig("built-in", strings.NewReader(DefaultConfigText), Config{})
+	if err != nil || cfg.AlertmanagerSessions != "all" || cfg.AlertmanagerCooldown != DefaultAlertmanagerCooldown {
+		t.Errorf("built-in: sessions %q, cooldown %v (%v); want all and %v", cfg.AlertmanagerSessions, cfg.AlertmanagerCooldown, err, DefaultAlertmanagerCooldown)
+	}
+	for _, tc := range []struct {
+		text     string
+		sessions string
+		cooldown time.Duration
+	}{
+		{"alertmanager_sessions = web, db\nalertmanager_cooldown = 90s", "web, db", 90 * time.Second},
+		{"alertmanager_cooldown = 0", "", -1}, // none
+	} {
+		cfg, err := ParseConfig("f.conf", strings.NewReader(tc.text), Config{})
+		if err != nil || cfg.AlertmanagerSessions != tc.sessions || cfg.AlertmanagerCooldown != tc.cooldown {
+			t.Errorf("%q: sessions %q, cooldown %v (%v); want %q and %v", tc.text, cfg.AlertmanagerSessions, cfg.AlertmanagerCooldown, err, tc.sessions, tc.cooldown)
+		}
+	}
+	for _, tc := range []struct{ text, says string }{
+		{"alertmanager_sessions =", `f.conf:1: alertmanager_sessions: "": want session names, comma-separated, or all`},
+		{"alertmanager_sessions = web,../etc", `f.conf:1: alertmanager_sessions: session name "../etc"`},
+		{"alertmanager_cooldown = soon", `f.conf:1: alertmanager_cooldown: "soon": want a duration`},
+		{"alertmanager_cooldown = -1m", `f.conf:1: alertmanager_cooldown: "-1m": want a duration`},
+	} {
+		_, err := ParseConfig("f.conf", strings.NewReader(tc.text), Config{})
+		var ce *ConfigError
+		if !errors.As(err, &ce) || !strings.Contains(err.Error(), tc.says) {
+			t.Errorf("%q: %v, want an error saying %q", tc.text, err, tc.says)
+		}
 	}
 }

@@ -20,6 +20,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/rewindtrace/rewind/daemon/api"
+	"github.com/rewindtrace/rewind/internal/retention"
 	"github.com/rewindtrace/rewind/record"
 	"github.com/rewindtrace/rewind/snapshot"
 )
@@ -43,6 +44,16 @@ type Config struct {
 	// SessionsDir holds saved sessions (rewind save), loaded when the
 	// daemon starts; empty: none are kept.
 	SessionsDir string
+	// AlertmanagerSessions are the sessions a firing alert without a
+	// rewind_session label snapshots: names, comma-separated, or "all"
+	// (empty: all). AlertmanagerCooldown is how long a repeat of the same
+	// alert takes nothing (zero: DefaultAlertmanagerCooldown; negative:
+	// no cooldown).
+	AlertmanagerSessions string
+	AlertmanagerCooldown time.Duration
+	// Retention caps each session's snapshot directory unless its create
+	// request sets caps of its own.
+	Retention retention.Policy
 	// Version names the recorder in snapshots.
 	Version string
 }
@@ -69,6 +80,7 @@ type Daemon struct {
 	tcpSrv *http.Server
 	token  string
 	met    *metrics
+	am     *alertmanager
 
 	closeOnce sync.Once
 	closeErr  error
@@ -92,6 +104,7 @@ func New(cfg Config) (_ *Daemon, err error) {
 	d := &Daemon{cfg: cfg, started: time.Now(), m: newManager(cfg), gid: groupID(cfg.Group)}
 	d.met = newMetrics(d)
 	d.m.observe = d.met.observe
+	d.am = newAlertmanager(d)
 	defer func() {
 		if err != nil {
 			d.Close()

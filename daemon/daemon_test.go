@@ -51,6 +51,19 @@ func TestMain(m *testing.M) {
 			fmt.Println(n)
 		}
 		os.Exit(0)
+	case "sleep":
+		sleeper()
+	case "hog":
+		// Spin on the pinned thread for the duration given as argument.
+		if err := testchild.Pin(); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(2)
+		}
+		d, _ := time.ParseDuration(os.Getenv("REWIND_TEST_SPIN"))
+		fmt.Println(syscall.Gettid())
+		for start := time.Now(); time.Since(start) < d; {
+		}
+		os.Exit(0)
 	case "client":
 		c := client.New(os.Getenv("REWIND_TEST_SOCKET"))
 		var err error

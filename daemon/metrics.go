@@ -9,21 +9,24 @@ import (
 )
 
 // metrics are the daemon's Prometheus metrics, on a registry of its own:
-// the sessions' figures read from their recorders at each scrape, and the
-// durations of the snapshots the daemon took. Safe for concurrent use.
+// the sessions' figures read from their recorders at each scrape, the
+// durations of the snapshots the daemon took, and the summaries of their
+// counters' samples between scrapes (countersummary.go). Safe for
+// concurrent use.
 type metrics struct {
 	reg       *prometheus.Registry
 	snapshots *prometheus.HistogramVec
+	counters  *counterSummary
 }
 
 func newMetrics(d *Daemon) *metrics {
-	m := &metrics{reg: prometheus.NewRegistry()}
+	m := &metrics{reg: prometheus.NewRegistry(), counters: newCounterSummary(d)}
 	m.snapshots = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name:    "rewind_snapshot_duration_seconds",
 		Help:    "Time from a snapshot's request to its file (or stream) being complete, by session.",
 		Buckets: prometheus.ExponentialBuckets(0.01, 2, 12), // 10 ms to 20 s
 	}, []string{"session"})
-	m.reg.MustRegister(m.snapshots, &sessionCollector{d: d}, prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+	m.reg.MustRegister(m.snapshots, &sessionCollector{d: d}, m.counters, &liveCollector{d: d}, prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name:        "rewind_build_info",
 		Help:        "The daemon's build: 1, labelled with rewind's version and Go's.",
 		ConstLabels: prometheus.Labels{"version": d.cfg.Version, "goversion": runtime.Version()},

@@ -30,9 +30,10 @@ func (s *session) definition() (api.Definition, error) {
 		return api.Definition{}, err
 	}
 	d := api.Definition{Format: api.DefinitionFormat, Name: s.name, BufferSize: s.req.BufferSize, Output: s.output,
-		History: s.req.History, Memory: s.req.Memory, Events: events,
+		History: s.req.History, Memory: s.req.Memory, Retention: s.req.Retention, Events: events,
 		Tracked:  api.TrackRequest{PIDs: s.tracked.pids, Comms: s.tracked.comms, Cgroups: s.tracked.cgroups},
-		Counters: []string{}, Start: st.State == record.Recording}
+		Counters: []string{}, Start: st.State == record.Recording,
+		Triggers: s.watch.requests(), Histograms: s.watch.histograms()}
 	if d.Events == nil {
 		d.Events = []string{}
 	}
@@ -50,7 +51,7 @@ func (m *manager) load(def api.Definition) (_ *session, err error) {
 	if def.Format != api.DefinitionFormat {
 		return nil, failf(http.StatusBadRequest, "session definition format %d: this rewind reads format %d", def.Format, api.DefinitionFormat)
 	}
-	s, err := m.create(api.CreateRequest{Name: def.Name, BufferSize: def.BufferSize, Output: def.Output, History: def.History, Memory: def.Memory})
+	s, err := m.create(api.CreateRequest{Name: def.Name, BufferSize: def.BufferSize, Output: def.Output, History: def.History, Memory: def.Memory, Retention: def.Retention})
 	if err != nil {
 		return nil, err
 	}
@@ -72,6 +73,16 @@ func (m *manager) load(def api.Definition) (_ *session, err error) {
 	}
 	if len(def.Counters) > 0 {
 		if err := s.counters(def.Counters, false); err != nil {
+			return nil, err
+		}
+	}
+	for _, t := range def.Triggers {
+		if err := s.watch.add(t); err != nil {
+			return nil, err
+		}
+	}
+	if len(def.Histograms) > 0 {
+		if err := s.watch.setHistograms(def.Histograms, false); err != nil {
 			return nil, err
 		}
 	}

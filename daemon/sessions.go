@@ -18,6 +18,7 @@ import (
 	"github.com/cilium/ebpf"
 
 	"github.com/rewindtrace/rewind/daemon/api"
+	"github.com/rewindtrace/rewind/internal/retention"
 	"github.com/rewindtrace/rewind/internal/units"
 	"github.com/rewindtrace/rewind/record"
 	"github.com/rewindtrace/rewind/snapshot"
@@ -61,13 +62,20 @@ type session struct {
 	rec     *record.Recorder
 	started bool
 	tracked tracked
+	// watch holds the triggers and live histograms.
+	watch *watcher
+	// retention caps output after each snapshot; retMu runs one pass at a
+	// time.
+	retention retention.Policy
+	retMu     sync.Mutex
 }
 
 // tracked is the session's filter as track and untrack left it.
 type tracked struct {
-	pids    []uint32
-	comms   []string
-	cgroups []string
+	pids      []uint32
+	comms     []string
+	cgroups   []string
+	cgroupIDs []uint64 // of cgroups
 }
 
 func newManager(cfg Config) *manager {
@@ -106,7 +114,16 @@ func (m *manager) create(req api.CreateRequest) (*session, error) {
 		return nil, failf(http.StatusConflict, "session %q exists already", req.Name)
 	}
 	// Reserve the name while the recorder loads, outside the lock.
-	s := &session{name: req.Name, output: req.Output, req: req, observe: m.observe}
+	s := &session{name: req.Name, output: req.Output, req: req, observe: m.observe, retention: m.cfg.Retention}
+	if r := req.Retention; r != nil {
+		if r.MaxFiles < 0 || r.MaxAge < 0 {
+			m.mu.Lock()
+			delete(m.sessions, req.Name)
+			m.mu.Unlock()
+			return nil, failf(http.StatusBadRequest, "retention: max files and max age cannot be negative")
+		}
+		s.retention = retention.Policy{MaxFiles: r.MaxFiles, MaxBytes: r.MaxBytes, MaxAge: r.MaxAge.D()}
+	}
 	m.sessions[req.Name] = s
 	m.mu.Unlock()
 	ok := false
@@ -139,6 +156,7 @@ func (m *manager) create(req api.CreateRequest) (*session, error) {
 		return nil, err
 	}
 	s.rec = rec
+	s.watch = newWatcher(s)
 	ok = true
 	return s, nil
 }
@@ -154,7 +172,7 @@ func (m *manager) destroy(name string) error {
 	if !ok || s.rec == nil {
 		return failf(http.StatusNotFound, "no session %q (rewind status lists them)", name)
 	}
-	return s.rec.Close()
+	return errors.Join(s.watch.close(), s.rec.Close())
 }
 
 // list returns the sessions in name order (those still loading left out).
@@ -220,10 +238,21 @@ func (s *session) track(req api.TrackRequest, remove bool) error {
 		next.comms = union(next.comms, req.Comms)
 		next.cgroups = union(next.cgroups, req.Cgroups)
 	}
+	next.cgroupIDs = nil
+	for _, c := range next.cgroups {
+		id, err := record.CgroupID(c)
+		if err != nil {
+			return failf(http.StatusBadRequest, "%v", err)
+		}
+		next.cgroupIDs = append(next.cgroupIDs, id)
+	}
 	if err := s.rec.SetFilter(next.pids, next.comms, next.cgroups); err != nil {
 		return failf(http.StatusBadRequest, "%v", err)
 	}
 	s.tracked = next
+	if err := s.watch.setFilter(s.watchFilter()); err != nil {
+		return fmt.Errorf("live histograms: %w", err)
+	}
 	return nil
 }
 
@@ -309,7 +338,30 @@ func (s *session) snapshot(ctx context.Context, req api.SnapshotRequest, trig sn
 	if s.observe != nil {
 		s.observe(s.name, time.Since(start))
 	}
-	return &api.SnapshotReply{Session: s.name, Path: res.Path, Bytes: res.Bytes, Events: res.Events, Lost: res.Lost, Samples: res.Samples}, nil
+	rep := &api.SnapshotReply{Session: s.name, Path: res.Path, Bytes: res.Bytes, Events: res.Events, Lost: res.Lost, Samples: res.Samples}
+	if w == nil {
+		rep.Removed = s.retain()
+	}
+	return rep, nil
+}
+
+// retain applies the session's retention caps to its output directory and
+// returns what it deleted; a failure is logged, not the snapshot's.
+func (s *session) retain() []string {
+	p := s.retention
+	if p.MaxFiles == 0 && p.MaxBytes == 0 && p.MaxAge == 0 {
+		return nil
+	}
+	s.retMu.Lock()
+	defer s.retMu.Unlock()
+	res, err := retention.Apply(s.output, p, time.Now())
+	if err != nil {
+		logf("session %s: retention in %s: %v", s.name, s.output, err)
+	}
+	for _, path := range res.Removed {
+		logf("session %s: retention removed %s", s.name, path)
+	}
+	return res.Removed
 }
 
 // state renders the session for the API.
@@ -327,7 +379,13 @@ func (s *session) state() (api.Session, error) {
 	out := api.Session{Name: s.name, State: stateName(st.State, s.started), Output: s.output, BufferSize: s.rec.BufferBytes(),
 		History: s.req.History, Memory: s.req.Memory, Events: events, Unavailable: s.rec.Unavailable(),
 		Tracked:  api.TrackRequest{PIDs: s.tracked.pids, Comms: s.tracked.comms, Cgroups: s.tracked.cgroups},
-		Counters: []string{}, Stats: &st}
+		Counters: []string{}, Stats: &st, Histograms: s.watch.histograms()}
+	if p := s.retention; p != (retention.Policy{}) {
+		out.Retention = &api.Retention{MaxFiles: p.MaxFiles, MaxBytes: p.MaxBytes, MaxAge: api.Duration(p.MaxAge)}
+	}
+	for _, t := range s.watch.requests() {
+		out.Triggers = append(out.Triggers, t.Name)
+	}
 	if out.Events == nil {
 		out.Events = []string{}
 	}

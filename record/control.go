@@ -183,6 +183,16 @@ func (r *Recorder) Filter() (snapshot.Filter, error) {
 
 // cgroupPath resolves a cgroup given absolutely or relative to the cgroup2
 // mount.
+// CgroupID returns the id of a cgroup v2 given as for the filter: a path,
+// or a path under the cgroup2 mount.
+func CgroupID(c string) (uint64, error) {
+	path, err := cgroupPath(c)
+	if err != nil {
+		return 0, err
+	}
+	return sysx.CgroupID(path)
+}
+
 func cgroupPath(c string) (string, error) {
 	if filepath.IsAbs(c) {
 		if _, err := os.Stat(c); err == nil {

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # deps.sh TOOLSET... installs the Debian packages a make target needs, only
 # when something is missing. Toolsets: bpf (clang, llvm-strip, libbpf
-# headers, bpftool), test (what tests run: ip, unshare, promtool, systemd-analyze), perf
+# headers, bpftool), test (what tests run: ip, unshare, promtool, systemd-analyze,
+# prometheus-alertmanager), perf
 # (perf, for benchmarks and ground truth).
 set -euo pipefail
 
@@ -19,6 +20,7 @@ for set in "$@"; do
 		have ip || pkgs+=(iproute2)
 		have unshare || pkgs+=(util-linux)
 		have promtool || pkgs+=(prometheus)
+		have prometheus-alertmanager || pkgs+=(prometheus-alertmanager)
 		have systemd-analyze || pkgs+=(systemd)
 		;;
 	perf)
@@ -57,4 +59,8 @@ fi
 # where systemd runs: stop and disable the service this install started.
 if [[ " ${pkgs[*]} " == *" prometheus "* ]] && have systemctl && systemctl is-active -q prometheus 2>/dev/null; then
 	$sudo systemctl disable --now prometheus >/dev/null 2>&1 || true
+fi
+# Likewise the Alertmanager service: the tests run their own.
+if [[ " ${pkgs[*]} " == *" prometheus-alertmanager "* ]] && have systemctl && systemctl is-active -q prometheus-alertmanager 2>/dev/null; then
+	$sudo systemctl disable --now prometheus-alertmanager >/dev/null 2>&1 || true
 fi

@@ -79,6 +79,39 @@ type Trigger struct {
 	Kind   string `json:"kind"`
 	Signal string `json:"signal,omitempty"`
 	Detail string `json:"detail,omitempty"`
+	// Firing is the condition that fired, for kind "condition" (a trigger
+	// set on a session, or an Alertmanager alert).
+	Firing *Firing `json:"firing,omitempty"`
+}
+
+// Firing is one firing of a trigger: the condition, and the event that
+// matched it.
+type Firing struct {
+	Trigger   string `json:"trigger"`   // the trigger's name
+	Condition string `json:"condition"` // as it was given, e.g. "syscall > 50ms"
+	// TS is when the matching event happened (CLOCK_BOOTTIME ns): for a
+	// latency, its end.
+	TS  uint64 `json:"ts_ns"`
+	CPU int    `json:"cpu"`
+	TID uint32 `json:"tid,omitempty"`
+	PID uint32 `json:"pid,omitempty"`
+	// Comm is the matching task's name.
+	Comm string `json:"comm,omitempty"`
+	// Value is what crossed the threshold, in Unit: a latency in ns, a
+	// signal number, an exit status, a counter's value.
+	Value float64 `json:"value"`
+	Unit  string  `json:"unit,omitempty"`
+	// What names the matching event's subject: the system call, the
+	// signal, the device and operation, the counter.
+	What string `json:"what,omitempty"`
+	// Count is how many times the condition has matched since the trigger
+	// was set, this firing included; a rate policy may have passed some.
+	Count uint64 `json:"count,omitempty"`
+	// DelayNS is how long recording went on after the firing before the
+	// snapshot was taken (the post-trigger delay).
+	DelayNS uint64 `json:"delay_ns,omitempty"`
+	// Labels are an Alertmanager alert's labels.
+	Labels map[string]string `json:"labels,omitempty"`
 }
 
 // Recording is the configuration the events were recorded with.

@@ -18,7 +18,7 @@ import (
 // table first, then chunks. A Writer is not safe for concurrent use.
 type Writer struct {
 	f      *os.File // nil for a stream
-	name   string   // what errors call the destination
+	name   string   // what errors call the destination: its path, not the temporary file's
 	bw     *bufio.Writer
 	path   string
 	off    uint64
@@ -37,7 +37,7 @@ func Create(path string) (_ *Writer, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("create snapshot: %w", err)
 	}
-	w := &Writer{f: f, name: f.Name(), bw: bufio.NewWriterSize(f, 1<<20), path: path}
+	w := &Writer{f: f, name: path, bw: bufio.NewWriterSize(f, 1<<20), path: path}
 	h := marshalFileHeader()
 	w.write(h[:])
 	if w.err != nil {
@@ -63,7 +63,7 @@ func (w *Writer) write(b []byte) {
 		return
 	}
 	if _, err := w.bw.Write(b); err != nil {
-		w.err = fmt.Errorf("write %s: %w", w.name, err)
+		w.err = w.fail("write", err)
 		return
 	}
 	w.off += uint64(len(b))
@@ -148,17 +148,17 @@ func (w *Writer) Commit() (err error) {
 		return w.err
 	}
 	if err := w.bw.Flush(); err != nil {
-		return fmt.Errorf("write %s: %w", w.name, err)
+		return w.fail("write", err)
 	}
 	if w.f == nil {
 		w.closed = true
 		return nil
 	}
 	if err := w.f.Sync(); err != nil {
-		return fmt.Errorf("sync %s: %w", w.f.Name(), err)
+		return w.fail("sync", err) // delayed allocation may find the disk full only now
 	}
 	if err := w.f.Close(); err != nil {
-		return fmt.Errorf("close %s: %w", w.f.Name(), err)
+		return w.fail("close", err)
 	}
 	if err := os.Rename(w.f.Name(), w.path); err != nil {
 		return fmt.Errorf("rename snapshot into place: %w", err)
@@ -172,6 +172,16 @@ func (w *Writer) Commit() (err error) {
 		}
 	}
 	return nil
+}
+
+// fail names the destination in err, an operation's error on the file or
+// stream behind it: "write /var/x.rwd: no space left on device", rather
+// than the temporary file, which Abort removes, named twice.
+func (w *Writer) fail(op string, err error) error {
+	if pe, ok := err.(*os.PathError); ok && w.f != nil {
+		err = pe.Err
+	}
+	return fmt.Errorf("%s %s: %w", op, w.name, err)
 }
 
 // Abort removes the temporary file (a stream's Writer writes nothing

@@ -45,7 +45,7 @@ var (
 	rounds    = flag.Int("rounds", 5, "rounds; each runs every variant once, in shuffled order")
 	bufMiB    = flag.Int("buffer-mib", 64, "ring size per CPU for every tracer, MiB")
 	outFile   = flag.String("o", "", "also write the markdown report to this file")
-	sections  = flag.String("sections", "record,snapshots,history,tier,analysis,counters,daemon", "which sections to run, comma-separated")
+	sections  = flag.String("sections", "record,snapshots,history,tier,analysis,counters,daemon,triggers", "which sections to run, comma-separated")
 )
 
 const tracepoints = "sched:sched_switch,raw_syscalls:sys_enter,raw_syscalls:sys_exit"
@@ -120,10 +120,10 @@ func run() error {
 	on := map[string]bool{}
 	for _, sec := range strings.Split(*sections, ",") {
 		switch sec {
-		case "record", "snapshots", "history", "tier", "analysis", "counters", "daemon":
+		case "record", "snapshots", "history", "tier", "analysis", "counters", "daemon", "triggers":
 			on[sec] = true
 		default:
-			return fmt.Errorf("-sections: unknown section %q (record, snapshots, history, tier, analysis, counters, daemon)", sec)
+			return fmt.Errorf("-sections: unknown section %q (record, snapshots, history, tier, analysis, counters, daemon, triggers)", sec)
 		}
 	}
 	var report string
@@ -168,6 +168,13 @@ func run() error {
 			return err
 		}
 		report += dr.render()
+	}
+	if on["triggers"] {
+		tr, err := triggerCost(dir)
+		if err != nil {
+			return err
+		}
+		report += tr
 	}
 	if on["analysis"] {
 		a, err := analysisBench(dir)

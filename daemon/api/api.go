@@ -44,6 +44,17 @@ type CreateRequest struct {
 	// Memory caps it in bytes.
 	History Duration `json:"history,omitempty"`
 	Memory  uint64   `json:"memory,omitempty"`
+	// Retention caps the snapshots in Output after each one the session
+	// writes, deleting the oldest first (only files rewind wrote); nil:
+	// the daemon's caps.
+	Retention *Retention `json:"retention,omitempty"`
+}
+
+// Retention caps the snapshots in a directory; a zero field sets no cap.
+type Retention struct {
+	MaxFiles int      `json:"max_files,omitempty"`
+	MaxBytes uint64   `json:"max_bytes,omitempty"`
+	MaxAge   Duration `json:"max_age,omitempty"`
 }
 
 // EventsRequest enables or disables events and groups:
@@ -92,6 +103,8 @@ type SnapshotReply struct {
 	Samples uint64 `json:"samples"`
 	// Error, in a streamed snapshot's trailer, says why it stopped short.
 	Error string `json:"error,omitempty"`
+	// Removed are the older snapshots retention deleted after this one.
+	Removed []string `json:"removed,omitempty"`
 }
 
 // Session is a session's state: GET /v1/sessions/NAME, and the reply of
@@ -109,6 +122,13 @@ type Session struct {
 	Unavailable map[string]string `json:"unavailable,omitempty"`
 	Tracked     TrackRequest      `json:"tracked"`
 	Counters    []string          `json:"counters"`
+	// Retention is the caps on the session's snapshot directory (nil:
+	// none).
+	Retention *Retention `json:"retention,omitempty"`
+	// Triggers are the session's trigger names; Histograms its live
+	// histograms.
+	Triggers   []string `json:"triggers,omitempty"`
+	Histograms []string `json:"histograms,omitempty"`
 	// Stats are the recorder's figures (record.Stats): events, losses and
 	// ring fill per CPU, history, memory, snapshots.
 	Stats *record.Stats `json:"stats,omitempty"`
@@ -127,11 +147,15 @@ type Definition struct {
 	Output     string       `json:"output,omitempty"`
 	History    Duration     `json:"history,omitempty"`
 	Memory     uint64       `json:"memory,omitempty"`
+	Retention  *Retention   `json:"retention,omitempty"`
 	Events     []string     `json:"events"`
 	Tracked    TrackRequest `json:"tracked"`
 	// Counters are sources with their rates, as NAME@HZ.
 	Counters []string `json:"counters"`
-	Start    bool     `json:"start"`
+	// Triggers and Histograms (live) are set when the session loads.
+	Triggers   []TriggerRequest `json:"triggers,omitempty"`
+	Histograms []string         `json:"histograms,omitempty"`
+	Start      bool             `json:"start"`
 }
 
 // DefinitionFormat is the version of saved session files.

@@ -211,3 +211,24 @@ func (c *Client) SnapshotTo(ctx context.Context, name string, w io.Writer) (*api
 	}
 	return &r, nil
 }
+
+// AddTrigger adds a trigger to a session and returns its triggers.
+func (c *Client) AddTrigger(ctx context.Context, session string, req api.TriggerRequest) (*api.Triggers, error) {
+	var out api.Triggers
+	err := c.do(ctx, http.MethodPost, sessionPath(session, "triggers"), req, &out)
+	return &out, err
+}
+
+// Triggers lists a session's triggers and what they did.
+func (c *Client) Triggers(ctx context.Context, session string) (*api.Triggers, error) {
+	var out api.Triggers
+	err := c.do(ctx, http.MethodGet, sessionPath(session, "triggers"), nil, &out)
+	return &out, err
+}
+
+// RemoveTrigger removes a session's trigger.
+func (c *Client) RemoveTrigger(ctx context.Context, session, name string) (*api.Triggers, error) {
+	var out api.Triggers
+	err := c.do(ctx, http.MethodDelete, sessionPath(session, "triggers", name), nil, &out)
+	return &out, err
+}

@@ -7,8 +7,10 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"math"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -147,6 +149,9 @@ func Text(w io.Writer, info *Info, m *snapshot.Meta) error {
 	fmt.Fprintf(tw, "host:\t%s, %s %s (%s), %d CPUs\n", info.Host, info.Kernel.Sysname, info.Kernel.Release, info.Kernel.Machine, info.CPUs)
 	fmt.Fprintf(tw, "recorder:\t%s\n", info.Recorder)
 	fmt.Fprintf(tw, "trigger:\t%s at %s\n", trigger, wall(info.TakenNS))
+	if f := info.Trigger.Firing; f != nil {
+		printFiring(tw, f, info.FirstNS, wall)
+	}
 	fmt.Fprintf(tw, "span:\t%s to %s (%.3f s)\n", wall(info.FirstNS), wall(info.LastNS), float64(info.DurationNS)/1e9)
 	fmt.Fprintf(tw, "recording:\t%s\n", strings.Join(info.Recording.Events, ","))
 	fmt.Fprintf(tw, "buffer:\t%s per CPU (%d slots of %d bytes); filter: %s\n", units.FormatSize(info.Recording.BufferBytes), info.Recording.SlotsPerCPU, info.Recording.SlotSize, filter)
@@ -196,6 +201,98 @@ func Text(w io.Writer, info *Info, m *snapshot.Meta) error {
 		fmt.Fprintf(w, "damaged: %d byte ranges (see the warnings above); events there are not counted\n", len(info.Damaged))
 	}
 	return nil
+}
+
+// printFiring describes the trigger's firing under the trigger line: the
+// condition, the matching event's time (from the first event, and wall
+// time) and task, what crossed the threshold, and the delay before the
+// snapshot was taken.
+func printFiring(tw io.Writer, f *snapshot.Firing, first uint64, wall func(uint64) string) {
+	cond := f.Condition
+	if f.Trigger != "" {
+		cond = f.Trigger + ": " + cond
+	}
+	if f.Count > 0 {
+		cond += fmt.Sprintf(" (match %d since the trigger was set)", f.Count)
+	}
+	fmt.Fprintf(tw, "fired:\t%s\n", cond)
+	if f.TS != 0 {
+		at := wall(f.TS)
+		if first != 0 {
+			at = signedSeconds(int64(f.TS-first)) + " from the first event (" + at + ")"
+		}
+		fmt.Fprintf(tw, "  at:\t%s\n", at)
+	}
+	// An alert matched no event: no CPU (-1), no task, no value.
+	var task []string
+	if f.CPU >= 0 {
+		task = append(task, fmt.Sprintf("cpu %d", f.CPU))
+	}
+	if f.TID != 0 {
+		task = append(task, fmt.Sprintf("tid %d", f.TID))
+	}
+	if f.PID != 0 {
+		task = append(task, fmt.Sprintf("pid %d", f.PID))
+	}
+	if f.Comm != "" {
+		task = append(task, f.Comm)
+	}
+	if len(task) > 0 {
+		fmt.Fprintf(tw, "  task:\t%s\n", strings.Join(task, ", "))
+	}
+	if f.Value != 0 || f.Unit != "" || f.What != "" {
+		value := formatValue(f.Value, f.Unit)
+		if f.What != "" {
+			value = f.What + " " + value
+		}
+		fmt.Fprintf(tw, "  value:\t%s\n", value)
+	}
+	if f.DelayNS > 0 {
+		fmt.Fprintf(tw, "  delay:\tsnapshot taken %s after the firing\n", formatNS(f.DelayNS))
+	}
+	if len(f.Labels) > 0 {
+		var labels []string
+		for _, k := range slices.Sorted(maps.Keys(f.Labels)) {
+			labels = append(labels, k+"="+f.Labels[k])
+		}
+		fmt.Fprintf(tw, "  labels:\t%s\n", strings.Join(labels, ", "))
+	}
+}
+
+// signedSeconds prints ns as seconds with a sign and every digit:
+// +1.250000000s.
+func signedSeconds(ns int64) string {
+	sign := "+"
+	if ns < 0 {
+		sign, ns = "-", -ns
+	}
+	return fmt.Sprintf("%s%d.%09ds", sign, ns/1e9, ns%1e9)
+}
+
+// formatValue prints a firing's value in its unit: a duration for ns, a
+// size for bytes, the number and the unit otherwise.
+func formatValue(v float64, unit string) string {
+	switch {
+	case unit == "ns" && v >= 0 && v < math.MaxInt64:
+		return formatNS(uint64(v))
+	case unit == "bytes" && v >= 0 && v < math.MaxUint64:
+		return units.FormatSize(uint64(v))
+	case unit == "":
+		return strconv.FormatFloat(v, 'g', -1, 64)
+	}
+	return strconv.FormatFloat(v, 'g', -1, 64) + " " + unit
+}
+
+// formatNS prints a duration to four significant digits: 102.3ms, 1.5µs.
+func formatNS(ns uint64) string {
+	if ns > math.MaxInt64 {
+		return strconv.FormatUint(ns, 10) + "ns"
+	}
+	round := uint64(1)
+	for n := ns; n >= 10000; n /= 10 {
+		round *= 10
+	}
+	return time.Duration(ns).Round(time.Duration(round)).String()
 }
 
 // printCounters lists the counter series and what the sampler reported.

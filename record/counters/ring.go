@@ -30,6 +30,7 @@ type stream struct {
 	last   *segment   // holds the latest sample; the slots missed after it count there
 	due    int64      // CLOCK_BOOTTIME ns at which the next sample is due
 	fresh  bool       // the next sample starts the grid
+	begun  bool       // the latest sample started the grid or new fields (Sample.Fresh)
 	origin int64
 	slot   int64 // the latest sample's slot
 	missed uint64
@@ -74,6 +75,7 @@ func (st *stream) sample(keep time.Duration) error {
 	if changed {
 		st.newSegment(keep, ts)
 	}
+	st.begun = st.fresh || changed
 	if st.fresh {
 		st.origin, st.slot, st.fresh = ts, 0, false
 	} else {

@@ -51,8 +51,9 @@ const maxSleep = 100 * time.Millisecond
 // A Sampler made by New samples once started; Stop pauses it (the rings
 // and their samples stay, and the thread is gone), Start resumes it, and
 // sources can be added and removed at any time. All its methods are safe
-// for concurrent use. After Close, Start, Stop, Add and Remove return
-// ErrClosed (os.ErrClosed); Series and Sources return nil and Bytes 0, the
+// for concurrent use. Tap hands each sample to a consumer as it is taken.
+// After Close, Start, Stop, Add, Remove and Tap return ErrClosed
+// (os.ErrClosed); Series and Sources return nil and Bytes 0, the
 // rings being freed; Keep, Unavailable and Stats keep reporting what they
 // last did. No method touches a source's file descriptors once closed.
 type Sampler struct {
@@ -69,6 +70,8 @@ type Sampler struct {
 	cpu     time.Duration // the sampling thread's, as of its last wake-up
 	gone    uint64        // missed samples of removed sources
 	err     error
+	taps    []tapFn // see Tap
+	tapID   uint64
 }
 
 // New opens the sources cfg names, ready to sample from Start on. A
@@ -258,7 +261,11 @@ func (s *Sampler) loop() {
 			if st.due > now {
 				continue
 			}
-			if err := st.sample(s.cfg.Keep); err != nil && s.err == nil {
+			err := st.sample(s.cfg.Keep)
+			switch {
+			case err == nil:
+				s.tap(st)
+			case s.err == nil:
 				s.err = fmt.Errorf("counter source %q: %w", st.src.Name, err)
 			}
 		}
@@ -485,6 +492,7 @@ func (s *Sampler) Close() error {
 			errs = append(errs, st.src.close())
 		}
 		s.streams = nil
+		s.taps = nil
 	}
 	// Until the loop has given its P back.
 	for s.running {

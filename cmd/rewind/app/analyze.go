@@ -27,6 +27,7 @@ func selectionFlags() []cli.Flag {
 		&cli.StringFlag{Name: "from", Usage: "start this long after the first event (1.5s), or before the last (-2s)"},
 		&cli.StringFlag{Name: "to", Usage: "stop this long after the first event, or before the last"},
 		&cli.DurationFlag{Name: "last", Usage: "only the last D of the snapshot (same as --from -D)"},
+		aroundFlag(),
 		&cli.Float64Flag{Name: "error", Value: 0.01, Usage: "largest relative error of the histograms' values"},
 		&cli.StringFlag{Name: "format", Aliases: []string{"f"}, Value: "text", Usage: "text, json or openmetrics"},
 		&cli.IntFlag{Name: "top", Value: 10, Usage: "rows per dimension in text output"},
@@ -57,7 +58,7 @@ func analyzeFile(cliContext *cli.Context, path string) (*analysisRun, error) {
 	if err != nil {
 		return nil, err
 	}
-	opts, err := analyzeOptions(cliContext, r)
+	opts, err := analyzeOptions(cliContext, r, path)
 	if err != nil {
 		r.Close()
 		return nil, err
@@ -78,7 +79,7 @@ func analyzeFile(cliContext *cli.Context, path string) (*analysisRun, error) {
 	return run, nil
 }
 
-func analyzeOptions(cliContext *cli.Context, r *snapshot.Reader) (analyze.Options, error) {
+func analyzeOptions(cliContext *cli.Context, r *snapshot.Reader, path string) (analyze.Options, error) {
 	var opts analyze.Options
 	var err error
 	if top := cliContext.Int("top"); top < 1 {
@@ -106,6 +107,9 @@ func analyzeOptions(cliContext *cli.Context, r *snapshot.Reader) (analyze.Option
 		}
 		opts.CPUs = append(opts.CPUs, n)
 	}
+	if err := aroundConflict(cliContext, "from", "to", "last"); err != nil {
+		return opts, err
+	}
 	from, to := cliContext.String("from"), cliContext.String("to")
 	if last := cliContext.Duration("last"); last != 0 {
 		if from != "" || last < 0 {
@@ -113,11 +117,50 @@ func analyzeOptions(cliContext *cli.Context, r *snapshot.Reader) (analyze.Option
 		}
 		from = "-" + last.String()
 	}
-	first, lastTS := r.Span()
-	if opts.Range, err = snapshot.ParseRange(from, to, first, lastTS); err != nil {
-		return opts, rangeFlagError(err)
+	opts.Range, err = timeRange(cliContext, r, path, from, to)
+	return opts, err
+}
+
+// aroundFlag is --around, which view, analyze and diff take instead of
+// --from and --to.
+func aroundFlag() cli.Flag {
+	return &cli.StringFlag{Name: "around", Usage: "only events within D either side of the trigger's firing (trigger:200ms; " +
+		"a snapshot without one uses when it was taken, and says so) or of when the snapshot was taken (taken:1s); not with --from or --to"}
+}
+
+// aroundConflict names --around and the first of flags given with it.
+func aroundConflict(cliContext *cli.Context, flags ...string) error {
+	if !cliContext.IsSet("around") {
+		return nil
 	}
-	return opts, nil
+	for _, f := range flags {
+		if cliContext.IsSet(f) {
+			return fmt.Errorf("--around and --%s: give one or the other", f)
+		}
+	}
+	return nil
+}
+
+// timeRange resolves --around, or else the bounds from and to, against the
+// span of the snapshot r read from path. When --around trigger:D finds no
+// firing in the snapshot it says on stderr that it used the moment the
+// snapshot was taken.
+func timeRange(cliContext *cli.Context, r *snapshot.Reader, path, from, to string) (snapshot.Range, error) {
+	first, last := r.Span()
+	if !cliContext.IsSet("around") {
+		rng, err := snapshot.ParseRange(from, to, first, last)
+		return rng, rangeFlagError(err)
+	}
+	around := cliContext.String("around")
+	rng, noFiring, err := snapshot.AroundRange(around, r.Meta(), first, last)
+	if err != nil {
+		return rng, rangeFlagError(err)
+	}
+	if noFiring {
+		fmt.Fprintf(cliContext.App.ErrWriter, "rewind: note: %s records no trigger firing (trigger %s); --around %s is around the moment the snapshot was taken\n",
+			path, r.Meta().Trigger.Kind, around)
+	}
+	return rng, nil
 }
 
 func parseIDs(flag, s string) ([]uint32, error) {
@@ -148,13 +191,14 @@ func runAnalyze(cliContext *cli.Context) error {
 	if err := reportDamage(run.r, run.path, cliContext.Bool("strict")); err != nil {
 		return err
 	}
+	w := cliContext.App.Writer
 	switch format {
 	case "json":
-		return report.WriteJSON(os.Stdout, run.snap, run.res)
+		return report.WriteJSON(w, run.snap, run.res)
 	case "openmetrics":
-		return openmetrics.Write(os.Stdout, run.res, wallSeconds(run.r.Meta(), run.res.LastNS), run.res.LostByCPU)
+		return openmetrics.Write(w, run.res, wallSeconds(run.r.Meta(), run.res.LastNS), run.res.LostByCPU)
 	}
-	return report.WriteText(os.Stdout, run.snap, run.res, report.TextOptions{Top: cliContext.Int("top")})
+	return report.WriteText(w, run.snap, run.res, report.TextOptions{Top: cliContext.Int("top")})
 }
 
 // wallSeconds is a boottime timestamp as seconds since the epoch.

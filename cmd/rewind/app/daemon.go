@@ -73,6 +73,13 @@ func runDaemon(cliContext *cli.Context) error {
 		w := cliContext.App.Writer
 		fmt.Fprintf(w, "socket = %s\ngroup = %s\noutput_root = %s\nsessions_dir = %s\nbuffer_size = %s\nlisten = %s\ntoken_file = %s\n",
 			cfg.Socket, cfg.Group, cfg.OutputRoot, cfg.SessionsDir, units.FormatSize(cfg.BufferSize), cfg.Listen, cfg.TokenFile)
+		cooldown := cmp.Or(cfg.AlertmanagerCooldown, daemon.DefaultAlertmanagerCooldown)
+		if cooldown < 0 { // none
+			cooldown = 0
+		}
+		fmt.Fprintf(w, "alertmanager_sessions = %s\nalertmanager_cooldown = %s\n", cmp.Or(cfg.AlertmanagerSessions, "all"), cooldown)
+		fmt.Fprintf(w, "retention_max_files = %d\nretention_max_bytes = %s\nretention_max_age = %s\n",
+			cfg.Retention.MaxFiles, units.FormatSize(cfg.Retention.MaxBytes), cfg.Retention.MaxAge)
 		return nil
 	}
 	// Signals first: a SIGTERM while the daemon starts still stops it

@@ -3,7 +3,6 @@ package app
 import (
 	"encoding/json"
 	"fmt"
-	"os"
 
 	"github.com/urfave/cli/v2"
 
@@ -39,9 +38,9 @@ func runInfo(cliContext *cli.Context) error {
 	}
 	inf := info.Build(r, path, sum)
 	if cliContext.Bool("json") {
-		enc := json.NewEncoder(os.Stdout)
+		enc := json.NewEncoder(cliContext.App.Writer)
 		enc.SetIndent("", "  ")
 		return enc.Encode(inf)
 	}
-	return info.Text(os.Stdout, inf, r.Meta())
+	return info.Text(cliContext.App.Writer, inf, r.Meta())
 }

@@ -49,6 +49,9 @@ func createCommand() *cli.Command {
 			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "directory for the session's snapshots (default: the daemon's output directory, then the session's name)"},
 			&cli.DurationFlag{Name: "history", Usage: "keep this much history in a compressed tier beyond the kernel rings"},
 			&cli.StringFlag{Name: "memory", Usage: "cap the compressed tier at this much memory, oldest history dropped first"},
+			&cli.IntFlag{Name: "max-files", Usage: "retention: keep at most `N` snapshots in the output directory, deleting the oldest (default: the daemon's caps)"},
+			&cli.StringFlag{Name: "max-bytes", Usage: "retention: keep at most `SIZE` of snapshots in the output directory"},
+			&cli.DurationFlag{Name: "max-age", Usage: "retention: delete snapshots older than this"},
 		},
 		Action: runCreate,
 	}
@@ -93,6 +96,21 @@ func parseCreate(cliContext *cli.Context) (api.CreateRequest, error) {
 		if req.Memory < 1<<20 {
 			return req, fmt.Errorf("--memory %s: want at least 1MiB", m)
 		}
+	}
+	if cliContext.IsSet("max-files") || cliContext.IsSet("max-bytes") || cliContext.IsSet("max-age") {
+		r := &api.Retention{MaxFiles: cliContext.Int("max-files"), MaxAge: api.Duration(cliContext.Duration("max-age"))}
+		if r.MaxFiles < 0 {
+			return req, fmt.Errorf("--max-files %d: must not be negative", r.MaxFiles)
+		}
+		if r.MaxAge < 0 {
+			return req, fmt.Errorf("--max-age %v: must not be negative", r.MaxAge.D())
+		}
+		if b := cliContext.String("max-bytes"); b != "" {
+			if r.MaxBytes, err = units.ParseSize(b); err != nil {
+				return req, fmt.Errorf("--max-bytes: %w", err)
+			}
+		}
+		req.Retention = r
 	}
 	return req, nil
 }

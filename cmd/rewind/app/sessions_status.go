@@ -92,6 +92,9 @@ func writeStatus(w io.Writer, s *api.Session) error {
 	row := func(key, format string, a ...any) { fmt.Fprintf(tw, "  %s\t%s\n", key, fmt.Sprintf(format, a...)) }
 	fmt.Fprintf(tw, "session %s: %s\n", s.Name, s.State)
 	row("output", "%s", s.Output)
+	if r := s.Retention; r != nil {
+		row("retention", "%s", retentionText(r))
+	}
 	row("buffer", "%s per CPU", units.FormatSize(s.BufferSize))
 	if s.History > 0 || s.Memory > 0 {
 		row("history", "%s", historyLimits(s))
@@ -102,6 +105,12 @@ func writeStatus(w io.Writer, s *api.Session) error {
 	}
 	row("tracking", "%s", trackedText(s.Tracked))
 	row("counters", "%s", countedList(s.Counters, "source", "none"))
+	if len(s.Triggers) > 0 {
+		row("triggers", "%s (rewind list-triggers -s %s)", strings.Join(s.Triggers, ", "), s.Name)
+	}
+	if len(s.Histograms) > 0 {
+		row("histograms", "%s, live on the daemon's /metrics", strings.Join(s.Histograms, ", "))
+	}
 	st := s.Stats
 	if st == nil {
 		return tw.Flush()
@@ -195,4 +204,19 @@ func plural(n int, noun, none string) string {
 		return "1 " + noun
 	}
 	return strconv.Itoa(n) + " " + noun + "s"
+}
+
+// retentionText renders a session's retention caps.
+func retentionText(r *api.Retention) string {
+	var caps []string
+	if r.MaxFiles > 0 {
+		caps = append(caps, fmt.Sprintf("at most %d snapshots", r.MaxFiles))
+	}
+	if r.MaxBytes > 0 {
+		caps = append(caps, "at most "+units.FormatSize(r.MaxBytes))
+	}
+	if r.MaxAge > 0 {
+		caps = append(caps, "none older than "+r.MaxAge.D().String())
+	}
+	return strings.Join(caps, ", ") + ", oldest deleted first"
 }

@@ -3,12 +3,10 @@ package app
 import (
 	"errors"
 	"fmt"
-	"os"
 
 	"github.com/urfave/cli/v2"
 
 	"github.com/rewindtrace/rewind/formats/view"
-	"github.com/rewindtrace/rewind/snapshot"
 )
 
 func viewCommand() *cli.Command {
@@ -24,6 +22,7 @@ func viewCommand() *cli.Command {
 			&cli.StringFlag{Name: "event", Usage: "only these events, comma-separated (none: counter samples only)"},
 			&cli.StringFlag{Name: "from", Usage: "start this long after the first event (1.5s), or before the last (-2s)"},
 			&cli.StringFlag{Name: "to", Usage: "stop this long after the first event, or before the last"},
+			aroundFlag(),
 			&cli.IntFlag{Name: "limit", Usage: "print at most this many events"},
 			&cli.StringFlag{Name: "counters", Usage: "also print the samples of these counter sources, comma-separated, or all"},
 			strictFlag,
@@ -41,10 +40,12 @@ func runView(cliContext *cli.Context) error {
 	if cliContext.Int("limit") < 0 || cliContext.Int("cpu") < -1 {
 		return fmt.Errorf("view: --limit and --cpu must not be negative")
 	}
-	first, last := r.Span()
-	rng, err := snapshot.ParseRange(cliContext.String("from"), cliContext.String("to"), first, last)
+	if err := aroundConflict(cliContext, "from", "to"); err != nil {
+		return err
+	}
+	rng, err := timeRange(cliContext, r, path, cliContext.String("from"), cliContext.String("to"))
 	if err != nil {
-		return rangeFlagError(err)
+		return err
 	}
 	opts := view.Options{
 		JSON:     cliContext.Bool("json"),
@@ -59,7 +60,7 @@ func runView(cliContext *cli.Context) error {
 	if len(opts.Events) == 1 && opts.Events[0] == "none" {
 		opts.Events, opts.NoEvents = nil, true
 	}
-	if err := view.Write(os.Stdout, r, opts); err != nil {
+	if err := view.Write(cliContext.App.Writer, r, opts); err != nil {
 		var nf *view.NotFoundError
 		if errors.As(err, &nf) {
 			return fmt.Errorf("--%s %q: %s", nf.What, nf.Name, nf.Reason())
