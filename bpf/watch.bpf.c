@@ -30,7 +30,6 @@ char LICENSE[] SEC("license") = "Dual MIT/GPL";
 
 #define RW_W_TRIGGERS 8	/* trigger slots per watch */
 #define RW_W_BUCKETS 256	/* histogram buckets: log-linear, 8 per power of two */
-#define RW_W_SUM 0xffffffffU	/* the bucket number holding a histogram's sum */
 
 /* Trigger kinds (bpf/watch.go mirrors them). */
 enum rw_w_kind {
@@ -84,7 +83,8 @@ struct rw_w_firing {
 };
 
 /* A histogram bucket: label is the syscall number, or the block device
- * (op the operation); bucket RW_W_SUM holds the sum of the values. */
+ * (op the operation). Its value counts the values in the bucket and sums
+ * them. */
 struct rw_w_hkey {
 	__u32 hist;
 	__u32 label;
@@ -92,15 +92,11 @@ struct rw_w_hkey {
 	__u32 bucket;
 };
 
-struct rw_w_start {
-	__u64 ts;
-	__s64 id;
-};
-
 /* Problems counted per CPU, rw_w_stats indexes. */
 #define RW_WS_HIST_FULL 0	/* histogram updates lost: rw_w_hist is full */
 #define RW_WS_FIRING_LOST 1	/* firings lost: rw_w_firings is full */
-#define RW_WS_MATCHED 2	/* 2 + slot: matches of each trigger */
+#define RW_WS_COLLIDED 2	/* start times lost to another thread with the same low id bits */
+#define RW_WS_MATCHED 3	/* 3 + slot: matches of each trigger */
 #define RW_WS_MAX (RW_WS_MATCHED + RW_W_TRIGGERS)
 
 struct {
@@ -115,10 +111,15 @@ struct {
 	__uint(max_entries, 256 * 1024);
 } rw_w_firings SEC(".maps");
 
+struct rw_w_hval {
+	__u64 count;
+	__u64 sum;
+};
+
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
 	__type(key, struct rw_w_hkey);
-	__type(value, __u64);
+	__type(value, struct rw_w_hval);
 	__uint(max_entries, 16384);
 } rw_w_hist SEC(".maps");
 
@@ -129,29 +130,44 @@ struct {
 	__uint(max_entries, RW_WS_MAX);
 } rw_w_stats SEC(".maps");
 
-/* Start times by thread: of a system call, of waiting to run, of being
- * off CPU; of a block request by its address. */
+/*
+ * Start times by thread: of a system call, of waiting to run, of being off
+ * CPU. Arrays indexed by the thread id's low bits, so that a program reads
+ * and writes them in place (no helper call, no hash); an entry names its
+ * thread, and two threads whose ids share the low bits and are both in a
+ * system call at once lose one measurement (counted, RW_WS_COLLIDED).
+ */
+#define RW_W_TIDS (1 << 16)
+
+struct rw_w_tstart {
+	__u32 tid;
+	__u32 __pad;
+	__u64 ts;	/* 0: none */
+	__s64 id;
+};
+
 struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__type(key, __u32);
-	__type(value, struct rw_w_start);
-	__uint(max_entries, 32768);
+	__type(value, struct rw_w_tstart);
+	__uint(max_entries, RW_W_TIDS);
 } rw_w_sys_start SEC(".maps");
 
 struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__type(key, __u32);
-	__type(value, __u64);
-	__uint(max_entries, 32768);
+	__type(value, struct rw_w_tstart);
+	__uint(max_entries, RW_W_TIDS);
 } rw_w_runq_start SEC(".maps");
 
 struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__type(key, __u32);
-	__type(value, __u64);
-	__uint(max_entries, 32768);
+	__type(value, struct rw_w_tstart);
+	__uint(max_entries, RW_W_TIDS);
 } rw_w_off_start SEC(".maps");
 
+/* The block requests' issue times, by request address. */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__type(key, __u64);
@@ -171,6 +187,7 @@ volatile __u32 rw_w_hists;	/* RW_WH_*: histograms kept */
 /* Keeps the shared types in BTF for bpf2go. */
 const struct rw_w_firing *rw_w_firing_anchor __attribute__((unused));
 const struct rw_w_hkey *rw_w_hkey_anchor __attribute__((unused));
+const struct rw_w_hval *rw_w_hval_anchor __attribute__((unused));
 
 static __always_inline void rw_w_count(__u32 i, __u64 n)
 {
@@ -207,32 +224,27 @@ static __always_inline __u32 rw_w_bucket(__u64 v)
 	return i < RW_W_BUCKETS ? i : RW_W_BUCKETS - 1;
 }
 
-static __always_inline void rw_w_add(struct rw_w_hkey *k, __u64 n)
+static __always_inline void rw_w_observe(__u32 hist, __u32 label, __u32 op, __u64 v)
 {
-	__u64 *c = bpf_map_lookup_elem(&rw_w_hist, k);
+	struct rw_w_hkey k = {.hist = hist, .label = label, .op = op, .bucket = rw_w_bucket(v)};
+	struct rw_w_hval *c = bpf_map_lookup_elem(&rw_w_hist, &k), one = {.count = 1, .sum = v};
 
 	if (c) {
-		*c += n;
+		c->count++;
+		c->sum += v;
 		return;
 	}
 	/* Another CPU may insert the key between the lookup and the update:
 	 * the update then fails and the second lookup finds it. */
-	if (bpf_map_update_elem(&rw_w_hist, k, &n, BPF_NOEXIST) == 0)
+	if (bpf_map_update_elem(&rw_w_hist, &k, &one, BPF_NOEXIST) == 0)
 		return;
-	c = bpf_map_lookup_elem(&rw_w_hist, k);
-	if (c)
-		*c += n;
-	else
+	c = bpf_map_lookup_elem(&rw_w_hist, &k);
+	if (c) {
+		c->count++;
+		c->sum += v;
+	} else {
 		rw_w_count(RW_WS_HIST_FULL, 1);
-}
-
-static __always_inline void rw_w_observe(__u32 hist, __u32 label, __u32 op, __u64 v)
-{
-	struct rw_w_hkey k = {.hist = hist, .label = label, .op = op, .bucket = rw_w_bucket(v)};
-
-	rw_w_add(&k, 1);
-	k.bucket = RW_W_SUM;
-	rw_w_add(&k, v);
+	}
 }
 
 /* The subject of a candidate firing. */
@@ -276,9 +288,12 @@ static __always_inline bool rw_w_same_comm(const char *a, const char *b)
 /*
  * rw_w_check evaluates every trigger of kind against one event and sends a
  * firing for each that matches. value is compared with the threshold for
- * latencies; id is the syscall, dev the device, sig the signal.
+ * latencies; id is the syscall, dev the device. The subject is read only
+ * once a trigger's value test passes: from task, from the current task
+ * when task is NULL and s is not filled yet.
  */
-static __always_inline void rw_w_check(__u32 kind, __u64 now, struct rw_w_subject *s, __u64 value, __s64 id, __u32 dev, __u64 arg)
+static __always_inline void rw_w_check(__u32 kind, __u64 now, struct rw_w_subject *s, bool filled, struct task_struct *task,
+				       __u64 value, __s64 id, __u32 dev, __u64 arg)
 {
 	__u32 cpu = bpf_get_smp_processor_id();
 
@@ -308,13 +323,20 @@ static __always_inline void rw_w_check(__u32 kind, __u64 now, struct rw_w_subjec
 		}
 		if ((t->flags & RW_WF_SYSCALL) && t->syscall != id)
 			continue;
-		if ((t->flags & RW_WF_PID) && t->pid != s->tid && t->pid != s->pid)
-			continue;
-		if ((t->flags & RW_WF_CGROUP) && t->cgroup != s->cgroup)
-			continue;
 		if ((t->flags & RW_WF_CPU) && t->cpu != (__s32)cpu)
 			continue;
 		if ((t->flags & RW_WF_DEV) && t->dev != dev)
+			continue;
+		if (!filled) {
+			if (task)
+				rw_w_task(s, task);
+			else
+				rw_w_current(s);
+			filled = true;
+		}
+		if ((t->flags & RW_WF_PID) && t->pid != s->tid && t->pid != s->pid)
+			continue;
+		if ((t->flags & RW_WF_CGROUP) && t->cgroup != s->cgroup)
 			continue;
 		if ((t->flags & RW_WF_COMM) && !rw_w_same_comm(t->comm, s->comm))
 			continue;
@@ -332,6 +354,43 @@ static __always_inline void rw_w_check(__u32 kind, __u64 now, struct rw_w_subjec
 	}
 }
 
+/* rw_w_slot is a thread's entry in a start time array. */
+static __always_inline struct rw_w_tstart *rw_w_slot(void *map, __u32 tid)
+{
+	__u32 i = tid & (RW_W_TIDS - 1);
+
+	return bpf_map_lookup_elem(map, &i);
+}
+
+/* rw_w_begin notes that tid starts something at now. */
+static __always_inline void rw_w_begin(void *map, __u32 tid, __u64 now, __s64 id)
+{
+	struct rw_w_tstart *e = rw_w_slot(map, tid);
+
+	if (!e)
+		return;
+	if (e->ts && e->tid != tid)
+		rw_w_count(RW_WS_COLLIDED, 1);
+	e->tid = tid;
+	e->id = id;
+	e->ts = now;
+}
+
+/* rw_w_end returns how long ago tid started, and its id, and forgets it;
+ * 0 when it started nothing that is still noted. */
+static __always_inline __u64 rw_w_end(void *map, __u32 tid, __u64 now, __s64 *id)
+{
+	struct rw_w_tstart *e = rw_w_slot(map, tid);
+	__u64 ts;
+
+	if (!e || e->tid != tid || !(ts = e->ts) || ts > now)
+		return 0;
+	e->ts = 0;
+	if (id)
+		*id = e->id;
+	return now - ts;
+}
+
 #define rw_w_want(kind) (rw_w_kinds & (1U << (kind)))
 
 /* syscalls */
@@ -340,36 +399,26 @@ RW_TP(sys_enter)
 int BPF_PROG(rw_w_sys_enter, struct pt_regs *regs, long id)
 {
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
-	__u32 tid = (__u32)pid_tgid;
-	struct rw_w_start st = {.ts = bpf_ktime_get_boot_ns(), .id = id};
 
 	if ((pid_tgid >> 32) == rw_w_self_tgid)
 		return 0;
-	bpf_map_update_elem(&rw_w_sys_start, &tid, &st, BPF_ANY);
+	rw_w_begin(&rw_w_sys_start, (__u32)pid_tgid, bpf_ktime_get_boot_ns(), id);
 	return 0;
 }
 
 RW_TP(sys_exit)
 int BPF_PROG(rw_w_sys_exit, struct pt_regs *regs, long ret)
 {
-	__u32 tid = (__u32)bpf_get_current_pid_tgid();
-	struct rw_w_start *st = bpf_map_lookup_elem(&rw_w_sys_start, &tid);
+	__u64 pid_tgid = bpf_get_current_pid_tgid(), now = bpf_ktime_get_boot_ns(), lat;
 	struct rw_w_subject s;
-	__u64 now, lat;
-	__s64 id;
+	__s64 id = 0;
 
-	if (!st)
+	if (!(lat = rw_w_end(&rw_w_sys_start, (__u32)pid_tgid, now, &id)))
 		return 0;
-	now = bpf_ktime_get_boot_ns();
-	lat = now - st->ts;
-	id = st->id;
-	bpf_map_delete_elem(&rw_w_sys_start, &tid);
-	if ((rw_w_hists & RW_WH_SYSCALL) && rw_filter_pass_current(bpf_get_current_pid_tgid()))
+	if ((rw_w_hists & RW_WH_SYSCALL) && rw_filter_pass_current(pid_tgid))
 		rw_w_observe(RW_WH_SYSCALL, (__u32)id, 0, lat);
-	if (rw_w_want(RW_W_SYSCALL)) {
-		rw_w_current(&s);
-		rw_w_check(RW_W_SYSCALL, now, &s, lat, id, 0, id);
-	}
+	if (rw_w_want(RW_W_SYSCALL))
+		rw_w_check(RW_W_SYSCALL, now, &s, false, NULL, lat, id, 0, id);
 	return 0;
 }
 
@@ -379,11 +428,10 @@ int BPF_PROG(rw_w_sys_exit, struct pt_regs *regs, long ret)
 static __always_inline int rw_w_enqueue(struct task_struct *p)
 {
 	__u32 tid = RW_R(p, pid);
-	__u64 now = bpf_ktime_get_boot_ns();
 
 	if (tid == 0 || RW_R(p, tgid) == rw_w_self_tgid)
 		return 0;
-	bpf_map_update_elem(&rw_w_runq_start, &tid, &now, BPF_ANY);
+	rw_w_begin(&rw_w_runq_start, tid, bpf_ktime_get_boot_ns(), 0);
 	return 0;
 }
 
@@ -402,39 +450,27 @@ int BPF_PROG(rw_w_sched_wakeup_new, struct task_struct *p)
 RW_TP(sched_switch)
 int BPF_PROG(rw_w_sched_switch, bool preempt, struct task_struct *prev, struct task_struct *next)
 {
-	__u64 now = bpf_ktime_get_boot_ns();
+	__u64 now = bpf_ktime_get_boot_ns(), lat;
 	__u32 prev_tid = RW_R(prev, pid), next_tid = RW_R(next, pid);
 	struct rw_w_subject s;
-	__u64 *ts;
 
 	if (prev_tid != 0 && RW_R(prev, tgid) != rw_w_self_tgid) {
 		/* preempted: still runnable, so waiting to run from now */
 		if (preempt || rw_task_state(prev) == 0)
-			bpf_map_update_elem(&rw_w_runq_start, &prev_tid, &now, BPF_ANY);
+			rw_w_begin(&rw_w_runq_start, prev_tid, now, 0);
 		if (rw_w_hists & RW_WH_OFFCPU)
-			bpf_map_update_elem(&rw_w_off_start, &prev_tid, &now, BPF_ANY);
+			rw_w_begin(&rw_w_off_start, prev_tid, now, 0);
 	}
 	if (next_tid == 0)
 		return 0;
-	if ((rw_w_hists & RW_WH_OFFCPU) && (ts = bpf_map_lookup_elem(&rw_w_off_start, &next_tid))) {
-		__u64 off = now - *ts;
-
-		bpf_map_delete_elem(&rw_w_off_start, &next_tid);
-		if (rw_filter_pass_task(next))
-			rw_w_observe(RW_WH_OFFCPU, 0, 0, off);
-	}
-	ts = bpf_map_lookup_elem(&rw_w_runq_start, &next_tid);
-	if (!ts)
+	if ((rw_w_hists & RW_WH_OFFCPU) && (lat = rw_w_end(&rw_w_off_start, next_tid, now, NULL)) && rw_filter_pass_task(next))
+		rw_w_observe(RW_WH_OFFCPU, 0, 0, lat);
+	if (!(lat = rw_w_end(&rw_w_runq_start, next_tid, now, NULL)))
 		return 0;
-	__u64 lat = now - *ts;
-
-	bpf_map_delete_elem(&rw_w_runq_start, &next_tid);
 	if ((rw_w_hists & RW_WH_RUNQ) && rw_filter_pass_task(next))
 		rw_w_observe(RW_WH_RUNQ, 0, 0, lat);
-	if (rw_w_want(RW_W_RUNQ)) {
-		rw_w_task(&s, next);
-		rw_w_check(RW_W_RUNQ, now, &s, lat, 0, 0, 0);
-	}
+	if (rw_w_want(RW_W_RUNQ))
+		rw_w_check(RW_W_RUNQ, now, &s, false, next, lat, 0, 0, 0);
 	return 0;
 }
 
@@ -483,7 +519,7 @@ int BPF_PROG(rw_w_block_rq_complete, struct request *rq)
 	if (rw_w_want(RW_W_BLOCK)) {
 		/* in interrupt context: the current task is whoever ran */
 		__builtin_memset(&s, 0, sizeof(s));
-		rw_w_check(RW_W_BLOCK, now, &s, lat, 0, dev, ((__u64)dev << 8) | op);
+		rw_w_check(RW_W_BLOCK, now, &s, true, NULL, lat, 0, dev, ((__u64)dev << 8) | op);
 	}
 	return 0;
 }
@@ -503,8 +539,7 @@ int BPF_PROG(rw_w_signal_deliver, int sig, struct kernel_siginfo *info, struct k
 		code = RW_W_SI_KERNEL;
 	else if ((unsigned long)info > 1)
 		code = BPF_CORE_READ(info, si_code);
-	rw_w_current(&s);
-	rw_w_check(RW_W_SIGNAL, bpf_ktime_get_boot_ns(), &s, sig, 0, 0, (__u64)(__s64)code);
+	rw_w_check(RW_W_SIGNAL, bpf_ktime_get_boot_ns(), &s, false, NULL, sig, 0, 0, (__u64)(__s64)code);
 	return 0;
 }
 
@@ -517,8 +552,7 @@ int BPF_PROG(rw_w_sched_process_exit, struct task_struct *p)
 	/* the process, not each thread: the last one out carries its status */
 	if (code == 0 || BPF_CORE_READ(p, signal, live.counter) != 0)
 		return 0;
-	rw_w_current(&s);
-	rw_w_check(RW_W_EXIT, bpf_ktime_get_boot_ns(), &s, (__u32)code, 0, 0, 0);
+	rw_w_check(RW_W_EXIT, bpf_ktime_get_boot_ns(), &s, false, NULL, (__u32)code, 0, 0, 0);
 	return 0;
 }
 
@@ -534,6 +568,6 @@ int BPF_PROG(rw_w_mark_victim)
 		s.tid = (__u32)ctx[0];
 		s.pid = s.tid;
 	}
-	rw_w_check(RW_W_OOM, bpf_ktime_get_boot_ns(), &s, s.pid, 0, 0, 0);
+	rw_w_check(RW_W_OOM, bpf_ktime_get_boot_ns(), &s, true, NULL, s.pid, 0, 0, 0);
 	return 0;
 }

@@ -28,6 +28,9 @@ const (
 // MaxWatchTriggers is how many triggers one Watch evaluates.
 const MaxWatchTriggers = 8
 
+// statMatched is RW_WS_MATCHED: rw_w_stats's first trigger slot count.
+const statMatched = 3
+
 // Live histograms, mirroring RW_WH_* in watch.bpf.c.
 const (
 	HistSyscall = 1 // system call latency by system call
@@ -42,7 +45,6 @@ const (
 const (
 	HistM       = 3
 	HistBuckets = 256
-	histSum     = 0xffffffff
 )
 
 // Block operations in a histogram's Op, after REQ_OP_*; BlockOpOther is
@@ -112,6 +114,9 @@ type HistCounts struct {
 type WatchStats struct {
 	HistFull    uint64 // histogram updates lost: the map is full
 	FiringsLost uint64 // firings lost: user space did not keep up
+	// Collided counts start times lost to another thread whose id has
+	// the same low 16 bits (watch.bpf.c, RW_W_TIDS).
+	Collided uint64
 	// Matched counts each trigger slot's matches (firings sent or lost).
 	Matched [MaxWatchTriggers]uint64
 }
@@ -371,7 +376,7 @@ func (w *Watch) zeroMatched(slot int) error {
 	if err != nil {
 		return err
 	}
-	if err := w.coll.Maps[watchMapRwW_stats].Put(uint32(2+slot), make([]uint64, cpus)); err != nil {
+	if err := w.coll.Maps[watchMapRwW_stats].Put(uint32(statMatched+slot), make([]uint64, cpus)); err != nil {
 		return fmt.Errorf("reset trigger slot %d's count: %w", slot, err)
 	}
 	return nil
@@ -401,12 +406,13 @@ func (w *Watch) SetFilter(f Filter) error {
 func (w *Watch) Histograms() (map[HistKey]*HistCounts, error) {
 	out := map[HistKey]*HistCounts{}
 	var k watchRwW_hkey
-	var perCPU []uint64
+	var perCPU []watchRwW_hval
 	it := w.coll.Maps[watchMapRwW_hist].Iterate()
 	for it.Next(&k, &perCPU) {
-		var n uint64
+		var n, sum uint64
 		for _, v := range perCPU {
-			n += v
+			n += v.Count
+			sum += v.Sum
 		}
 		key := HistKey{Hist: k.Hist, Label: k.Label, Op: k.Op}
 		h := out[key]
@@ -414,9 +420,8 @@ func (w *Watch) Histograms() (map[HistKey]*HistCounts, error) {
 			h = &HistCounts{Buckets: map[int]uint64{}}
 			out[key] = h
 		}
-		if k.Bucket == histSum {
-			h.Sum += n
-		} else if n > 0 {
+		h.Sum += sum
+		if n > 0 {
 			h.Buckets[int(k.Bucket)] += n
 		}
 	}
@@ -447,8 +452,11 @@ func (w *Watch) Stats() (WatchStats, error) {
 	if st.FiringsLost, err = read(1); err != nil {
 		return st, err
 	}
+	if st.Collided, err = read(2); err != nil {
+		return st, err
+	}
 	for i := range st.Matched {
-		if st.Matched[i], err = read(uint32(2 + i)); err != nil {
+		if st.Matched[i], err = read(uint32(statMatched + i)); err != nil {
 			return st, err
 		}
 	}

@@ -29,10 +29,10 @@ type watchRwW_hkey struct {
 	Bucket uint32
 }
 
-type watchRwW_start struct {
-	_  structs.HostLayout
-	Ts uint64
-	Id int64
+type watchRwW_hval struct {
+	_     structs.HostLayout
+	Count uint64
+	Sum   uint64
 }
 
 type watchRwW_trigger struct {
@@ -47,6 +47,14 @@ type watchRwW_trigger struct {
 	Cpu       int32
 	Dev       uint32
 	Comm      [16]int8
+}
+
+type watchRwW_tstart struct {
+	_   structs.HostLayout
+	Tid uint32
+	Pad uint32
+	Ts  uint64
+	Id  int64
 }
 
 // Names of all BPF objects in the ELF.
@@ -77,6 +85,7 @@ const (
 	watchVarRwW_firingAnchor      = "rw_w_firing_anchor"
 	watchVarRwW_hists             = "rw_w_hists"
 	watchVarRwW_hkeyAnchor        = "rw_w_hkey_anchor"
+	watchVarRwW_hvalAnchor        = "rw_w_hval_anchor"
 	watchVarRwW_issueRqArg        = "rw_w_issue_rq_arg"
 	watchVarRwW_kinds             = "rw_w_kinds"
 	watchVarRwW_oomTask           = "rw_w_oom_task"
@@ -161,6 +170,7 @@ type watchVariableSpecs struct {
 	RwW_firingAnchor  *ebpf.VariableSpec `ebpf:"rw_w_firing_anchor"`
 	RwW_hists         *ebpf.VariableSpec `ebpf:"rw_w_hists"`
 	RwW_hkeyAnchor    *ebpf.VariableSpec `ebpf:"rw_w_hkey_anchor"`
+	RwW_hvalAnchor    *ebpf.VariableSpec `ebpf:"rw_w_hval_anchor"`
 	RwW_issueRqArg    *ebpf.VariableSpec `ebpf:"rw_w_issue_rq_arg"`
 	RwW_kinds         *ebpf.VariableSpec `ebpf:"rw_w_kinds"`
 	RwW_oomTask       *ebpf.VariableSpec `ebpf:"rw_w_oom_task"`
@@ -221,6 +231,7 @@ type watchVariables struct {
 	RwW_firingAnchor  *ebpf.Variable `ebpf:"rw_w_firing_anchor"`
 	RwW_hists         *ebpf.Variable `ebpf:"rw_w_hists"`
 	RwW_hkeyAnchor    *ebpf.Variable `ebpf:"rw_w_hkey_anchor"`
+	RwW_hvalAnchor    *ebpf.Variable `ebpf:"rw_w_hval_anchor"`
 	RwW_issueRqArg    *ebpf.Variable `ebpf:"rw_w_issue_rq_arg"`
 	RwW_kinds         *ebpf.Variable `ebpf:"rw_w_kinds"`
 	RwW_oomTask       *ebpf.Variable `ebpf:"rw_w_oom_task"`

@@ -37,7 +37,7 @@ var (
 	descBlockLat   = prometheus.NewDesc("rewind_block_latency_seconds", "Block I/O latency (issue to completion), by device and operation, every device.", []string{"session", "device", "op"}, nil)
 	descTrigMatch  = prometheus.NewDesc("rewind_trigger_matches_total", "Matches of a trigger's condition.", []string{"session", "trigger"}, nil)
 	descTrigFired  = prometheus.NewDesc("rewind_trigger_firings_total", "Matches the trigger's rate policy let fire.", []string{"session", "trigger"}, nil)
-	descTrigSupp   = prometheus.NewDesc("rewind_trigger_suppressed_total", "Matches a rate policy did not let fire, by reason (policy: every/once-after, cooldown, max_per_hour).", []string{"session", "trigger", "reason"}, nil)
+	descTrigSupp   = prometheus.NewDesc("rewind_trigger_suppressed_total", "Matches a rate policy did not let fire, by reason (policy: every/once-after, cooldown, max_per_hour; pending: the trigger's previous snapshot was still being taken).", []string{"session", "trigger", "reason"}, nil)
 	descTrigSnaps  = prometheus.NewDesc("rewind_trigger_snapshots_total", "Snapshots a trigger took.", []string{"session", "trigger"}, nil)
 	descTrigErrs   = prometheus.NewDesc("rewind_trigger_errors_total", "A trigger's actions that failed (snapshot, notify).", []string{"session", "trigger"}, nil)
 	descWatchLost  = prometheus.NewDesc("rewind_trigger_firings_lost_total", "Firings of in-kernel conditions lost before the daemon read them.", []string{"session"}, nil)
@@ -57,7 +57,7 @@ func (c *liveCollector) Collect(ch chan<- prometheus.Metric) {
 		for _, t := range wt.list() {
 			ch <- prometheus.MustNewConstMetric(descTrigMatch, prometheus.CounterValue, float64(t.Matches), s.name, t.Name)
 			ch <- prometheus.MustNewConstMetric(descTrigFired, prometheus.CounterValue, float64(t.Fired), s.name, t.Name)
-			for _, why := range []string{trigger.SuppressedPolicy, trigger.SuppressedCooldown, trigger.SuppressedMaxPerHour} {
+			for _, why := range []string{trigger.SuppressedPolicy, trigger.SuppressedCooldown, trigger.SuppressedMaxPerHour, trigger.SuppressedPending} {
 				ch <- prometheus.MustNewConstMetric(descTrigSupp, prometheus.CounterValue, float64(t.Suppressed[why]), s.name, t.Name, why)
 			}
 			ch <- prometheus.MustNewConstMetric(descTrigSnaps, prometheus.CounterValue, float64(t.Snapshots), s.name, t.Name)

@@ -17,6 +17,7 @@ import (
 
 	"github.com/rewindtrace/rewind/bpf"
 	"github.com/rewindtrace/rewind/daemon/api"
+	"github.com/rewindtrace/rewind/formats/info"
 	"github.com/rewindtrace/rewind/internal/counterexpr"
 	"github.com/rewindtrace/rewind/internal/sysx"
 	"github.com/rewindtrace/rewind/record/counters"
@@ -98,6 +99,8 @@ type armed struct {
 	// stop ends a condition user space evaluates.
 	stop func()
 
+	// pending is set while the trigger's snapshot is being taken.
+	pending           bool
 	snapshots, errors uint64
 	lastErr           string
 	last              *snapshot.Firing
@@ -167,6 +170,18 @@ func (wt *watcher) match(a *armed, fr snapshot.Firing) {
 }
 
 func (wt *watcher) matchLocked(a *armed, fr snapshot.Firing) {
+	actions := a.req.Actions
+	if len(actions) == 0 {
+		actions = []string{api.ActionSnapshot}
+	}
+	snap := slices.Contains(actions, api.ActionSnapshot)
+	notify := slices.Contains(actions, api.ActionNotify)
+	if snap && a.pending {
+		// One snapshot at a time per trigger: the one under way covers
+		// this match, and a burst of matches takes no pile of them.
+		a.policy.Pass(trigger.SuppressedPending)
+		return
+	}
 	fire, why := a.policy.Match(time.Now())
 	if !fire {
 		if a.policy.Matches == 1 || a.policy.Suppressed[why]&(a.policy.Suppressed[why]-1) == 0 {
@@ -178,15 +193,10 @@ func (wt *watcher) matchLocked(a *armed, fr snapshot.Firing) {
 	fr.Trigger, fr.Condition, fr.Unit, fr.Count = a.req.Name, a.cond.Text, a.cond.Unit(), a.policy.Matches
 	fr.DelayNS = uint64(a.req.Delay.D())
 	a.last = &fr
-	actions := a.req.Actions
-	if len(actions) == 0 {
-		actions = []string{api.ActionSnapshot}
-	}
-	snap := slices.Contains(actions, api.ActionSnapshot)
-	notify := slices.Contains(actions, api.ActionNotify)
+	a.pending = snap
 	if notify {
-		logf("session %s: trigger %s fired: %s (%s, value %g %s, tid %d pid %d comm %q, cpu %d)",
-			wt.s.name, a.req.Name, fr.Condition, fr.What, fr.Value, fr.Unit, fr.TID, fr.PID, fr.Comm, fr.CPU)
+		logf("session %s: trigger %s fired: %s (%s; tid %d pid %d comm %q, cpu %d)",
+			wt.s.name, a.req.Name, fr.Condition, info.FiringValue(&fr), fr.TID, fr.PID, fr.Comm, fr.CPU)
 	}
 	wt.wg.Add(1)
 	go func() {
@@ -194,6 +204,9 @@ func (wt *watcher) matchLocked(a *armed, fr snapshot.Firing) {
 		var path string
 		if snap {
 			path = wt.snapshot(a, fr)
+			wt.mu.Lock()
+			a.pending = false
+			wt.mu.Unlock()
 		}
 		if notify && a.req.Post != "" {
 			if err := wt.post(a, fr, path); err != nil {

@@ -250,9 +250,12 @@ func TestSyscallTrigger(t *testing.T) {
 	if slow < 1 {
 		t.Fatalf("the snapshot of the run holds no nanosleep over 50ms among %d calls", len(calls))
 	}
-	trigs = waitTriggers(t, c, "slow", "every match read", func(ts []api.Trigger) bool { return ts[0].Fired == uint64(slow) })
+	// A slow call while the snapshot was pending is covered by it.
+	trigs = waitTriggers(t, c, "slow", "every match read", func(ts []api.Trigger) bool {
+		return ts[0].Fired+ts[0].Suppressed["pending"] == uint64(slow)
+	})
 	tr := trigs[0]
-	if tr.Matches != uint64(slow) || tr.Fired != uint64(slow) {
+	if tr.Matches != uint64(slow) || tr.Fired < 1 {
 		t.Fatalf("trigger matched %d and fired %d times; the thread made %d nanosleep calls over 50ms (of %d)", tr.Matches, tr.Fired, slow, len(calls))
 	}
 	if slow != 1 {
@@ -517,8 +520,10 @@ func TestLiveHistogram(t *testing.T) {
 	q50 := "http://" + addr + "/api/v1/query?query=" + url.QueryEscape(`histogram_quantile(0.5, rewind_syscall_latency_seconds{session="live",syscall="nanosleep"})`)
 	v, err := queryValue(q50)
 	must(t, err)
-	// The native buckets are 1/8 of a power of two wide: within 10%.
-	if math.Abs(v*1e9-float64(p50)) > 0.1*float64(p50) {
+	// The kernel's buckets are 1/8 of a power of two wide, the native
+	// ones 2^(1/8) (9%), and each kernel bucket lands in the native one
+	// of its midpoint: within 20%.
+	if math.Abs(v*1e9-float64(p50)) > 0.2*float64(p50) {
 		t.Errorf("Prometheus's median %.6fs, analyze's %v", v, time.Duration(p50))
 	}
 }

@@ -241,11 +241,7 @@ func printFiring(tw io.Writer, f *snapshot.Firing, first uint64, wall func(uint6
 		fmt.Fprintf(tw, "  task:\t%s\n", strings.Join(task, ", "))
 	}
 	if f.Value != 0 || f.Unit != "" || f.What != "" {
-		value := formatValue(f.Value, f.Unit)
-		if f.What != "" {
-			value = f.What + " " + value
-		}
-		fmt.Fprintf(tw, "  value:\t%s\n", value)
+		fmt.Fprintf(tw, "  value:\t%s\n", FiringValue(f))
 	}
 	if f.DelayNS > 0 {
 		fmt.Fprintf(tw, "  delay:\tsnapshot taken %s after the firing\n", formatNS(f.DelayNS))
@@ -267,6 +263,22 @@ func signedSeconds(ns int64) string {
 		sign, ns = "-", -ns
 	}
 	return fmt.Sprintf("%s%d.%09ds", sign, ns/1e9, ns%1e9)
+}
+
+// FiringValue says what matched and its value: "nanosleep 102.3ms",
+// "SIGSEGV", "exit status 2", "oom victim pid 1234", or a counter's
+// reading as its condition printed it.
+func FiringValue(f *snapshot.Firing) string {
+	switch {
+	case f.What == "":
+		return formatValue(f.Value, f.Unit)
+	case f.Unit == "signal" || f.Unit == "wait status" || f.Unit == "":
+		// What names it already: the signal, the status, the reading.
+		return f.What
+	case f.Unit == "pid":
+		return fmt.Sprintf("%s pid %.0f", f.What, f.Value)
+	}
+	return f.What + " " + formatValue(f.Value, f.Unit)
 }
 
 // formatValue prints a firing's value in its unit: a duration for ns, a

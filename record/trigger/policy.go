@@ -12,6 +12,9 @@ const (
 	SuppressedPolicy     = "policy"       // every:N or once-after:N passed it
 	SuppressedCooldown   = "cooldown"     // within the cooldown of the last firing
 	SuppressedMaxPerHour = "max_per_hour" // the hour's firings were used up
+	// SuppressedPending: the trigger's previous snapshot was still
+	// waiting out its delay or being taken, and covers this match.
+	SuppressedPending = "pending"
 )
 
 // Policy decides which matches of a condition fire: LTTng's every:N (every
@@ -61,6 +64,15 @@ func (p *Policy) Rate() string {
 		return fmt.Sprintf("every:%d", p.Every)
 	}
 	return ""
+}
+
+// Pass counts one match that did not reach the policy, for why.
+func (p *Policy) Pass(why string) {
+	p.Matches++
+	if p.Suppressed == nil {
+		p.Suppressed = map[string]uint64{}
+	}
+	p.Suppressed[why]++
 }
 
 // Match counts one match at now and says whether it fires, or why not.

@@ -14,6 +14,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/rewindtrace/rewind/daemon/api"
+	"github.com/rewindtrace/rewind/formats/info"
 	"github.com/rewindtrace/rewind/record/trigger"
 )
 
@@ -175,7 +176,14 @@ func writeTriggers(w io.Writer, out *api.Triggers) error {
 			row("errors", "%d, the last: %s", t.Errors, t.LastError)
 		}
 		if f := t.Last; f != nil {
-			row("last", "%s %g %s, tid %d pid %d %s on cpu %d", f.What, f.Value, f.Unit, f.TID, f.PID, f.Comm, f.CPU)
+			task := fmt.Sprintf("tid %d pid %d %s", f.TID, f.PID, f.Comm)
+			if f.TID == 0 && f.PID == 0 {
+				task = "no task"
+			}
+			if f.CPU >= 0 {
+				task += fmt.Sprintf(" on cpu %d", f.CPU)
+			}
+			row("last", "%s: %s", info.FiringValue(f), task)
 		}
 		if t.LastSnapshot != "" {
 			row("snapshot", "%s", t.LastSnapshot)
