@@ -207,6 +207,9 @@ func (d *Daemon) Serve(ctx context.Context) error {
 	if d.tcpSrv != nil {
 		go func() { errc <- d.tcpSrv.Serve(d.tcpLn) }()
 	}
+	ageCtx, stopAge := context.WithCancel(ctx)
+	defer stopAge()
+	go d.m.retainByAge(ageCtx)
 	select {
 	case <-ctx.Done():
 		return d.Close()

@@ -42,11 +42,12 @@ var (
 	descTrigErrs   = prometheus.NewDesc("rewind_trigger_errors_total", "A trigger's actions that failed (snapshot, notify).", []string{"session", "trigger"}, nil)
 	descWatchLost  = prometheus.NewDesc("rewind_trigger_firings_lost_total", "Firings of in-kernel conditions lost before the daemon read them.", []string{"session"}, nil)
 	descHistFull   = prometheus.NewDesc("rewind_live_histogram_updates_lost_total", "Live histogram updates lost: the kernel's histogram map was full.", []string{"session"}, nil)
+	descCollided   = prometheus.NewDesc("rewind_watch_start_collisions_total", "Start times (of a system call, a wait, an off-CPU spell) lost to another thread whose id has the same low 16 bits.", []string{"session"}, nil)
 )
 
 func (c *liveCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descSyscallLat, descRunqLat, descOffCPU, descBlockLat, descTrigMatch, descTrigFired,
-		descTrigSupp, descTrigSnaps, descTrigErrs, descWatchLost, descHistFull} {
+		descTrigSupp, descTrigSnaps, descTrigErrs, descWatchLost, descHistFull, descCollided} {
 		ch <- d
 	}
 }
@@ -73,6 +74,7 @@ func (c *liveCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 		ch <- prometheus.MustNewConstMetric(descWatchLost, prometheus.CounterValue, float64(st.FiringsLost), s.name)
 		ch <- prometheus.MustNewConstMetric(descHistFull, prometheus.CounterValue, float64(st.HistFull), s.name)
+		ch <- prometheus.MustNewConstMetric(descCollided, prometheus.CounterValue, float64(st.Collided), s.name)
 		keys := make([]bpf.HistKey, 0, len(hists))
 		for k := range hists {
 			keys = append(keys, k)

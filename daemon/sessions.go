@@ -345,6 +345,25 @@ func (s *session) snapshot(ctx context.Context, req api.SnapshotRequest, trig sn
 	return rep, nil
 }
 
+// retainByAge applies the sessions' age caps once a minute, so that old
+// snapshots go even when no new one is taken, until ctx ends.
+func (m *manager) retainByAge(ctx context.Context) {
+	tick := time.NewTicker(time.Minute)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		for _, s := range m.list() {
+			if s.retention.MaxAge > 0 {
+				s.retain()
+			}
+		}
+	}
+}
+
 // retain applies the session's retention caps to its output directory and
 // returns what it deleted; a failure is logged, not the snapshot's.
 func (s *session) retain() []string {
