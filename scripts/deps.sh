@@ -22,6 +22,7 @@ for set in "$@"; do
 		have promtool || pkgs+=(prometheus)
 		have prometheus-alertmanager || pkgs+=(prometheus-alertmanager)
 		have systemd-analyze || pkgs+=(systemd)
+		have gdb || pkgs+=(gdb)
 		;;
 	perf)
 		have perf || pkgs+=(linux-perf)

@@ -91,6 +91,14 @@ func processMaps(proc string, pid uint32, cache *BuildIDs) ([]snapshot.Mapping, 
 	if err != nil {
 		return nil, err
 	}
+	return ParseMaps(b, fmt.Sprintf("%s/%d/map_files", proc, pid), cache), nil
+}
+
+// ParseMaps reads the executable file mappings of a /proc/PID/maps text.
+// Each file's build id is read through mapFiles (/proc/PID/map_files: the
+// mapped file itself, even if replaced or deleted since) when it is not
+// "", else from the file at the mapped path.
+func ParseMaps(b []byte, mapFiles string, cache *BuildIDs) []snapshot.Mapping {
 	var out []snapshot.Mapping
 	for _, line := range strings.Split(string(b), "\n") {
 		// 55d0c6a00000-55d0c6a2c000 r-xp 00002000 fe:00 1234 /usr/bin/ls
@@ -110,16 +118,18 @@ func processMaps(proc string, pid uint32, cache *BuildIDs) ([]snapshot.Mapping, 
 		}
 		m := snapshot.Mapping{Start: start, End: end, Offset: off, Path: strings.Join(fs[5:], " ")}
 		if strings.HasPrefix(m.Path, "/") {
-			// The mapped file itself, even if replaced or deleted since
-			// (map_files names are unpadded, unlike maps' ranges).
+			// map_files names are unpadded, unlike maps' ranges.
 			key := fs[3] + ":" + fs[4]
-			if m.BuildID = cache.Get(fmt.Sprintf("%s/%d/map_files/%x-%x", proc, pid, start, end), key); m.BuildID == "" {
+			if mapFiles != "" {
+				m.BuildID = cache.Get(fmt.Sprintf("%s/%x-%x", mapFiles, start, end), key)
+			}
+			if m.BuildID == "" {
 				m.BuildID = cache.Get(m.Path, key+":path")
 			}
 		}
 		out = append(out, m)
 	}
-	return out, nil
+	return out
 }
 
 // BuildIDs caches files' build ids by device and inode, across snapshots.

@@ -50,6 +50,7 @@ func New() *cli.App {
 			saveCommand(),
 			loadCommand(),
 			daemonCommand(),
+			crashCommand(),
 		},
 		// Errors are printed once, by main.
 		ExitErrHandler: func(*cli.Context, error) {},
