@@ -237,6 +237,7 @@ func (d *Daemon) routes() http.Handler {
 	}))
 	d.triggerRoutes(mux, v)
 	d.alertmanagerRoutes(mux, v)
+	d.crashRoutes(mux, v)
 	// Open to scrapers on TCP; on the socket, to whoever may use it.
 	metrics := promhttp.HandlerFor(d.met.reg, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError})
 	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, r *http.Request) {

@@ -274,3 +274,29 @@ func (l *limitReader) Read(p []byte) (int, error) {
 	l.left -= int64(n)
 	return n, err
 }
+
+// CrashRequest asks for a snapshot of every recording session for a crash
+// (`rewind crash handle`): POST /v1/crash. The snapshots are written into
+// Dir, the crash record being made, as SESSION.rwd; only root may ask.
+type CrashRequest struct {
+	PID    int    `json:"pid"`
+	TID    int    `json:"tid"`
+	Signal int    `json:"signal"`
+	Exe    string `json:"exe"`
+	Comm   string `json:"comm,omitempty"`
+	Dir    string `json:"dir"`
+}
+
+// CrashReply lists the snapshots taken for a crash, or why one failed.
+type CrashReply struct {
+	Snapshots []CrashSnapshot `json:"snapshots"`
+}
+
+// CrashSnapshot is one session's snapshot for a crash.
+type CrashSnapshot struct {
+	Session string `json:"session"`
+	Path    string `json:"path,omitempty"`
+	Events  uint64 `json:"events,omitempty"`
+	Lost    uint64 `json:"lost,omitempty"`
+	Error   string `json:"error,omitempty"`
+}

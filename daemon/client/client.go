@@ -232,3 +232,10 @@ func (c *Client) RemoveTrigger(ctx context.Context, session, name string) (*api.
 	err := c.do(ctx, http.MethodDelete, sessionPath(session, "triggers", name), nil, &out)
 	return &out, err
 }
+
+// Crash asks for every recording session's snapshot for a crash.
+func (c *Client) Crash(ctx context.Context, req api.CrashRequest) (*api.CrashReply, error) {
+	var out api.CrashReply
+	err := c.do(ctx, http.MethodPost, "/crash", req, &out)
+	return &out, err
+}

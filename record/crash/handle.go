@@ -1,6 +1,7 @@
 package crash
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -16,8 +17,15 @@ import (
 	"github.com/klauspost/compress/zstd"
 	"golang.org/x/sys/unix"
 
+	"github.com/rewindtrace/rewind/daemon/api"
+	"github.com/rewindtrace/rewind/daemon/client"
 	"github.com/rewindtrace/rewind/internal/sysx"
 )
+
+// Bound is how long the handler waits for the daemon's snapshots; with
+// reading /proc and writing the record, everything but streaming the core
+// takes at most about this long.
+const Bound = 5 * time.Second
 
 // Storm limits: at most StormCores cores are saved in any StormWindow;
 // crashes past it get a record without a core, saying why.
@@ -50,8 +58,10 @@ type Record struct {
 	Core Core     `json:"core"`
 	// Chain is what the previous handler got, when chained.
 	Chain *Chain `json:"chain,omitempty"`
-	// Snapshots are the sessions' snapshots in the record.
+	// Snapshots are the sessions' snapshots in the record; Daemon says
+	// why there are none (no daemon, no session recording).
 	Snapshots []string `json:"snapshots,omitempty"`
+	Daemon    string   `json:"daemon,omitempty"`
 	// Errors are what failed while handling (the record holds the rest).
 	Errors    []string `json:"errors,omitempty"`
 	HandledNS int64    `json:"handled_ns"` // the handler's run, core included
@@ -148,8 +158,12 @@ func Handle(stateFile string, args []string, core io.Reader) (string, error) {
 	}
 	fail := func(err error) { rec.Errors = append(rec.Errors, err.Error()) }
 
-	// /proc/PID first: it lasts only while the core is being read.
+	// /proc/PID first: it lasts only while the core is being read. The
+	// snapshots too, while the process is still there to be named.
 	readProc(a.PID, tmp, rec, fail)
+	if st.Socket != "" {
+		askDaemon(st.Socket, a, tmp, rec, fail)
+	}
 
 	rec.Core.MaxCore = st.MaxCore
 	why := ""
@@ -217,6 +231,32 @@ func Handle(stateFile string, args []string, core io.Reader) (string, error) {
 		d.Close()
 	}
 	return final, nil
+}
+
+// askDaemon has the daemon snapshot its recording sessions into the
+// record, within Bound. No daemon is not an error: the record says so.
+func askDaemon(socket string, a Args, dir string, rec *Record, fail func(error)) {
+	if _, err := os.Stat(socket); err != nil {
+		rec.Daemon = "no daemon: " + err.Error()
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), Bound)
+	defer cancel()
+	rep, err := client.New(socket).Crash(ctx, api.CrashRequest{PID: a.PID, TID: a.TID, Signal: a.Signal, Exe: a.Exe, Comm: rec.Comm, Dir: dir})
+	if err != nil {
+		fail(fmt.Errorf("daemon at %s: %w", socket, err))
+		return
+	}
+	for _, s := range rep.Snapshots {
+		if s.Error != "" {
+			fail(fmt.Errorf("session %s's snapshot: %s", s.Session, s.Error))
+			continue
+		}
+		rec.Snapshots = append(rec.Snapshots, filepath.Base(s.Path))
+	}
+	if len(rep.Snapshots) == 0 {
+		rec.Daemon = "no session was recording"
+	}
 }
 
 // readProc saves what /proc holds of the crashing process: its command

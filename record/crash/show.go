@@ -148,4 +148,3 @@ func ReadFault(dir string, r *Record) (*Fault, error) {
 }
 
 func align4(n uint32) uint64 { return (uint64(n) + 3) &^ 3 }
-

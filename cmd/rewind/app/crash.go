@@ -13,6 +13,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/rewindtrace/rewind/daemon/api"
 	"github.com/rewindtrace/rewind/internal/units"
 	"github.com/rewindtrace/rewind/record/crash"
 )
@@ -32,6 +33,7 @@ func crashCommand() *cli.Command {
 					&cli.StringFlag{Name: "dir", Value: crash.DefaultDir, Usage: "crash records go to `DIR`"},
 					&cli.StringFlag{Name: "max-core", Value: "4GiB", Usage: "save at most `SIZE` of a core (before compression); a larger one is cut, and its record says so"},
 					&cli.BoolFlag{Name: "chain", Usage: "pass each core on to the previous pattern too (a pipe handler such as systemd-coredump or apport, or the file it named)"},
+					&cli.StringFlag{Name: "socket", Value: api.DefaultSocket, Usage: "ask the daemon at `PATH` for its recording sessions' snapshots into each record (\"\": none)"},
 				},
 				Action: runCrashInstall,
 			},
@@ -98,7 +100,8 @@ func runCrashInstall(cliContext *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	st, err := crash.Install(crash.Options{Rewind: self, State: cliContext.String("state"), Dir: dir, MaxCore: max, Chain: cliContext.Bool("chain")})
+	st, err := crash.Install(crash.Options{Rewind: self, State: cliContext.String("state"), Dir: dir, MaxCore: max, Chain: cliContext.Bool("chain"),
+		Socket: cliContext.String("socket")})
 	if err != nil {
 		return err
 	}
@@ -202,6 +205,13 @@ func runCrashShow(cliContext *cli.Context) error {
 		core += ")"
 	}
 	row("core", "%s", core)
+	for _, snap := range r.Snapshots {
+		p := filepath.Join(dir, r.ID, snap)
+		row("snapshot", "%s (rewind analyze %s; rewind view --around trigger:2s %s)", p, p, p)
+	}
+	if r.Daemon != "" {
+		row("snapshots", "none: %s", r.Daemon)
+	}
 	if r.Chain != nil {
 		chain := fmt.Sprintf("%s got %s", r.Chain.Target, units.FormatSize(r.Chain.Bytes))
 		if r.Chain.Error != "" {
@@ -257,4 +267,3 @@ func writeCrashList(w io.Writer, recs []*crash.Record) {
 	}
 	tw.Flush()
 }
-
