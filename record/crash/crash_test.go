@@ -453,7 +453,7 @@ func TestCrashSnapshots(t *testing.T) {
 	for _, a := range []struct {
 		action string
 		body   any
-	}{{"enable-event", api.EventsRequest{Events: []string{"signals", "process"}}}, {"start", nil}} {
+	}{{"enable-event", api.EventsRequest{Events: []string{"signals", "process", "syscalls", "sched"}}}, {"start", nil}} {
 		if _, err := c.Action(ctx, "crashy", a.action, a.body); err != nil {
 			t.Fatal(err)
 		}
@@ -490,6 +490,14 @@ func TestCrashSnapshots(t *testing.T) {
 	}
 	if !found {
 		t.Errorf("the snapshot holds no signal_generate of pid %d", pid)
+	}
+	story, err := ReadStory(filepath.Join(dir, r.ID, r.Snapshots[0]), r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := story.String()
+	if story.CPU < 0 || len(story.Last) == 0 || !strings.Contains(story.Last[len(story.Last)-1], "signal_generate") {
+		t.Errorf("story: cpu %d, want the thread's events ending with its signal_generate:\n%s", story.CPU, text)
 	}
 
 	// The daemon gone: core and metadata still.

@@ -226,6 +226,14 @@ func runCrashShow(cliContext *cli.Context) error {
 		row("error", "%v", ferr)
 	}
 	tw.Flush()
+	for _, snap := range r.Snapshots {
+		story, err := crash.ReadStory(filepath.Join(dir, r.ID, snap), r)
+		if err != nil {
+			fmt.Fprintf(w, "\n%s: %v\n", snap, err)
+			continue
+		}
+		fmt.Fprintf(w, "\n%s", story)
+	}
 	if r.Core.File != "" {
 		fmt.Fprintf(w, "\nopen the core:\n  zstd -d %s -o /tmp/%s.core\n  gdb %s /tmp/%s.core\n", filepath.Join(dir, r.ID, r.Core.File), r.ID, r.Exe, r.ID)
 	}
