@@ -137,8 +137,25 @@ func ParseConfig(name string, r io.Reader, base Config) (Config, error) {
 				return cfg, fail(fmt.Errorf("%q: want a duration such as 168h, or 0 for no cap", value))
 			}
 			cfg.Retention.MaxAge = d
+		case "crash_handler", "crash_chain":
+			on, err := parseBool(value)
+			if err != nil {
+				return cfg, fail(err)
+			}
+			*map[string]*bool{"crash_handler": &cfg.Crash.Install, "crash_chain": &cfg.Crash.Chain}[key] = on
+		case "crash_dir":
+			if !filepath.IsAbs(value) {
+				return cfg, fail(fmt.Errorf("%q: want an absolute path", value))
+			}
+			cfg.Crash.Dir = value
+		case "crash_max_core":
+			size, err := units.ParseSize(value)
+			if err != nil {
+				return cfg, fail(err)
+			}
+			cfg.Crash.MaxCore = size
 		default:
-			return cfg, fail(fmt.Errorf("no such key (keys: socket, group, output_root, sessions_dir, buffer_size, listen, token_file, alertmanager_sessions, alertmanager_cooldown, retention_max_files, retention_max_bytes, retention_max_age)"))
+			return cfg, fail(fmt.Errorf("no such key (keys: socket, group, output_root, sessions_dir, buffer_size, listen, token_file, alertmanager_sessions, alertmanager_cooldown, retention_max_files, retention_max_bytes, retention_max_age, crash_handler, crash_dir, crash_max_core, crash_chain)"))
 		}
 	}
 	if err := sc.Err(); err != nil {
@@ -150,6 +167,17 @@ func ParseConfig(name string, r io.Reader, base Config) (Config, error) {
 		}
 	}
 	return cfg, nil
+}
+
+// parseBool reads on/off (and yes/no, true/false).
+func parseBool(v string) (bool, error) {
+	switch v {
+	case "on", "yes", "true":
+		return true, nil
+	case "off", "no", "false":
+		return false, nil
+	}
+	return false, fmt.Errorf("%q: want on or off", v)
 }
 
 // LoadConfig reads the built-in defaults, then file over them: the named

@@ -5,6 +5,7 @@
 package daemon
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -22,6 +23,7 @@ import (
 	"github.com/rewindtrace/rewind/daemon/api"
 	"github.com/rewindtrace/rewind/internal/retention"
 	"github.com/rewindtrace/rewind/record"
+	"github.com/rewindtrace/rewind/record/crash"
 	"github.com/rewindtrace/rewind/snapshot"
 )
 
@@ -54,8 +56,24 @@ type Config struct {
 	// Retention caps each session's snapshot directory unless its create
 	// request sets caps of its own.
 	Retention retention.Policy
+	// Crash, when its Install is set, installs the crash handler when the
+	// daemon starts and puts the previous core_pattern back when it stops
+	// (unless the handler was installed already, by rewind crash install:
+	// then it stays). Its Socket is the daemon's.
+	Crash CrashConfig
 	// Version names the recorder in snapshots.
 	Version string
+}
+
+// CrashConfig is the crash handler the daemon installs (record/crash).
+type CrashConfig struct {
+	Install bool
+	Dir     string // crash.DefaultDir when empty
+	MaxCore uint64 // crash.DefaultMaxCore when 0
+	Chain   bool
+	// State and Rewind are the handler's state file and binary; empty:
+	// crash.DefaultState and this executable.
+	State, Rewind string
 }
 
 // Defaults.
@@ -81,6 +99,9 @@ type Daemon struct {
 	token  string
 	met    *metrics
 	am     *alertmanager
+	// crashState is the state file of the crash handler the daemon
+	// installed, to uninstall at Close; empty when it installed none.
+	crashState string
 
 	closeOnce sync.Once
 	closeErr  error
@@ -164,7 +185,37 @@ func New(cfg Config) (_ *Daemon, err error) {
 		}
 		d.tcpSrv = &http.Server{Handler: d.routes(), ConnContext: withTCP, ReadHeaderTimeout: 10 * time.Second}
 	}
+	if cfg.Crash.Install {
+		if err := d.installCrash(); err != nil {
+			return nil, err
+		}
+	}
 	return d, nil
+}
+
+// installCrash installs the crash handler, unless it is installed already.
+func (d *Daemon) installCrash() error {
+	c := d.cfg.Crash
+	cur, err := crash.ReadPattern(crash.PatternFile)
+	if err != nil {
+		return err
+	}
+	if crash.IsOurs(cur) {
+		logf("crash handler installed already (%s): left as it is", cur)
+		return nil
+	}
+	if c.Rewind == "" {
+		if c.Rewind, err = os.Executable(); err != nil {
+			return err
+		}
+	}
+	st, err := crash.Install(crash.Options{Rewind: c.Rewind, State: c.State, Dir: c.Dir, MaxCore: c.MaxCore, Chain: c.Chain, Socket: d.cfg.Socket})
+	if err != nil {
+		return err
+	}
+	d.crashState = cmp.Or(c.State, crash.DefaultState)
+	logf("crash handler installed: core_pattern %s (was %s)", st.Pattern, st.Previous)
+	return nil
 }
 
 // takeLock holds an exclusive lock on path for the daemon's life.
@@ -261,6 +312,13 @@ func (d *Daemon) Close() error {
 			}
 		}
 		errs = append(errs, d.m.closeAll())
+		if d.crashState != "" {
+			if st, err := crash.Uninstall(d.crashState, "", false); err != nil {
+				errs = append(errs, err)
+			} else {
+				logf("crash handler removed: core_pattern %s again", st.Previous)
+			}
+		}
 		if d.lock != nil {
 			errs = append(errs, os.Remove(d.lock.Name()), d.lock.Close())
 		}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/rewindtrace/rewind/daemon"
 	"github.com/rewindtrace/rewind/internal/units"
+	"github.com/rewindtrace/rewind/record/crash"
 	"github.com/rewindtrace/rewind/snapshot"
 )
 
@@ -80,6 +81,9 @@ func runDaemon(cliContext *cli.Context) error {
 		fmt.Fprintf(w, "alertmanager_sessions = %s\nalertmanager_cooldown = %s\n", cmp.Or(cfg.AlertmanagerSessions, "all"), cooldown)
 		fmt.Fprintf(w, "retention_max_files = %d\nretention_max_bytes = %s\nretention_max_age = %s\n",
 			cfg.Retention.MaxFiles, units.FormatSize(cfg.Retention.MaxBytes), cfg.Retention.MaxAge)
+		onOff := map[bool]string{true: "on", false: "off"}
+		fmt.Fprintf(w, "crash_handler = %s\ncrash_dir = %s\ncrash_max_core = %s\ncrash_chain = %s\n", onOff[cfg.Crash.Install],
+			cmp.Or(cfg.Crash.Dir, crash.DefaultDir), units.FormatSize(cmp.Or(cfg.Crash.MaxCore, crash.DefaultMaxCore)), onOff[cfg.Crash.Chain])
 		return nil
 	}
 	// Signals first: a SIGTERM while the daemon starts still stops it
