@@ -2,7 +2,6 @@ package crash
 
 import (
 	"bytes"
-	"context"
 	"debug/elf"
 	"fmt"
 	"io"
@@ -18,11 +17,7 @@ import (
 
 	"github.com/klauspost/compress/zstd"
 
-	"github.com/rewindtrace/rewind/daemon"
-	"github.com/rewindtrace/rewind/daemon/api"
-	"github.com/rewindtrace/rewind/daemon/client"
 	"github.com/rewindtrace/rewind/internal/testkernel"
-	"github.com/rewindtrace/rewind/snapshot"
 )
 
 // The test binary doubles as the handler the kernel runs ("crash handle
@@ -421,94 +416,11 @@ func TestExpand(t *testing.T) {
 	}
 }
 
-// TestCrashSnapshots: with a daemon recording, the record holds each
-// recording session's snapshot, with the crash as its trigger and the
-// crashing process's signal_generate; with no daemon, a crash still
-// yields its core and metadata, and the record says there was none.
-func TestCrashSnapshots(t *testing.T) {
-	testkernel.Require(t)
-	tmp, err := os.MkdirTemp("", "rwd")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer os.RemoveAll(tmp)
-	sock := filepath.Join(tmp, "d.sock")
-	d, err := daemon.New(daemon.Config{Socket: sock, OutputRoot: filepath.Join(tmp, "out"), BufferSize: 4 << 20, Version: "test"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	served := make(chan error, 1)
-	go func() { served <- d.Serve(ctx) }()
-	defer func() {
-		cancel()
-		if err := <-served; err != nil {
-			t.Error(err)
-		}
-	}()
-	c := client.New(sock)
-	if _, err := c.Create(ctx, api.CreateRequest{Name: "crashy"}); err != nil {
-		t.Fatal(err)
-	}
-	for _, a := range []struct {
-		action string
-		body   any
-	}{{"enable-event", api.EventsRequest{Events: []string{"signals", "process", "syscalls", "sched"}}}, {"start", nil}} {
-		if _, err := c.Action(ctx, "crashy", a.action, a.body); err != nil {
-			t.Fatal(err)
-		}
-	}
-	_, dir := install(t, Options{Socket: sock})
-	dir = filepath.Join(dir, "crashes")
-	prog := build(t, "segv")
-	pid := crash(t, prog, "unlimited")
-	r := waitRecord(t, dir, pid)
-	if len(r.Snapshots) != 1 || r.Snapshots[0] != "crashy.rwd" || len(r.Errors) > 0 || r.Core.File == "" {
-		t.Fatalf("record %+v: want the session's snapshot and the core", r)
-	}
-	sr, err := snapshot.Open(filepath.Join(dir, r.ID, r.Snapshots[0]))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sr.Close()
-	m := sr.Meta()
-	if m.Trigger.Kind != snapshot.TriggerCrash || m.Trigger.Firing == nil || m.Trigger.Firing.PID != uint32(pid) || m.Trigger.Signal != "SIGSEGV" {
-		t.Errorf("snapshot trigger %+v", m.Trigger)
-	}
-	gen := sr.Schema().ByName("signal_generate")
-	found := false
-	var ch snapshot.Chunk
-	for _, sec := range sr.Chunks() {
-		if err := sr.ReadChunk(sec, &ch); err != nil {
-			t.Fatal(err)
-		}
-		for i := 0; i < ch.Len(); i++ {
-			if ch.Type[i] == gen.ID && ch.PID[i] == uint32(pid) {
-				found = true
-			}
-		}
-	}
-	if !found {
-		t.Errorf("the snapshot holds no signal_generate of pid %d", pid)
-	}
-	story, err := ReadStory(filepath.Join(dir, r.ID, r.Snapshots[0]), r)
-	if err != nil {
-		t.Fatal(err)
-	}
-	text := story.String()
-	if story.CPU < 0 || len(story.Last) == 0 || !strings.Contains(story.Last[len(story.Last)-1], "signal_generate") {
-		t.Errorf("story: cpu %d, want the thread's events ending with its signal_generate:\n%s", story.CPU, text)
-	}
-
-	// The daemon gone: core and metadata still.
-	cancel()
-	if err := <-served; err != nil {
-		t.Error(err)
-	}
-	served <- nil
-	pid = crash(t, prog, "unlimited")
-	r = waitRecord(t, dir, pid)
-	if r.Core.File == "" || len(r.Snapshots) != 0 || !strings.Contains(r.Daemon, "no daemon") {
-		t.Errorf("record without a daemon %+v", r)
-	}
-}
+// Helpers for the tests of package crash_test, which may import the
+// daemon (package crash may not: the daemon imports it).
+var (
+	InstallForTest = install
+	BuildForTest   = build
+	CrashForTest   = crash
+	WaitForTest    = waitRecord
+)
