@@ -35,6 +35,9 @@ func (d *Daemon) crashRoutes(mux *http.ServeMux, v string) {
 		trig := snapshot.Trigger{Kind: snapshot.TriggerCrash, Signal: sig, Detail: fmt.Sprintf("%s in pid %d (%s)", sig, req.PID, req.Exe),
 			Firing: &snapshot.Firing{Trigger: "crash", Condition: "core dump", TS: sysx.BootNow(), CPU: -1, TID: uint32(req.TID), PID: uint32(req.PID),
 				Comm: req.Comm, Value: float64(req.Signal), Unit: "signal", What: sig}}
+		if req.Core != "" {
+			d.met.crashes.WithLabelValues(req.Core).Inc()
+		}
 		out := api.CrashReply{Snapshots: []api.CrashSnapshot{}}
 		for _, s := range d.m.list() {
 			s.mu.Lock()
@@ -50,8 +53,10 @@ func (d *Daemon) crashRoutes(mux *http.ServeMux, v string) {
 			}
 			if err != nil {
 				cs.Error = err.Error()
+				d.met.crashSnaps.WithLabelValues("failed").Inc()
 			} else {
 				cs.Path, cs.Events, cs.Lost = res.Path, res.Events, res.Lost
+				d.met.crashSnaps.WithLabelValues("ok").Inc()
 			}
 			out.Snapshots = append(out.Snapshots, cs)
 		}

@@ -17,6 +17,9 @@ type metrics struct {
 	reg       *prometheus.Registry
 	snapshots *prometheus.HistogramVec
 	counters  *counterSummary
+	// crashes counts the crashes the handler told of, by what became of
+	// the core; crashSnaps the snapshots taken for them, by result.
+	crashes, crashSnaps *prometheus.CounterVec
 }
 
 func newMetrics(d *Daemon) *metrics {
@@ -26,6 +29,17 @@ func newMetrics(d *Daemon) *metrics {
 		Help:    "Time from a snapshot's request to its file (or stream) being complete, by session.",
 		Buckets: prometheus.ExponentialBuckets(0.01, 2, 12), // 10 ms to 20 s
 	}, []string{"session"})
+	m.crashes = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "rewind_crashes_total",
+		Help: "Crashes the crash handler told the daemon of, by what became of the core (saved; rlimit: RLIMIT_CORE was 0; storm: past the storm limit)."}, []string{"core"})
+	m.crashSnaps = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "rewind_crash_snapshots_total",
+		Help: "Snapshots taken into crash records, by result (ok, failed)."}, []string{"result"})
+	for _, c := range []string{"saved", "rlimit", "storm"} {
+		m.crashes.WithLabelValues(c)
+	}
+	for _, r := range []string{"ok", "failed"} {
+		m.crashSnaps.WithLabelValues(r)
+	}
+	m.reg.MustRegister(m.crashes, m.crashSnaps)
 	m.reg.MustRegister(m.snapshots, &sessionCollector{d: d}, m.counters, &liveCollector{d: d}, prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name:        "rewind_build_info",
 		Help:        "The daemon's build: 1, labelled with rewind's version and Go's.",

@@ -285,6 +285,9 @@ type CrashRequest struct {
 	Exe    string `json:"exe"`
 	Comm   string `json:"comm,omitempty"`
 	Dir    string `json:"dir"`
+	// Core is what becomes of the core: saved, rlimit (RLIMIT_CORE is
+	// 0) or storm (past the storm limit); the daemon counts it.
+	Core string `json:"core,omitempty"`
 }
 
 // CrashReply lists the snapshots taken for a crash, or why one failed.

@@ -2,6 +2,9 @@ package crash_test
 
 import (
 	"context"
+	"io"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -84,6 +87,22 @@ func TestCrashSnapshots(t *testing.T) {
 	}
 	if !found {
 		t.Errorf("the snapshot holds no signal_generate of pid %d", pid)
+	}
+	// The daemon counted the crash and its snapshot.
+	hc := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		var dl net.Dialer
+		return dl.DialContext(ctx, "unix", sock)
+	}}}
+	resp, err := hc.Get("http://rewind/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{`rewind_crashes_total{core="saved"} 1`, `rewind_crash_snapshots_total{result="ok"} 1`} {
+		if !strings.Contains(string(metrics), want) {
+			t.Errorf("metrics lack %s", want)
+		}
 	}
 	story, err := crash.ReadStory(filepath.Join(dir, r.ID, r.Snapshots[0]), r)
 	if err != nil {

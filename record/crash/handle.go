@@ -161,21 +161,21 @@ func Handle(stateFile string, args []string, core io.Reader) (string, error) {
 	// /proc/PID first: it lasts only while the core is being read. The
 	// snapshots too, while the process is still there to be named.
 	readProc(a.PID, tmp, rec, fail)
-	if st.Socket != "" {
-		askDaemon(st.Socket, a, tmp, rec, fail)
-	}
 
 	rec.Core.MaxCore = st.MaxCore
-	why := ""
+	why, reason := "", "saved"
 	switch {
 	case a.CoreLimit == 0:
-		why = "the process's core size limit (RLIMIT_CORE) is 0"
+		why, reason = "the process's core size limit (RLIMIT_CORE) is 0", "rlimit"
 	default:
 		if n, err := stormCount(st.Dir, time.Now()); err != nil {
 			fail(fmt.Errorf("storm limit: %w", err))
 		} else if n > StormCores {
-			why = fmt.Sprintf("crash storm: %d cores in the last %v, at most %d are saved", n, StormWindow, StormCores)
+			why, reason = fmt.Sprintf("crash storm: %d cores in the last %v, at most %d are saved", n, StormWindow, StormCores), "storm"
 		}
+	}
+	if st.Socket != "" {
+		askDaemon(st.Socket, a, tmp, reason, rec, fail)
 	}
 	var chain io.WriteCloser
 	var chainDone func() error
@@ -235,14 +235,14 @@ func Handle(stateFile string, args []string, core io.Reader) (string, error) {
 
 // askDaemon has the daemon snapshot its recording sessions into the
 // record, within Bound. No daemon is not an error: the record says so.
-func askDaemon(socket string, a Args, dir string, rec *Record, fail func(error)) {
+func askDaemon(socket string, a Args, dir, core string, rec *Record, fail func(error)) {
 	if _, err := os.Stat(socket); err != nil {
 		rec.Daemon = "no daemon: " + err.Error()
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), Bound)
 	defer cancel()
-	rep, err := client.New(socket).Crash(ctx, api.CrashRequest{PID: a.PID, TID: a.TID, Signal: a.Signal, Exe: a.Exe, Comm: rec.Comm, Dir: dir})
+	rep, err := client.New(socket).Crash(ctx, api.CrashRequest{PID: a.PID, TID: a.TID, Signal: a.Signal, Exe: a.Exe, Comm: rec.Comm, Dir: dir, Core: core})
 	if err != nil {
 		fail(fmt.Errorf("daemon at %s: %w", socket, err))
 		return
