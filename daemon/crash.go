@@ -1,14 +1,17 @@
 package daemon
 
 import (
+	"cmp"
 	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/rewindtrace/rewind/daemon/api"
 	"github.com/rewindtrace/rewind/internal/sysx"
 	"github.com/rewindtrace/rewind/record"
+	"github.com/rewindtrace/rewind/record/crash"
 	"github.com/rewindtrace/rewind/snapshot"
 )
 
@@ -35,6 +38,7 @@ func (d *Daemon) crashRoutes(mux *http.ServeMux, v string) {
 		trig := snapshot.Trigger{Kind: snapshot.TriggerCrash, Signal: sig, Detail: fmt.Sprintf("%s in pid %d (%s)", sig, req.PID, req.Exe),
 			Firing: &snapshot.Firing{Trigger: "crash", Condition: "core dump", TS: sysx.BootNow(), CPU: -1, TID: uint32(req.TID), PID: uint32(req.PID),
 				Comm: req.Comm, Value: float64(req.Signal), Unit: "signal", What: sig}}
+		d.m.crashHandled(req.PID)
 		if req.Core != "" {
 			d.met.crashes.WithLabelValues(req.Core).Inc()
 		}
@@ -62,4 +66,70 @@ func (d *Daemon) crashRoutes(mux *http.ServeMux, v string) {
 		}
 		return out, nil
 	}))
+}
+
+// crashDir is where the crash trigger action writes records: the daemon's
+// crash_dir, else the installed handler's, else the default.
+func (m *manager) crashDir() string {
+	if m.cfg.Crash.Dir != "" {
+		return m.cfg.Crash.Dir
+	}
+	if st, err := crash.LoadState(cmp.Or(m.cfg.Crash.State, crash.DefaultState)); err == nil {
+		return st.Dir
+	}
+	return crash.DefaultDir
+}
+
+// crashWait is how long the crash action waits for the kernel's handler
+// to report the same crash before writing a record of its own.
+const crashWait = crash.Bound
+
+// crashRecord is the crash trigger action: it starts a record at once
+// (reading /proc while the process may still be there), waits for the
+// kernel's handler to report the crash, and, if it does not, writes the
+// record without a core, with the session's snapshot.
+func (wt *watcher) crashRecord(a *armed, fr snapshot.Firing) {
+	m := wt.s.m
+	p, err := crash.Begin(m.crashDir(), int(fr.PID), int(fr.TID), int(fr.Value), fr.Comm)
+	if err != nil {
+		wt.failed(a, fmt.Errorf("crash record: %w", err))
+		return
+	}
+	deadline := time.NewTimer(crashWait)
+	defer deadline.Stop()
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for !m.wasHandled(int(fr.PID)) {
+		select {
+		case <-wt.ctx.Done():
+			p.Discard()
+			return
+		case <-tick.C:
+			continue
+		case <-deadline.C:
+		}
+		path, err := p.Commit(fmt.Sprintf("the kernel ran no core handler for this crash within %v (the process was not dumpable, or core_pattern is not rewind's)", crashWait),
+			func(dir string) ([]string, error) {
+				trig := snapshot.Trigger{Kind: snapshot.TriggerCrash, Signal: fr.What, Detail: fmt.Sprintf("%s in pid %d, trigger %s", fr.What, fr.PID, a.req.Name), Firing: &fr}
+				res, err := wt.s.rec.Snapshot(wt.ctx, record.SnapshotRequest{Path: filepath.Join(dir, wt.s.name+".rwd"), Trigger: trig})
+				if err != nil {
+					return nil, err
+				}
+				return []string{filepath.Base(res.Path)}, nil
+			})
+		if err != nil {
+			wt.failed(a, fmt.Errorf("crash record: %w", err))
+			return
+		}
+		logf("session %s: trigger %s: crash record %s", wt.s.name, a.req.Name, path)
+		wt.mu.Lock()
+		a.crashRecords++
+		a.lastPath = path
+		wt.mu.Unlock()
+		return
+	}
+	p.Discard()
+	wt.mu.Lock()
+	a.crashesHandled++
+	wt.mu.Unlock()
 }

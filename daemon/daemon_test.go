@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -54,15 +55,23 @@ func TestMain(m *testing.M) {
 	case "sleep":
 		sleeper()
 	case "hog":
-		// Spin on the pinned thread for the duration given as argument.
-		if err := testchild.Pin(); err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			os.Exit(2)
-		}
-		d, _ := time.ParseDuration(os.Getenv("REWIND_TEST_SPIN"))
-		fmt.Println(syscall.Gettid())
-		for start := time.Now(); time.Since(start) < d; {
-		}
+		// Spin for REWIND_TEST_SPIN on a pinned thread of its own (not
+		// the main one: a filter on its id then matches it alone), and
+		// print its thread id.
+		runtime.LockOSThread()
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			if err := testchild.Pin(); err != nil {
+				fmt.Fprintln(os.Stderr, err)
+				os.Exit(2)
+			}
+			d, _ := time.ParseDuration(os.Getenv("REWIND_TEST_SPIN"))
+			fmt.Println(syscall.Gettid())
+			for start := time.Now(); time.Since(start) < d; {
+			}
+		}()
+		<-done
 		os.Exit(0)
 	case "client":
 		c := client.New(os.Getenv("REWIND_TEST_SOCKET"))

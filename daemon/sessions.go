@@ -46,6 +46,32 @@ type manager struct {
 	cfg      Config
 	// observe, when set, is told how long each snapshot took.
 	observe func(session string, took time.Duration)
+	// handled holds the processes whose crash the kernel's handler told
+	// of (POST /v1/crash), and when, for the crash trigger action.
+	handledMu sync.Mutex
+	handled   map[int]time.Time
+}
+
+// crashHandled notes that the handler reports pid's crash.
+func (m *manager) crashHandled(pid int) {
+	m.handledMu.Lock()
+	defer m.handledMu.Unlock()
+	now := time.Now()
+	for p, t := range m.handled {
+		if now.Sub(t) > time.Minute {
+			delete(m.handled, p)
+		}
+	}
+	m.handled[pid] = now
+}
+
+// wasHandled says whether the handler reported pid's crash in the last
+// minute.
+func (m *manager) wasHandled(pid int) bool {
+	m.handledMu.Lock()
+	defer m.handledMu.Unlock()
+	t, ok := m.handled[pid]
+	return ok && time.Since(t) < time.Minute
 }
 
 // session is one recorder and what the commands set on it.
@@ -64,6 +90,8 @@ type session struct {
 	tracked tracked
 	// watch holds the triggers and live histograms.
 	watch *watcher
+	// m is the manager holding the session.
+	m *manager
 	// retention caps output after each snapshot; retMu runs one pass at a
 	// time.
 	retention retention.Policy
@@ -79,7 +107,7 @@ type tracked struct {
 }
 
 func newManager(cfg Config) *manager {
-	return &manager{sessions: map[string]*session{}, cfg: cfg}
+	return &manager{sessions: map[string]*session{}, cfg: cfg, handled: map[int]time.Time{}}
 }
 
 // get returns the named session or a 404.
@@ -114,7 +142,7 @@ func (m *manager) create(req api.CreateRequest) (*session, error) {
 		return nil, failf(http.StatusConflict, "session %q exists already", req.Name)
 	}
 	// Reserve the name while the recorder loads, outside the lock.
-	s := &session{name: req.Name, output: req.Output, req: req, observe: m.observe, retention: m.cfg.Retention}
+	s := &session{name: req.Name, output: req.Output, req: req, observe: m.observe, retention: m.cfg.Retention, m: m}
 	if r := req.Retention; r != nil {
 		if r.MaxFiles < 0 || r.MaxAge < 0 {
 			m.mu.Lock()

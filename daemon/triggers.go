@@ -102,9 +102,12 @@ type armed struct {
 	// pending is set while the trigger's snapshot is being taken.
 	pending           bool
 	snapshots, errors uint64
-	lastErr           string
-	last              *snapshot.Firing
-	lastPath          string
+	// crashRecords and crashesHandled count the crash action's records
+	// and the crashes it left to the kernel's handler.
+	crashRecords, crashesHandled uint64
+	lastErr                      string
+	last                         *snapshot.Firing
+	lastPath                     string
 }
 
 func newWatcher(s *session) *watcher {
@@ -176,6 +179,7 @@ func (wt *watcher) matchLocked(a *armed, fr snapshot.Firing) {
 	}
 	snap := slices.Contains(actions, api.ActionSnapshot)
 	notify := slices.Contains(actions, api.ActionNotify)
+	crashAct := slices.Contains(actions, api.ActionCrash)
 	if snap && a.pending {
 		// One snapshot at a time per trigger: the one under way covers
 		// this match, and a burst of matches takes no pile of them.
@@ -197,6 +201,13 @@ func (wt *watcher) matchLocked(a *armed, fr snapshot.Firing) {
 	if notify {
 		logf("session %s: trigger %s fired: %s (%s; tid %d pid %d comm %q, cpu %d)",
 			wt.s.name, a.req.Name, fr.Condition, info.FiringValue(&fr), fr.TID, fr.PID, fr.Comm, fr.CPU)
+	}
+	if crashAct {
+		wt.wg.Add(1)
+		go func() {
+			defer wt.wg.Done()
+			wt.crashRecord(a, fr)
+		}()
 	}
 	wt.wg.Add(1)
 	go func() {
@@ -290,8 +301,14 @@ func (wt *watcher) add(req api.TriggerRequest) error {
 	}
 	a.policy.Cooldown, a.policy.MaxPerHour = req.Cooldown.D(), req.MaxPerHour
 	for _, act := range req.Actions {
-		if act != api.ActionSnapshot && act != api.ActionNotify {
-			return failf(http.StatusBadRequest, "trigger action %q: want %s or %s", act, api.ActionSnapshot, api.ActionNotify)
+		switch act {
+		case api.ActionSnapshot, api.ActionNotify:
+		case api.ActionCrash:
+			if cond.Kind != trigger.Signal {
+				return failf(http.StatusBadRequest, "trigger action crash: for signal conditions only (signal SIGSEGV,SIGABRT,SIGBUS)")
+			}
+		default:
+			return failf(http.StatusBadRequest, "trigger action %q: want %s, %s or %s", act, api.ActionSnapshot, api.ActionNotify, api.ActionCrash)
 		}
 	}
 	if req.Post != "" {
@@ -391,7 +408,8 @@ func (wt *watcher) list() []api.Trigger {
 	out := []api.Trigger{}
 	for _, a := range wt.triggers {
 		t := api.Trigger{TriggerRequest: a.req, Matches: a.policy.Matches, Fired: a.policy.Fired, Snapshots: a.snapshots,
-			Errors: a.errors, LastError: a.lastErr, Last: a.last, LastSnapshot: a.lastPath}
+			Errors: a.errors, LastError: a.lastErr, Last: a.last, LastSnapshot: a.lastPath,
+			CrashRecords: a.crashRecords, CrashesHandled: a.crashesHandled}
 		// The kernel counts matches whose firing user space has not read
 		// yet, or lost: the larger count is the truth.
 		if a.slot >= 0 {

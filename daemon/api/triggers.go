@@ -6,6 +6,10 @@ import "github.com/rewindtrace/rewind/snapshot"
 const (
 	ActionSnapshot = "snapshot" // snapshot the session, after the delay
 	ActionNotify   = "notify"   // a line in the daemon's log, a metric, and a POST when Post is set
+	// ActionCrash writes a crash record without a core (record/crash) for
+	// a crash the kernel's handler does not see: for a signal condition,
+	// when no handler reports the same process within a few seconds.
+	ActionCrash = "crash"
 )
 
 // TriggerRequest adds a trigger to a session: POST
@@ -46,6 +50,11 @@ type Trigger struct {
 	Snapshots uint64 `json:"snapshots"`
 	Errors    uint64 `json:"errors"`
 	LastError string `json:"last_error,omitempty"`
+	// CrashRecords counts the crash records the crash action wrote;
+	// CrashesHandled the crashes it left to the kernel's handler, which
+	// reported them.
+	CrashRecords   uint64 `json:"crash_records,omitempty"`
+	CrashesHandled uint64 `json:"crashes_handled,omitempty"`
 	// Last is the latest firing; LastSnapshot the latest snapshot's path.
 	Last         *snapshot.Firing `json:"last,omitempty"`
 	LastSnapshot string           `json:"last_snapshot,omitempty"`

@@ -266,6 +266,19 @@ func TestCrashRecords(t *testing.T) {
 		if c.sig == syscall.SIGSEGV && (!fault.HasAddr || fault.Addr != 0) {
 			t.Errorf("%s: fault address %#x (has %v), want 0: the null pointer written through", c.prog, fault.Addr, fault.HasAddr)
 		}
+		var show strings.Builder
+		if err := Show(&show, dir, r); err != nil {
+			t.Fatal(err)
+		}
+		wants := []string{fmt.Sprintf("%s (%d)", map[syscall.Signal]string{syscall.SIGSEGV: "SIGSEGV", syscall.SIGABRT: "SIGABRT"}[c.sig], c.sig), c.fn, "gdb " + prog}
+		if c.sig == syscall.SIGSEGV {
+			wants = append(wants, "fault address 0x0")
+		}
+		for _, want := range wants {
+			if !strings.Contains(show.String(), want) {
+				t.Errorf("%s: crash show lacks %q:\n%s", c.prog, want, show.String())
+			}
+		}
 		out, err := exec.Command("gdb", "-batch", "-ex", "bt", prog, core(t, dir, r)).CombinedOutput()
 		if err != nil || !bytes.Contains(out, []byte(c.fn)) {
 			t.Errorf("%s: gdb bt does not show %s (%v):\n%s", c.prog, c.fn, err, out)

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/rewindtrace/rewind/daemon"
 	"github.com/rewindtrace/rewind/daemon/api"
@@ -123,5 +124,104 @@ func TestCrashSnapshots(t *testing.T) {
 	r = crash.WaitForTest(t, dir, pid)
 	if r.Core.File == "" || len(r.Snapshots) != 0 || !strings.Contains(r.Daemon, "no daemon") {
 		t.Errorf("record without a daemon %+v", r)
+	}
+}
+
+// TestCrashAction: a daemon's "signal SIGSEGV" trigger with the crash
+// action writes a record without a core, with the session's snapshot,
+// for a process the kernel runs no handler for (not dumpable); for one it
+// does, the handler's record is the only one.
+func TestCrashAction(t *testing.T) {
+	testkernel.Require(t)
+	sockDir, err := os.MkdirTemp("", "rwd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(sockDir)
+	sock := filepath.Join(sockDir, "d.sock")
+	// The handler tells this daemon of the crashes it handles.
+	_, tmp := crash.InstallForTest(t, crash.Options{Socket: sock})
+	dir := filepath.Join(tmp, "crashes")
+	d, err := daemon.New(daemon.Config{Socket: sock, OutputRoot: filepath.Join(tmp, "out"), BufferSize: 4 << 20, Version: "test",
+		Crash: daemon.CrashConfig{Dir: dir}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() { served <- d.Serve(ctx) }()
+	defer func() {
+		cancel()
+		if err := <-served; err != nil {
+			t.Error(err)
+		}
+	}()
+	c := client.New(sock)
+	if _, err := c.Create(ctx, api.CreateRequest{Name: "watch"}); err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range []struct {
+		action string
+		body   any
+	}{{"enable-event", api.EventsRequest{Events: []string{"signals", "process"}}}, {"start", nil}} {
+		if _, err := c.Action(ctx, "watch", a.action, a.body); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, comm := range []string{"nodump", "segv"} {
+		if _, err := c.AddTrigger(ctx, "watch", api.TriggerRequest{Name: comm, Condition: "signal SIGSEGV comm=" + comm, Actions: []string{api.ActionCrash}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := c.AddTrigger(ctx, "watch", api.TriggerRequest{Condition: "syscall > 1s", Actions: []string{api.ActionCrash}}); err == nil {
+		t.Error("the crash action accepted for a syscall condition")
+	}
+
+	pid := crash.CrashForTest(t, crash.BuildForTest(t, "nodump"), "unlimited")
+	r := crash.WaitForTest(t, dir, pid)
+	if r.Core.File != "" || !strings.Contains(r.Core.Dropped, "ran no core handler") || len(r.Snapshots) != 1 || r.Snapshots[0] != "watch.rwd" || r.SignalName != "SIGSEGV" {
+		t.Errorf("record of the process not dumpable %+v", r)
+	}
+
+	// Dumpable: the handler's record, and no other once the action has
+	// waited its time.
+	pid = crash.CrashForTest(t, crash.BuildForTest(t, "segv"), "unlimited")
+	r = crash.WaitForTest(t, dir, pid)
+	if r.Core.File == "" {
+		t.Errorf("the handler's record has no core: %+v", r)
+	}
+	// The action waits for the handler's report, then leaves the crash
+	// to it.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		trigs, err := c.Triggers(ctx, "watch")
+		if err != nil {
+			t.Fatal(err)
+		}
+		nd, sg := trigs.Triggers[0], trigs.Triggers[1]
+		if sg.CrashesHandled+sg.CrashRecords > 0 {
+			if nd.CrashRecords != 1 || sg.CrashesHandled != 1 || sg.CrashRecords != 0 {
+				t.Errorf("crash actions: nodump wrote %d records, segv left %d crashes to the handler and wrote %d records; want 1, 1, 0",
+					nd.CrashRecords, sg.CrashesHandled, sg.CrashRecords)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the segv trigger's crash action did not finish in 30s: %+v", sg)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	recs, err := crash.List(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, rr := range recs {
+		if rr.PID == pid {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Errorf("%d records of the dumpable crash, want the handler's only", n)
 	}
 }

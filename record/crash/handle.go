@@ -1,6 +1,7 @@
 package crash
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -147,15 +148,11 @@ func Handle(stateFile string, args []string, core io.Reader) (string, error) {
 	}
 	rec := &Record{Time: a.Time, PID: a.PID, TID: a.TID, Signal: a.Signal, SignalName: sysx.SignalName(a.Signal), UID: a.UID, GID: a.GID,
 		DumpMode: a.DumpMode, CoreLimit: a.CoreLimit, Exe: a.Exe}
-	rec.ID = fmt.Sprintf("%s-%d-%s", a.Time.Format("20060102T150405Z"), a.PID, sanitize(filepath.Base(a.Exe)))
-	tmp, err := os.MkdirTemp(st.Dir, "."+rec.ID+".")
+	tmp, err := begin(st.Dir, rec)
 	if err != nil {
 		return "", err
 	}
 	defer os.RemoveAll(tmp) // after the rename, nothing is there
-	if err := os.Chmod(tmp, 0o750); err != nil {
-		return "", err
-	}
 	fail := func(err error) { rec.Errors = append(rec.Errors, err.Error()) }
 
 	// /proc/PID first: it lasts only while the core is being read. The
@@ -204,6 +201,31 @@ func Handle(stateFile string, args []string, core io.Reader) (string, error) {
 		}
 	}
 	rec.HandledNS = int64(time.Since(start))
+	return commit(st.Dir, tmp, rec)
+}
+
+// begin names a record and makes the temporary directory it is written
+// in, under dir.
+func begin(dir string, rec *Record) (string, error) {
+	name := cmp.Or(rec.Comm, "unknown")
+	if rec.Exe != "" {
+		name = filepath.Base(rec.Exe)
+	}
+	rec.ID = fmt.Sprintf("%s-%d-%s", rec.Time.Format("20060102T150405Z"), rec.PID, sanitize(name))
+	tmp, err := os.MkdirTemp(dir, "."+rec.ID+".")
+	if err != nil {
+		return "", err
+	}
+	if err := os.Chmod(tmp, 0o750); err != nil {
+		os.RemoveAll(tmp)
+		return "", err
+	}
+	return tmp, nil
+}
+
+// commit writes the record's metadata into tmp, gives it to the rewind
+// group, and renames it into place: a record is whole or absent.
+func commit(dir, tmp string, rec *Record) (string, error) {
 	b, err := json.MarshalIndent(rec, "", "  ")
 	if err != nil {
 		return "", err
@@ -211,9 +233,10 @@ func Handle(stateFile string, args []string, core io.Reader) (string, error) {
 	if err := writeSynced(filepath.Join(tmp, "meta.json"), append(b, '\n')); err != nil {
 		return "", err
 	}
-	final := filepath.Join(st.Dir, rec.ID)
+	final := filepath.Join(dir, rec.ID)
 	if _, err := os.Stat(final); err == nil {
-		final += fmt.Sprintf("-%d", a.TID)
+		final += fmt.Sprintf("-%d", rec.TID)
+		rec.ID = filepath.Base(final)
 	}
 	if gid := rewindGroup(); gid >= 0 {
 		filepath.WalkDir(tmp, func(path string, _ os.DirEntry, err error) error {
@@ -226,12 +249,59 @@ func Handle(stateFile string, args []string, core io.Reader) (string, error) {
 	if err := os.Rename(tmp, final); err != nil {
 		return "", err
 	}
-	if d, err := os.Open(st.Dir); err == nil {
+	if d, err := os.Open(dir); err == nil {
 		d.Sync()
 		d.Close()
 	}
 	return final, nil
 }
+
+// Pending is a coreless crash record being made: for a crash the kernel
+// ran no handler for (a process that is not dumpable, or core_pattern not
+// rewind's), which the daemon's crash trigger action writes. Not safe for
+// concurrent use.
+type Pending struct {
+	dir, tmp string
+	rec      *Record
+}
+
+// Begin starts a coreless record at once, reading /proc/PID while the
+// process may still be there;
+// comm is the task's name as the kernel reported it, should /proc be
+// gone already.
+func Begin(dir string, pid, tid, signal int, comm string) (*Pending, error) {
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return nil, err
+	}
+	rec := &Record{Time: time.Now().UTC(), PID: pid, TID: tid, Signal: signal, SignalName: sysx.SignalName(signal), Comm: comm}
+	if exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid)); err == nil {
+		rec.Exe = exe
+	}
+	tmp, err := begin(dir, rec)
+	if err != nil {
+		return nil, err
+	}
+	readProc(pid, tmp, rec, func(err error) { rec.Errors = append(rec.Errors, err.Error()) })
+	return &Pending{dir: dir, tmp: tmp, rec: rec}, nil
+}
+
+// Commit says why there is no core, lets snap write snapshots into the
+// record (returning their file names), and puts the record in place.
+func (p *Pending) Commit(why string, snap func(dir string) ([]string, error)) (string, error) {
+	defer os.RemoveAll(p.tmp)
+	p.rec.Core.Dropped = why
+	if snap != nil {
+		files, err := snap(p.tmp)
+		if err != nil {
+			p.rec.Errors = append(p.rec.Errors, err.Error())
+		}
+		p.rec.Snapshots = files
+	}
+	return commit(p.dir, p.tmp, p.rec)
+}
+
+// Discard drops the record: the kernel's handler made one.
+func (p *Pending) Discard() error { return os.RemoveAll(p.tmp) }
 
 // askDaemon has the daemon snapshot its recording sessions into the
 // record, within Bound. No daemon is not an error: the record says so.

@@ -7,10 +7,13 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
+	"text/tabwriter"
 
 	"github.com/klauspost/compress/zstd"
 
 	"github.com/rewindtrace/rewind/internal/symbolize"
+	"github.com/rewindtrace/rewind/internal/units"
 	"github.com/rewindtrace/rewind/record/symbols"
 	"github.com/rewindtrace/rewind/snapshot"
 )
@@ -148,3 +151,84 @@ func ReadFault(dir string, r *Record) (*Fault, error) {
 }
 
 func align4(n uint32) uint64 { return (uint64(n) + 3) &^ 3 }
+
+// Show writes what a developer reads first of a crash record: the
+// process, the signal and fault address, the crashing function, the core,
+// the snapshots and what they tell of the seconds before, and the commands
+// that open the core.
+func Show(w io.Writer, dir string, r *Record) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	row := func(k, format string, a ...any) { fmt.Fprintf(tw, "%s:\t%s\n", k, fmt.Sprintf(format, a...)) }
+	row("crash", "%s", r.ID)
+	row("process", "%s, pid %d, thread %d, uid %d gid %d", r.Exe, r.PID, r.TID, r.UID, r.GID)
+	if len(r.Cmdline) > 0 {
+		row("command", "%s", strings.Join(r.Cmdline, " "))
+	}
+	row("time", "%s", r.Time.Format("2006-01-02 15:04:05 UTC"))
+	sig := fmt.Sprintf("%s (%d)", r.SignalName, r.Signal)
+	fault, ferr := ReadFault(dir, r)
+	if fault != nil {
+		sig += fmt.Sprintf(", si_code %d", fault.Code)
+		if fault.HasAddr {
+			sig += fmt.Sprintf(", fault address %#x", fault.Addr)
+		}
+	}
+	row("signal", "%s", sig)
+	if fault != nil && ferr == nil {
+		fn := fault.Func
+		switch {
+		case fn != "" && fault.Module != "" && fault.Module != r.Exe:
+			fn += " in " + fault.Module
+		case fn == "" && fault.Module != "":
+			fn = fault.Module + " (no symbol there)"
+		case fn == "":
+			fn = "(no mapping or symbol: the binary is stripped or gone)"
+		}
+		if fault.Caller != "" {
+			fn += ", called from " + fault.Caller
+		}
+		row("crashed in", "%s at pc %#x", fn, fault.PC)
+	}
+	core := "none: " + r.Core.Dropped
+	if r.Core.File != "" {
+		core = fmt.Sprintf("%s (%s", filepath.Join(dir, r.ID, r.Core.File), units.FormatSize(r.Core.Saved))
+		if r.Core.Truncated {
+			core += fmt.Sprintf(" of %s: cut at --max-core", units.FormatSize(r.Core.Bytes))
+		}
+		core += ")"
+	}
+	row("core", "%s", core)
+	for _, snap := range r.Snapshots {
+		p := filepath.Join(dir, r.ID, snap)
+		row("snapshot", "%s (rewind analyze %s; rewind view --around trigger:2s %s)", p, p, p)
+	}
+	if r.Daemon != "" {
+		row("snapshots", "none: %s", r.Daemon)
+	}
+	if r.Chain != nil {
+		chain := fmt.Sprintf("%s got %s", r.Chain.Target, units.FormatSize(r.Chain.Bytes))
+		if r.Chain.Error != "" {
+			chain += ": " + r.Chain.Error
+		}
+		row("chained", "%s", chain)
+	}
+	for _, e := range r.Errors {
+		row("error", "%s", e)
+	}
+	if ferr != nil && r.Core.File != "" {
+		row("error", "%v", ferr)
+	}
+	tw.Flush()
+	for _, snap := range r.Snapshots {
+		story, err := ReadStory(filepath.Join(dir, r.ID, snap), r)
+		if err != nil {
+			fmt.Fprintf(w, "\n%s: %v\n", snap, err)
+			continue
+		}
+		fmt.Fprintf(w, "\n%s", story)
+	}
+	if r.Core.File != "" {
+		fmt.Fprintf(w, "\nopen the core:\n  zstd -d %s -o /tmp/%s.core\n  gdb %s /tmp/%s.core\n", filepath.Join(dir, r.ID, r.Core.File), r.ID, r.Exe, r.ID)
+	}
+	return nil
+}

@@ -38,7 +38,7 @@ func addTriggerCommand() *cli.Command {
 			socketFlag, sessionFlag,
 			&cli.StringFlag{Name: "name", Usage: "the trigger's `NAME` (default: trigger1, trigger2, ...)"},
 			&cli.StringFlag{Name: "condition", Aliases: []string{"c"}, Required: true, Usage: "when to fire (see above)"},
-			&cli.StringSliceFlag{Name: "action", Aliases: []string{"a"}, Usage: "snapshot (default) and/or notify (a log line, a metric, --post)"},
+			&cli.StringSliceFlag{Name: "action", Aliases: []string{"a"}, Usage: "snapshot (default), notify (a log line, a metric, --post), crash (signal conditions: a crash record without a core when the kernel's crash handler does not report the crash)"},
 			&cli.DurationFlag{Name: "delay", Usage: "keep recording this long after the firing before the snapshot"},
 			&cli.StringFlag{Name: "post", Usage: "notify: POST each firing as JSON to this `URL`"},
 			&cli.StringFlag{Name: "policy", Usage: "every:N (every Nth match) or once-after:N (the Nth match, once)"},
