@@ -549,8 +549,9 @@ int BPF_PROG(rw_w_sched_process_exit, struct task_struct *p)
 	struct rw_w_subject s;
 	int code = RW_R(p, exit_code);
 
-	/* the process, not each thread: the last one out carries its status */
-	if (code == 0 || BPF_CORE_READ(p, signal, live.counter) != 0)
+	/* the process, not each thread: its leader carries the group's
+	 * status (which thread is last out is racy to tell here) */
+	if (code == 0 || RW_R(p, pid) != RW_R(p, tgid))
 		return 0;
 	rw_w_check(RW_W_EXIT, bpf_ktime_get_boot_ns(), &s, false, NULL, (__u32)code, 0, 0, 0);
 	return 0;
