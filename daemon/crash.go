@@ -89,47 +89,57 @@ const crashWait = crash.Bound
 // kernel's handler to report the crash, and, if it does not, writes the
 // record without a core, with the session's snapshot.
 func (wt *watcher) crashRecord(a *armed, fr snapshot.Firing) {
-	m := wt.s.m
-	p, err := crash.Begin(m.crashDir(), int(fr.PID), int(fr.TID), int(fr.Value), fr.Comm)
+	p, err := crash.Begin(wt.s.m.crashDir(), int(fr.PID), int(fr.TID), int(fr.Value), fr.Comm)
 	if err != nil {
 		wt.failed(a, fmt.Errorf("crash record: %w", err))
 		return
 	}
-	deadline := time.NewTimer(crashWait)
-	defer deadline.Stop()
-	tick := time.NewTicker(50 * time.Millisecond)
-	defer tick.Stop()
-	for !m.wasHandled(int(fr.PID)) {
-		select {
-		case <-wt.ctx.Done():
-			p.Discard()
-			return
-		case <-tick.C:
-			continue
-		case <-deadline.C:
-		}
-		path, err := p.Commit(fmt.Sprintf("the kernel ran no core handler for this crash within %v (the process was not dumpable, or core_pattern is not rewind's)", crashWait),
-			func(dir string) ([]string, error) {
-				trig := snapshot.Trigger{Kind: snapshot.TriggerCrash, Signal: fr.What, Detail: fmt.Sprintf("%s in pid %d, trigger %s", fr.What, fr.PID, a.req.Name), Firing: &fr}
-				res, err := wt.s.rec.Snapshot(wt.ctx, record.SnapshotRequest{Path: filepath.Join(dir, wt.s.name+".rwd"), Trigger: trig})
-				if err != nil {
-					return nil, err
-				}
-				return []string{filepath.Base(res.Path)}, nil
-			})
-		if err != nil {
-			wt.failed(a, fmt.Errorf("crash record: %w", err))
-			return
-		}
-		logf("session %s: trigger %s: crash record %s", wt.s.name, a.req.Name, path)
+	if wt.handledWithin(int(fr.PID), crashWait) {
+		p.Discard()
 		wt.mu.Lock()
-		a.crashRecords++
-		a.lastPath = path
+		a.crashesHandled++
 		wt.mu.Unlock()
 		return
 	}
-	p.Discard()
+	if wt.ctx.Err() != nil {
+		p.Discard()
+		return
+	}
+	path, err := p.Commit(fmt.Sprintf("the kernel ran no core handler for this crash within %v (the process was not dumpable, or core_pattern is not rewind's)", crashWait),
+		func(dir string) ([]string, error) {
+			trig := snapshot.Trigger{Kind: snapshot.TriggerCrash, Signal: fr.What, Detail: fmt.Sprintf("%s in pid %d, trigger %s", fr.What, fr.PID, a.req.Name), Firing: &fr}
+			res, err := wt.s.rec.Snapshot(wt.ctx, record.SnapshotRequest{Path: filepath.Join(dir, wt.s.name+".rwd"), Trigger: trig})
+			if err != nil {
+				return nil, err
+			}
+			return []string{filepath.Base(res.Path)}, nil
+		})
+	if err != nil {
+		wt.failed(a, fmt.Errorf("crash record: %w", err))
+		return
+	}
+	logf("session %s: trigger %s: crash record %s", wt.s.name, a.req.Name, path)
 	wt.mu.Lock()
-	a.crashesHandled++
+	a.crashRecords++
+	a.lastPath = path
 	wt.mu.Unlock()
+}
+
+// handledWithin waits up to d for the kernel's handler to report pid's
+// crash; false when it did not, or the watcher closed.
+func (wt *watcher) handledWithin(pid int, d time.Duration) bool {
+	deadline := time.NewTimer(d)
+	defer deadline.Stop()
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for !wt.s.m.wasHandled(pid) {
+		select {
+		case <-wt.ctx.Done():
+			return false
+		case <-deadline.C:
+			return false
+		case <-tick.C:
+		}
+	}
+	return true
 }

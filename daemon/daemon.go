@@ -12,7 +12,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/user"
 	"path/filepath"
 	"strconv"
 	"sync"
@@ -22,6 +21,7 @@ import (
 
 	"github.com/rewindtrace/rewind/daemon/api"
 	"github.com/rewindtrace/rewind/internal/retention"
+	"github.com/rewindtrace/rewind/internal/sysx"
 	"github.com/rewindtrace/rewind/record"
 	"github.com/rewindtrace/rewind/record/crash"
 	"github.com/rewindtrace/rewind/snapshot"
@@ -122,7 +122,7 @@ func New(cfg Config) (_ *Daemon, err error) {
 	if cfg.Group == "" {
 		cfg.Group = DefaultGroup
 	}
-	d := &Daemon{cfg: cfg, started: time.Now(), m: newManager(cfg), gid: groupID(cfg.Group)}
+	d := &Daemon{cfg: cfg, started: time.Now(), m: newManager(cfg), gid: sysx.GroupID(cfg.Group)}
 	d.met = newMetrics(d)
 	d.m.observe = d.met.observe
 	d.am = newAlertmanager(d)
@@ -334,19 +334,6 @@ func ignoreClosed(err error) error {
 	return err
 }
 
-// groupID looks a group up, -1 when it does not exist.
-func groupID(name string) int {
-	g, err := user.LookupGroup(name)
-	if err != nil {
-		return -1
-	}
-	id, err := strconv.Atoi(g.Gid)
-	if err != nil {
-		return -1
-	}
-	return id
-}
-
 // private makes a snapshot file readable by root and the group only.
 func (d *Daemon) private(path string) error {
 	if path == "" {
@@ -380,7 +367,7 @@ func outputDir(dir, group string) error {
 	if err := os.Mkdir(dir, 0o750); err != nil && !errors.Is(err, os.ErrExist) {
 		return err
 	}
-	return ownDir(dir, groupID(group))
+	return ownDir(dir, sysx.GroupID(group))
 }
 
 // ownDir gives a directory of the daemon's to root and the group (when it

@@ -188,8 +188,8 @@ func (wt *watcher) matchLocked(a *armed, fr snapshot.Firing) {
 	}
 	fire, why := a.policy.Match(time.Now())
 	if !fire {
-		if a.policy.Matches == 1 || a.policy.Suppressed[why]&(a.policy.Suppressed[why]-1) == 0 {
-			// Log suppression sparingly: the 1st, 2nd, 4th, 8th...
+		// Log suppression sparingly: the 1st, 2nd, 4th, 8th... by reason.
+		if n := a.policy.Suppressed[why]; n&(n-1) == 0 {
 			logf("session %s: trigger %s: match %d passed (%s)", wt.s.name, a.req.Name, a.policy.Matches, why)
 		}
 		return

@@ -199,7 +199,7 @@ func readMeta(t *testing.T, path string) *snapshot.Meta {
 // truth); the snapshot it takes after a 300ms delay reaches past the
 // firing by the delay and holds the firing call's entry and exit.
 func TestSyscallTrigger(t *testing.T) {
-	d, c := startDaemon(t, Config{})
+	_, c := startDaemon(t, Config{})
 	child := startSleeper(t)
 	create(t, c, api.CreateRequest{Name: "slow"})
 	act(t, c, "slow", "enable-event", api.EventsRequest{Events: []string{"syscalls"}})
@@ -283,7 +283,6 @@ func TestSyscallTrigger(t *testing.T) {
 	if !found {
 		t.Errorf("the trigger's snapshot holds no nanosleep entry and exit ending at the firing (%d ns); calls %v", f.TS, held)
 	}
-	_ = d
 }
 
 // TestTriggerPolicy: with every:3, six slow calls fire twice; the notify

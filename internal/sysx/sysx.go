@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/user"
 	"strconv"
 	"strings"
 	"time"
@@ -323,4 +324,17 @@ func parseCPUList(s string) (map[int]bool, error) {
 		}
 	}
 	return out, nil
+}
+
+// GroupID looks a group up by name: its id, or -1 when it does not exist.
+func GroupID(name string) int {
+	g, err := user.LookupGroup(name)
+	if err != nil {
+		return -1
+	}
+	id, err := strconv.Atoi(g.Gid)
+	if err != nil {
+		return -1
+	}
+	return id
 }

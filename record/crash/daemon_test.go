@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -29,33 +30,9 @@ func TestCrashSnapshots(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer os.RemoveAll(tmp)
+	t.Cleanup(func() { os.RemoveAll(tmp) }) // after the daemon stops
 	sock := filepath.Join(tmp, "d.sock")
-	d, err := daemon.New(daemon.Config{Socket: sock, OutputRoot: filepath.Join(tmp, "out"), BufferSize: 4 << 20, Version: "test"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	served := make(chan error, 1)
-	go func() { served <- d.Serve(ctx) }()
-	defer func() {
-		cancel()
-		if err := <-served; err != nil {
-			t.Error(err)
-		}
-	}()
-	c := client.New(sock)
-	if _, err := c.Create(ctx, api.CreateRequest{Name: "crashy"}); err != nil {
-		t.Fatal(err)
-	}
-	for _, a := range []struct {
-		action string
-		body   any
-	}{{"enable-event", api.EventsRequest{Events: []string{"signals", "process", "syscalls", "sched"}}}, {"start", nil}} {
-		if _, err := c.Action(ctx, "crashy", a.action, a.body); err != nil {
-			t.Fatal(err)
-		}
-	}
+	_, stop := recordingDaemon(t, daemon.Config{Socket: sock, OutputRoot: filepath.Join(tmp, "out")}, "crashy", "signals", "process", "syscalls", "sched")
 	_, dir := crash.InstallForTest(t, crash.Options{Socket: sock})
 	dir = filepath.Join(dir, "crashes")
 	prog := crash.BuildForTest(t, "segv")
@@ -115,11 +92,7 @@ func TestCrashSnapshots(t *testing.T) {
 	}
 
 	// The daemon gone: core and metadata still.
-	cancel()
-	if err := <-served; err != nil {
-		t.Error(err)
-	}
-	served <- nil
+	stop()
 	pid = crash.CrashForTest(t, prog, "unlimited")
 	r = crash.WaitForTest(t, dir, pid)
 	if r.Core.File == "" || len(r.Snapshots) != 0 || !strings.Contains(r.Daemon, "no daemon") {
@@ -137,37 +110,13 @@ func TestCrashAction(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer os.RemoveAll(sockDir)
+	t.Cleanup(func() { os.RemoveAll(sockDir) }) // after the daemon stops
 	sock := filepath.Join(sockDir, "d.sock")
 	// The handler tells this daemon of the crashes it handles.
 	_, tmp := crash.InstallForTest(t, crash.Options{Socket: sock})
 	dir := filepath.Join(tmp, "crashes")
-	d, err := daemon.New(daemon.Config{Socket: sock, OutputRoot: filepath.Join(tmp, "out"), BufferSize: 4 << 20, Version: "test",
-		Crash: daemon.CrashConfig{Dir: dir}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	served := make(chan error, 1)
-	go func() { served <- d.Serve(ctx) }()
-	defer func() {
-		cancel()
-		if err := <-served; err != nil {
-			t.Error(err)
-		}
-	}()
-	c := client.New(sock)
-	if _, err := c.Create(ctx, api.CreateRequest{Name: "watch"}); err != nil {
-		t.Fatal(err)
-	}
-	for _, a := range []struct {
-		action string
-		body   any
-	}{{"enable-event", api.EventsRequest{Events: []string{"signals", "process"}}}, {"start", nil}} {
-		if _, err := c.Action(ctx, "watch", a.action, a.body); err != nil {
-			t.Fatal(err)
-		}
-	}
+	c, _ := recordingDaemon(t, daemon.Config{Socket: sock, OutputRoot: filepath.Join(tmp, "out"), Crash: daemon.CrashConfig{Dir: dir}}, "watch", "signals", "process")
+	ctx := context.Background()
 	for _, comm := range []string{"nodump", "segv"} {
 		if _, err := c.AddTrigger(ctx, "watch", api.TriggerRequest{Name: comm, Condition: "signal SIGSEGV comm=" + comm, Actions: []string{api.ActionCrash}}); err != nil {
 			t.Fatal(err)
@@ -224,4 +173,41 @@ func TestCrashAction(t *testing.T) {
 	if n != 1 {
 		t.Errorf("%d records of the dumpable crash, want the handler's only", n)
 	}
+}
+
+// recordingDaemon serves a daemon with one session recording events, until
+// the test ends or stop is called.
+func recordingDaemon(t *testing.T, cfg daemon.Config, session string, events ...string) (c *client.Client, stop func()) {
+	t.Helper()
+	cfg.BufferSize, cfg.Version = 4<<20, "test"
+	d, err := daemon.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() { served <- d.Serve(ctx) }()
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			if err := <-served; err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	t.Cleanup(stop)
+	c = client.New(cfg.Socket)
+	if _, err := c.Create(ctx, api.CreateRequest{Name: session}); err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range []struct {
+		action string
+		body   any
+	}{{"enable-event", api.EventsRequest{Events: events}}, {"start", nil}} {
+		if _, err := c.Action(ctx, session, a.action, a.body); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return c, stop
 }

@@ -9,7 +9,6 @@ import (
 	"io"
 	"os"
 	"os/exec"
-	"os/user"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -238,7 +237,8 @@ func commit(dir, tmp string, rec *Record) (string, error) {
 		final += fmt.Sprintf("-%d", rec.TID)
 		rec.ID = filepath.Base(final)
 	}
-	if gid := rewindGroup(); gid >= 0 {
+	// The rewind group may read crash records, as it does snapshots.
+	if gid := sysx.GroupID("rewind"); gid >= 0 {
 		filepath.WalkDir(tmp, func(path string, _ os.DirEntry, err error) error {
 			if err == nil {
 				os.Chown(path, 0, gid)
@@ -571,20 +571,6 @@ func writeSynced(path string, b []byte) error {
 		return err
 	}
 	return f.Close()
-}
-
-// rewindGroup is the rewind group's id, which may read crash records, or
-// -1 when there is none.
-func rewindGroup() int {
-	g, err := user.LookupGroup("rewind")
-	if err != nil {
-		return -1
-	}
-	gid, err := strconv.Atoi(g.Gid)
-	if err != nil {
-		return -1
-	}
-	return gid
 }
 
 // sanitize keeps a name safe in a file name.
